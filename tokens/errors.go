@@ -1,0 +1,23 @@
+package tokens
+
+import "errors"
+
+// Outcomes a caller branches on. Every error the codec or the Issuer returns
+// wraps exactly one of these (or one of the session package's).
+var (
+	// ErrMalformed: not three base64url segments, header or claims not JSON,
+	// or too large to be looked at.
+	ErrMalformed = errors.New("tokens: malformed token")
+	// ErrInvalid: the token parsed but is not acceptable: bad signature,
+	// unknown kid, disallowed alg or header, wrong token type, bad claims.
+	ErrInvalid = errors.New("tokens: invalid token")
+	// ErrExpired: the signature verifies but exp has passed.
+	ErrExpired = errors.New("tokens: token expired")
+	// ErrSubjectMismatch: the access token names another subject than the
+	// session the refresh token belongs to.
+	ErrSubjectMismatch = errors.New("tokens: subject does not own the session")
+)
+
+// MaxTokenSize bounds any token tokend looks at: larger ones are refused
+// before any decoding work.
+const MaxTokenSize = 8 << 10

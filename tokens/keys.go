@@ -1,0 +1,371 @@
+package tokens
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash"
+
+	"github.com/goccy/go-json"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
+)
+
+// Type is the kind of a tokend JWT, carried in its `typ` header so that one
+// kind is never accepted where the other is expected.
+type Type uint8
+
+const (
+	// Access tokens (RFC 9068).
+	Access Type = iota
+	// Refresh tokens of the spring dialect.
+	Refresh
+	numTypes
+)
+
+// String returns the `typ` header value of t.
+func (t Type) String() string {
+	switch t {
+	case Access:
+		return "at+jwt"
+	case Refresh:
+		return "refresh+jwt"
+	}
+	return "unknown"
+}
+
+// family groups algorithms that share a signing primitive.
+type family uint8
+
+const (
+	famHMAC family = iota + 1
+	famECDSA
+	famEdDSA
+	famRSA
+	famRSAPSS
+)
+
+// algorithms tokend accepts, with their primitive and hash. Anything else
+// (notably "none") is refused when a key is loaded and when a header names it.
+var algorithms = map[string]struct {
+	fam  family
+	hash crypto.Hash
+}{
+	"HS256": {famHMAC, crypto.SHA256},
+	"HS384": {famHMAC, crypto.SHA384},
+	"HS512": {famHMAC, crypto.SHA512},
+	"ES256": {famECDSA, crypto.SHA256},
+	"ES384": {famECDSA, crypto.SHA384},
+	"ES512": {famECDSA, crypto.SHA512},
+	"EdDSA": {famEdDSA, 0},
+	"RS256": {famRSA, crypto.SHA256},
+	"RS384": {famRSA, crypto.SHA384},
+	"RS512": {famRSA, crypto.SHA512},
+	"PS256": {famRSAPSS, crypto.SHA256},
+	"PS384": {famRSAPSS, crypto.SHA384},
+	"PS512": {famRSAPSS, crypto.SHA512},
+}
+
+// Key is one parsed signing key with everything the hot path needs prepared:
+// the raw key handles and the base64url protected header of each token type.
+type Key struct {
+	ID  string
+	Alg string
+
+	fam   family
+	hash  crypto.Hash
+	hfunc func() hash.Hash
+	priv  any // []byte, *ecdsa.PrivateKey, ed25519.PrivateKey or *rsa.PrivateKey
+	pub   any // []byte, *ecdsa.PublicKey, ed25519.PublicKey or *rsa.PublicKey
+	jwk   jwk.Key
+
+	header [numTypes]string // base64url(protected header JSON), per Type
+}
+
+// newKey validates raw and prepares a Key. raw is a private key or an HMAC
+// secret; kid may be empty only for the one-key configurations.
+func newKey(kid, alg string, raw any) (*Key, error) {
+	a, ok := algorithms[alg]
+	if !ok {
+		return nil, fmt.Errorf("key %q: algorithm %q is not supported", kid, alg)
+	}
+	k := &Key{ID: kid, Alg: alg, fam: a.fam, hash: a.hash, priv: raw}
+	switch a.fam {
+	case famHMAC:
+		secret, ok := raw.([]byte)
+		if !ok {
+			return nil, fmt.Errorf("key %q: %s needs a symmetric (oct) key", kid, alg)
+		}
+		if len(secret) < a.hash.Size() {
+			return nil, fmt.Errorf("key %q: %s secret is %d bytes, at least %d are required", kid, alg, len(secret), a.hash.Size())
+		}
+		k.pub = secret
+		k.hfunc = hashFunc(a.hash)
+	case famECDSA:
+		p, ok := raw.(*ecdsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("key %q: %s needs an EC private key", kid, alg)
+		}
+		if want := curveFor(alg); p.Curve != want {
+			return nil, fmt.Errorf("key %q: %s needs curve %s, the key is on %s", kid, alg, want.Params().Name, p.Curve.Params().Name)
+		}
+		k.pub = &p.PublicKey
+	case famEdDSA:
+		p, ok := raw.(ed25519.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("key %q: EdDSA needs an Ed25519 private key", kid)
+		}
+		k.pub = p.Public().(ed25519.PublicKey)
+	case famRSA, famRSAPSS:
+		p, ok := raw.(*rsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("key %q: %s needs an RSA private key", kid, alg)
+		}
+		if p.N.BitLen() < 2048 {
+			return nil, fmt.Errorf("key %q: RSA keys need at least 2048 bits, this one has %d", kid, p.N.BitLen())
+		}
+		k.pub = &p.PublicKey
+	}
+	j, err := jwk.Import(raw)
+	if err != nil {
+		return nil, fmt.Errorf("key %q: %w", kid, err)
+	}
+	if kid != "" {
+		_ = j.Set(jwk.KeyIDKey, kid)
+	}
+	sa, _ := jwa.LookupSignatureAlgorithm(alg)
+	_ = j.Set(jwk.AlgorithmKey, sa)
+	k.jwk = j
+	for t := Type(0); t < numTypes; t++ {
+		k.header[t] = encodeHeader(alg, kid, t.String())
+	}
+	return k, nil
+}
+
+func hashFunc(h crypto.Hash) func() hash.Hash {
+	switch h {
+	case crypto.SHA384:
+		return sha512.New384
+	case crypto.SHA512:
+		return sha512.New
+	}
+	return sha256.New
+}
+
+func curveFor(alg string) elliptic.Curve {
+	switch alg {
+	case "ES384":
+		return elliptic.P384()
+	case "ES512":
+		return elliptic.P521()
+	}
+	return elliptic.P256()
+}
+
+// encodeHeader builds the protected header once per key and type; the hot
+// path then only copies these bytes.
+func encodeHeader(alg, kid, typ string) string {
+	h := struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid,omitempty"`
+		Typ string `json:"typ"`
+	}{alg, kid, typ}
+	b, _ := json.Marshal(h)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// sign appends the raw signature of input to dst.
+func (k *Key) sign(input []byte) ([]byte, error) {
+	switch k.fam {
+	case famHMAC:
+		return jwsbb.SignHMAC(k.priv.([]byte), input, k.hfunc)
+	case famECDSA:
+		return jwsbb.SignECDSA(k.priv.(*ecdsa.PrivateKey), input, k.hash, nil)
+	case famEdDSA:
+		return jwsbb.SignEdDSA(k.priv.(ed25519.PrivateKey), input)
+	case famRSA, famRSAPSS:
+		return jwsbb.SignRSA(k.priv.(*rsa.PrivateKey), input, k.hash, k.fam == famRSAPSS, nil)
+	}
+	return nil, errors.New("tokens: key has no algorithm")
+}
+
+// verify checks sig over input with the public half of k.
+func (k *Key) verify(input, sig []byte) error {
+	switch k.fam {
+	case famHMAC:
+		return jwsbb.VerifyHMAC(k.pub.([]byte), input, sig, k.hfunc)
+	case famECDSA:
+		return jwsbb.VerifyECDSA(k.pub.(*ecdsa.PublicKey), input, sig, k.hash)
+	case famEdDSA:
+		return jwsbb.VerifyEdDSA(k.pub.(ed25519.PublicKey), input, sig)
+	case famRSA, famRSAPSS:
+		return jwsbb.VerifyRSA(k.pub.(*rsa.PublicKey), input, sig, k.hash, k.fam == famRSAPSS)
+	}
+	return errors.New("tokens: key has no algorithm")
+}
+
+// Symmetric reports whether k is an HMAC secret (never published).
+func (k *Key) Symmetric() bool { return k.fam == famHMAC }
+
+// Secret returns the key material of an HMAC key, nil for asymmetric keys.
+// It lets the opaque codec derive its MAC key from the configured secret.
+func (k *Key) Secret() []byte {
+	if b, ok := k.priv.([]byte); ok {
+		return b
+	}
+	return nil
+}
+
+// KeySet is the immutable set of keys in force: one signs, all verify.
+// Reloading builds a new KeySet and swaps it in whole.
+type KeySet struct {
+	keys     []*Key
+	byKID    map[string]*Key
+	byHeader map[string]headerRef
+	signing  *Key
+	jwks     []byte
+	// Ephemeral is true when the set holds a key generated at start.
+	Ephemeral bool
+}
+
+type headerRef struct {
+	key *Key
+	typ Type
+}
+
+func newKeySet(keys []*Key, signingKID string) (*KeySet, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("no keys")
+	}
+	ks := &KeySet{keys: keys, byKID: map[string]*Key{}, byHeader: map[string]headerRef{}}
+	for _, k := range keys {
+		if _, dup := ks.byKID[k.ID]; dup {
+			return nil, fmt.Errorf("key id %q appears twice", k.ID)
+		}
+		ks.byKID[k.ID] = k
+		for t := Type(0); t < numTypes; t++ {
+			ks.byHeader[k.header[t]] = headerRef{k, t}
+		}
+	}
+	ks.signing = keys[0]
+	if signingKID != "" {
+		k, ok := ks.byKID[signingKID]
+		if !ok {
+			return nil, fmt.Errorf("signing kid %q is not in the key set", signingKID)
+		}
+		ks.signing = k
+	}
+	pub := jwk.NewSet()
+	for _, k := range keys {
+		if k.Symmetric() {
+			continue // an oct key's public form is the secret itself
+		}
+		p, err := k.jwk.PublicKey()
+		if err != nil {
+			return nil, fmt.Errorf("key %q: %w", k.ID, err)
+		}
+		_ = p.Set(jwk.KeyUsageKey, "sig")
+		if err := pub.AddKey(p); err != nil {
+			return nil, fmt.Errorf("key %q: %w", k.ID, err)
+		}
+	}
+	b, err := json.Marshal(pub)
+	if err != nil {
+		return nil, err
+	}
+	ks.jwks = b
+	return ks, nil
+}
+
+// Signing returns the key new tokens are signed with.
+func (ks *KeySet) Signing() *Key { return ks.signing }
+
+// Lookup returns the key with the given kid.
+func (ks *KeySet) Lookup(kid string) (*Key, bool) {
+	k, ok := ks.byKID[kid]
+	return k, ok
+}
+
+// Keys returns every key of the set, signing key included.
+func (ks *KeySet) Keys() []*Key { return ks.keys }
+
+// JWKS returns the public keys as a JSON Web Key Set, oct keys left out.
+func (ks *KeySet) JWKS() []byte { return ks.jwks }
+
+// ParseJWKS builds a KeySet from a JWKS document of private keys. Every key
+// needs a kid and an alg; signingKID picks the signer (default: the first).
+func ParseJWKS(data []byte, signingKID string) (*KeySet, error) {
+	set, err := jwk.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("not a JWKS document: %w", err)
+	}
+	keys := make([]*Key, 0, set.Len())
+	for i := 0; i < set.Len(); i++ {
+		j, _ := set.Key(i)
+		kid, ok := j.KeyID()
+		if !ok || kid == "" {
+			return nil, fmt.Errorf("key #%d has no kid", i)
+		}
+		a, ok := j.Algorithm()
+		if !ok {
+			return nil, fmt.Errorf("key %q has no alg", kid)
+		}
+		var raw any
+		if err := jwk.Export(j, &raw); err != nil {
+			return nil, fmt.Errorf("key %q: %w", kid, err)
+		}
+		switch raw.(type) {
+		case *ecdsa.PublicKey, ed25519.PublicKey, *rsa.PublicKey:
+			return nil, fmt.Errorf("key %q is a public key; the keys file holds private keys", kid)
+		case *ed25519.PrivateKey:
+			raw = *raw.(*ed25519.PrivateKey)
+		}
+		k, err := newKey(kid, a.String(), raw)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return newKeySet(keys, signingKID)
+}
+
+// HMACKeySet builds a KeySet from one shared secret, the way both legacy
+// backends signed. Secrets shorter than the hash output are refused.
+func HMACKeySet(secret []byte, alg string) (*KeySet, error) {
+	if a, ok := algorithms[alg]; !ok || a.fam != famHMAC {
+		return nil, fmt.Errorf("%q is not an HMAC algorithm (HS256, HS384, HS512)", alg)
+	}
+	k, err := newKey("hmac-"+alg, alg, append([]byte(nil), secret...))
+	if err != nil {
+		return nil, err
+	}
+	return newKeySet([]*Key{k}, "")
+}
+
+// EphemeralKeySet generates a fresh Ed25519 key. Tokens die with the process:
+// for development only.
+func EphemeralKeySet() (*KeySet, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	k, err := newKey("ephemeral-"+base64.RawURLEncoding.EncodeToString(priv.Public().(ed25519.PublicKey)[:6]), "EdDSA", priv)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := newKeySet([]*Key{k}, "")
+	if err != nil {
+		return nil, err
+	}
+	ks.Ephemeral = true
+	return ks, nil
+}

@@ -1,0 +1,13 @@
+// Package session keeps the one small record per login session that makes
+// refresh-token rotation safe: which generation of refresh token is current,
+// when it last rotated, and whether the session was revoked.
+//
+// Store is the contract; Memory (one process) and Redis (many processes,
+// standalone or Cluster) implement it, and sessiontest.Run is the one suite
+// both must pass. The rotation rule is DESIGN §4:
+//
+//	missing, expired or revoked           rejected
+//	gen == g                              advance to g+1
+//	gen == g+1 within the grace window    retry: reissue g+1, nothing changes
+//	anything else                         reuse: revoke the session
+package session

@@ -1,0 +1,244 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// state of a session record.
+type state uint8
+
+const (
+	active state = iota
+	revoked
+	deleted
+)
+
+type record struct {
+	Session
+	until time.Time
+	state state
+}
+
+const memoryShards = 64
+
+// Memory is a Store in process memory, for one instance and for development.
+// Sessions are sharded by id so that refreshes of different sessions rarely
+// contend; each Rotate is one critical section of one shard.
+type Memory struct {
+	seed   maphash.Seed
+	shards [memoryShards]memoryShard
+
+	mu       sync.Mutex
+	subjects map[string]map[string]struct{}
+
+	stop chan struct{}
+	once sync.Once
+}
+
+type memoryShard struct {
+	mu       sync.Mutex
+	sessions map[string]*record
+}
+
+// NewMemory returns an empty store. A janitor forgets records past their
+// time every sweep; Close stops it.
+func NewMemory(sweep time.Duration) *Memory {
+	m := &Memory{seed: maphash.MakeSeed(), subjects: map[string]map[string]struct{}{}, stop: make(chan struct{})}
+	for i := range m.shards {
+		m.shards[i].sessions = map[string]*record{}
+	}
+	if sweep > 0 {
+		go m.janitor(sweep)
+	}
+	return m
+}
+
+// Close stops the janitor.
+func (m *Memory) Close() { m.once.Do(func() { close(m.stop) }) }
+
+func (m *Memory) shard(id string) *memoryShard {
+	return &m.shards[maphash.String(m.seed, id)%memoryShards]
+}
+
+// Create implements Store.
+func (m *Memory) Create(_ context.Context, s Session, idle time.Duration) error {
+	sh := m.shard(s.ID)
+	sh.mu.Lock()
+	if _, dup := sh.sessions[s.ID]; dup {
+		sh.mu.Unlock()
+		return fmt.Errorf("session %s: already exists", s.ID)
+	}
+	sh.sessions[s.ID] = &record{Session: s, until: until(s.Rotated, idle, s.Expires)}
+	sh.mu.Unlock()
+	m.index(s.Subject, s.ID)
+	return nil
+}
+
+func (m *Memory) index(sub, id string) {
+	m.mu.Lock()
+	ids := m.subjects[sub]
+	if ids == nil {
+		ids = map[string]struct{}{}
+		m.subjects[sub] = ids
+	}
+	ids[id] = struct{}{}
+	m.mu.Unlock()
+}
+
+// Rotate implements Store.
+func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
+	sh := m.shard(st.ID)
+	sh.mu.Lock()
+	r, ok := sh.sessions[st.ID]
+	if ok && !st.Now.Before(r.until) {
+		delete(sh.sessions, st.ID) // past its time: as good as missing, as in Redis
+		ok = false
+	}
+	if !ok {
+		if st.Gen != -1 {
+			sh.mu.Unlock()
+			return Rotation{}, fmt.Errorf("session %s: %w", st.ID, ErrNotFound)
+		}
+		r = &record{Session: Session{ID: st.ID, Subject: st.Subject, Created: st.Now, Expires: st.Expires, Rotated: st.Now}}
+		r.until = until(st.Now, st.Idle, st.Expires)
+		sh.sessions[st.ID] = r
+		s := r.Session
+		sh.mu.Unlock()
+		m.index(s.Subject, s.ID)
+		return Rotation{Session: s}, nil
+	}
+	defer sh.mu.Unlock()
+	rot, err := decide(&r.Session, r.state, st)
+	switch {
+	case err == nil && !rot.Retry:
+		r.Session = rot.Session
+		r.until = until(st.Now, st.Idle, r.Expires)
+	case err != nil && errors.Is(err, ErrReuse):
+		r.state = revoked
+	}
+	return rot, err
+}
+
+// decide applies the rotation rule to the current record s. It changes
+// nothing; the caller stores the advanced session or the revocation.
+func decide(s *Session, st0 state, st Step) (Rotation, error) {
+	switch {
+	case st0 == deleted:
+		return Rotation{}, fmt.Errorf("session %s: %w", s.ID, ErrDeleted)
+	case st0 == revoked:
+		return Rotation{}, fmt.Errorf("session %s: %w", s.ID, ErrRevoked)
+	case !st.Now.Before(s.Expires):
+		return Rotation{}, fmt.Errorf("session %s: %w", s.ID, ErrExpired)
+	case s.Gen == st.Gen:
+		next := *s
+		next.Gen++
+		next.Rotated = st.Now
+		return Rotation{Session: next}, nil
+	case s.Gen == st.Gen+1 && st.Now.Sub(s.Rotated) < st.Grace:
+		return Rotation{Session: *s, Retry: true}, nil
+	}
+	return Rotation{}, fmt.Errorf("session %s: generation %d presented, %d current: %w", s.ID, st.Gen, s.Gen, ErrReuse)
+}
+
+// Revoke implements Store.
+func (m *Memory) Revoke(_ context.Context, id string) error {
+	m.mark(id, revoked)
+	return nil
+}
+
+func (m *Memory) mark(id string, to state) bool {
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r, ok := sh.sessions[id]
+	if !ok || r.state >= to {
+		return false
+	}
+	was := r.state
+	r.state = to
+	return was == active
+}
+
+// RevokeSubject implements Store.
+func (m *Memory) RevokeSubject(_ context.Context, sub string, del bool) (int, error) {
+	m.mu.Lock()
+	ids := m.subjects[sub]
+	if del {
+		delete(m.subjects, sub)
+	}
+	list := make([]string, 0, len(ids))
+	for id := range ids {
+		list = append(list, id)
+	}
+	m.mu.Unlock()
+	to := revoked
+	if del {
+		to = deleted
+	}
+	n := 0
+	for _, id := range list {
+		if m.mark(id, to) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Ping implements Store; memory always answers.
+func (m *Memory) Ping(context.Context) error { return nil }
+
+// Len returns the number of session records held.
+func (m *Memory) Len() int {
+	n := 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		n += len(sh.sessions)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+func (m *Memory) janitor(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case now := <-t.C:
+			m.sweep(now)
+		}
+	}
+}
+
+// sweep forgets records past their time, and their subject index entries.
+func (m *Memory) sweep(now time.Time) {
+	for i := range m.shards {
+		sh := &m.shards[i]
+		var gone []*record
+		sh.mu.Lock()
+		for id, r := range sh.sessions {
+			if !now.Before(r.until) {
+				delete(sh.sessions, id)
+				gone = append(gone, r)
+			}
+		}
+		sh.mu.Unlock()
+		m.mu.Lock()
+		for _, r := range gone {
+			if ids := m.subjects[r.Subject]; ids != nil {
+				delete(ids, r.ID)
+				if len(ids) == 0 {
+					delete(m.subjects, r.Subject)
+				}
+			}
+		}
+		m.mu.Unlock()
+	}
+}

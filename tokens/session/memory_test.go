@@ -1,0 +1,17 @@
+package session_test
+
+import (
+	"testing"
+	"time"
+
+	"tokend/tokens/session"
+	"tokend/tokens/session/sessiontest"
+)
+
+func TestMemoryContract(t *testing.T) {
+	sessiontest.Run(t, func(t *testing.T) session.Store {
+		m := session.NewMemory(time.Minute)
+		t.Cleanup(m.Close)
+		return m
+	})
+}

@@ -1,0 +1,222 @@
+package session
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// The Lua scripts are loaded once per process and run by EVALSHA (rueidis
+// falls back to EVAL after a Redis restart forgets them).
+var (
+	//go:embed lua/rotate.lua
+	rotateLua string
+	//go:embed lua/create.lua
+	createLua string
+	//go:embed lua/revoke.lua
+	revokeLua string
+	//go:embed lua/index.lua
+	indexLua string
+
+	rotateScript = rueidis.NewLuaScript(rotateLua)
+	createScript = rueidis.NewLuaScript(createLua)
+	revokeScript = rueidis.NewLuaScript(revokeLua)
+	indexScript  = rueidis.NewLuaScript(indexLua)
+)
+
+// Redis is a Store in Redis, standalone or Cluster, shared by any number of
+// tokend instances. One small hash per session; the hash tag in its key is
+// the session id, so a Cluster spreads sessions and each script runs on one
+// node.
+type Redis struct {
+	client  rueidis.Client
+	timeout time.Duration
+}
+
+// NewRedis wraps a connected client. Every call is bounded by timeout; a
+// store slower than that is ErrUnavailable, and nothing is issued.
+func NewRedis(client rueidis.Client, timeout time.Duration) *Redis {
+	return &Redis{client: client, timeout: timeout}
+}
+
+// DialRedis connects to addrs (comma-separated seeds; rueidis finds out
+// whether they are a Cluster).
+func DialRedis(addrs []string, password string, timeout time.Duration) (*Redis, error) {
+	c, err := rueidis.NewClient(rueidis.ClientOption{
+		InitAddress:      addrs,
+		Password:         password,
+		DisableCache:     true, // no client-side caching: every rotation must see Redis
+		ConnWriteTimeout: timeout,
+		// a Redis that went away is noticed within one timeout, not the OS default
+		Dialer: net.Dialer{Timeout: timeout, KeepAlive: 15 * time.Second},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis %v: %w", addrs, err)
+	}
+	return NewRedis(c, timeout), nil
+}
+
+// Close closes the client.
+func (r *Redis) Close() { r.client.Close() }
+
+func sessionKey(id string) string  { return "tokend:s:{" + id + "}" }
+func subjectKey(sub string) string { return "tokend:u:{" + sub + "}" }
+
+func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
+// unavailable wraps a client error: anything but a Redis error reply means
+// the store could not be asked in time.
+func unavailable(op string, err error) error {
+	if _, ok := rueidis.IsRedisErr(err); ok {
+		return fmt.Errorf("redis %s: %w", op, err)
+	}
+	return fmt.Errorf("redis %s: %w: %v", op, ErrUnavailable, err)
+}
+
+// Create implements Store.
+func (r *Redis) Create(ctx context.Context, s Session, idle time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	ok, err := createScript.Exec(ctx, r.client, []string{sessionKey(s.ID)},
+		[]string{s.Subject, ms(s.Created), ms(s.Expires), ms(until(s.Rotated, idle, s.Expires))}).AsInt64()
+	if err != nil {
+		return unavailable("create", err)
+	}
+	if ok == 0 {
+		return fmt.Errorf("session %s: already exists", s.ID)
+	}
+	return r.index(ctx, s)
+}
+
+func (r *Redis) index(ctx context.Context, s Session) error {
+	err := indexScript.Exec(ctx, r.client, []string{subjectKey(s.Subject)}, []string{s.ID, ms(s.Expires)}).Error()
+	if err != nil {
+		return unavailable("index", err)
+	}
+	return nil
+}
+
+// Rotate implements Store: one EVALSHA, one round trip.
+func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	args := []string{strconv.FormatInt(st.Gen, 10), ms(st.Now),
+		strconv.FormatInt(st.Grace.Milliseconds(), 10), strconv.FormatInt(st.Idle.Milliseconds(), 10)}
+	if st.Gen == -1 {
+		args = append(args, st.Subject, ms(st.Expires))
+	}
+	res, err := rotateScript.Exec(ctx, r.client, []string{sessionKey(st.ID)}, args).ToArray()
+	if err != nil {
+		return Rotation{}, unavailable("rotate", err)
+	}
+	code, err := res[0].AsInt64()
+	if err != nil {
+		return Rotation{}, fmt.Errorf("redis rotate: bad reply: %w", err)
+	}
+	var sentinel error
+	switch code {
+	case 1, 2:
+		rot, err := rotation(st.ID, res)
+		rot.Retry = code == 2
+		if err == nil && st.Gen == -1 && code == 1 {
+			err = r.index(ctx, rot.Session)
+		}
+		return rot, err
+	case 0:
+		sentinel = ErrNotFound
+	case 3:
+		sentinel = ErrReuse
+	case 4:
+		sentinel = ErrRevoked
+	case 5:
+		sentinel = ErrDeleted
+	case 6:
+		sentinel = ErrExpired
+	default:
+		return Rotation{}, fmt.Errorf("redis rotate: unknown code %d", code)
+	}
+	return Rotation{}, fmt.Errorf("session %s: %w", st.ID, sentinel)
+}
+
+// rotation decodes {code, sub, gen, created, expires, rotated}.
+func rotation(id string, res []rueidis.RedisMessage) (Rotation, error) {
+	if len(res) != 6 {
+		return Rotation{}, errors.New("redis rotate: bad reply length")
+	}
+	var n [4]int64
+	sub, err := res[1].ToString()
+	for i := range n {
+		if err != nil {
+			break
+		}
+		n[i], err = res[2+i].AsInt64()
+	}
+	if err != nil {
+		return Rotation{}, fmt.Errorf("redis rotate: bad reply: %w", err)
+	}
+	return Rotation{Session: Session{
+		ID: id, Subject: sub, Gen: n[0],
+		Created: time.UnixMilli(n[1]), Expires: time.UnixMilli(n[2]), Rotated: time.UnixMilli(n[3]),
+	}}, nil
+}
+
+// Revoke implements Store.
+func (r *Redis) Revoke(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	if err := revokeScript.Exec(ctx, r.client, []string{sessionKey(id)}, []string{"1"}).Error(); err != nil {
+		return unavailable("revoke", err)
+	}
+	return nil
+}
+
+// RevokeSubject implements Store. The subject's sessions live in other
+// slots, so each is marked by its own script call, pipelined.
+func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	ids, err := r.client.Do(ctx, r.client.B().Smembers().Key(subjectKey(sub)).Build()).AsStrSlice()
+	if err != nil {
+		return 0, unavailable("smembers", err)
+	}
+	to := "1"
+	if del {
+		to = "2"
+	}
+	n := 0
+	if len(ids) > 0 {
+		execs := make([]rueidis.LuaExec, len(ids))
+		for i, id := range ids {
+			execs[i] = rueidis.LuaExec{Keys: []string{sessionKey(id)}, Args: []string{to}}
+		}
+		for _, res := range revokeScript.ExecMulti(ctx, r.client, execs...) {
+			v, err := res.AsInt64()
+			if err != nil {
+				return n, unavailable("revoke", err)
+			}
+			n += int(v)
+		}
+	}
+	if del {
+		if err := r.client.Do(ctx, r.client.B().Del().Key(subjectKey(sub)).Build()).Error(); err != nil {
+			return n, unavailable("del", err)
+		}
+	}
+	return n, nil
+}
+
+// Ping implements Store.
+func (r *Redis) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	if err := r.client.Do(ctx, r.client.B().Ping().Build()).Error(); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"tokend/tokens/session"
+	"tokend/tokens/session/redistest"
+	"tokend/tokens/session/sessiontest"
+)
+
+func dial(t *testing.T, addr string) *session.Redis {
+	t.Helper()
+	r, err := session.DialRedis([]string{addr}, "", 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+func TestRedisContract(t *testing.T) {
+	srv := redistest.Start(t)
+	sessiontest.Run(t, func(t *testing.T) session.Store {
+		srv.Flush(t) // each case starts from an empty store
+		return dial(t, srv.Addr)
+	})
+}
+
+// The record of a session lives as long as its newest refresh token, and
+// never past the end of the session.
+func TestRedisRecordTTL(t *testing.T) {
+	srv := redistest.Start(t)
+	st := dial(t, srv.Addr)
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	now := time.Now()
+	s := session.Session{ID: "ttl", Subject: "alice", Created: now, Rotated: now, Expires: now.Add(2 * time.Hour)}
+	if err := st.Create(ctx, s, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	pttl := func() time.Duration {
+		v, err := c.Do(ctx, c.B().Pttl().Key("tokend:s:{ttl}").Build()).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(v) * time.Millisecond
+	}
+	if d := pttl(); d < 59*time.Minute || d > time.Hour {
+		t.Fatalf("TTL after create = %v; want about 1h (the refresh TTL)", d)
+	}
+	if _, err := st.Rotate(ctx, session.Step{ID: "ttl", Gen: 0, Now: now.Add(90 * time.Minute), Idle: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	// +90m plus the 1h refresh TTL would be +150m: capped at the end, +2h
+	if d := pttl(); d < 119*time.Minute || d > 2*time.Hour {
+		t.Fatalf("TTL after rotation near the end = %v; want about 2h (capped at the session's end)", d)
+	}
+}
+
+// A store that is down answers ErrUnavailable within its timeout, and serves
+// again once Redis is back, with no new client.
+func TestRedisDownAndBack(t *testing.T) {
+	srv := redistest.Start(t)
+	st := dial(t, srv.Addr)
+	ctx := context.Background()
+	if err := st.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	start := time.Now()
+	_, err := st.Rotate(ctx, session.Step{ID: "x", Gen: 0, Now: time.Now(), Idle: time.Hour})
+	if !errors.Is(err, session.ErrUnavailable) {
+		t.Fatalf("Rotate with Redis down: %v; want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Rotate with Redis down took %v; want about the 200ms timeout", d)
+	}
+	srv.Restart()
+	deadline := time.Now().Add(5 * time.Second)
+	for st.Ping(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("store did not recover within 5s of Redis coming back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	now := time.Now()
+	s := session.Session{ID: "back", Subject: "alice", Created: now, Rotated: now, Expires: now.Add(time.Hour)}
+	if err := st.Create(ctx, s, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Rotate(ctx, session.Step{ID: "back", Gen: 0, Now: now, Idle: time.Hour}); err != nil {
+		t.Fatalf("Rotate after recovery: %v", err)
+	}
+}

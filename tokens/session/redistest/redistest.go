@@ -1,0 +1,123 @@
+// Package redistest starts real redis-server processes for tests: each on a
+// free port of 127.0.0.1, in its own temporary directory, stopped when the
+// test ends (and killed with the test process if that dies first). Never the
+// shared 6379.
+package redistest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is one redis-server process started by a test.
+type Server struct {
+	Addr string
+	port int
+	dir  string
+	cmd  *exec.Cmd
+	t    testing.TB
+}
+
+// Start launches redis-server on a free port and waits until it answers.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{port: FreePort(t), dir: t.TempDir(), t: t}
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	s.start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// FreePort returns a TCP port of 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (s *Server) start() {
+	s.t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		s.t.Fatalf("redis-server is not installed: run `make test` (it installs it), or `apt-get install redis-server`")
+	}
+	s.cmd = exec.Command(bin,
+		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir,
+		"--daemonize", "no", "--logfile", "", "--loglevel", "warning")
+	// The server dies with the test binary, even if the test is killed.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if ping(s.Addr) == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.Stop()
+	s.t.Fatalf("redis-server on %s did not answer PING within 10s", s.Addr)
+}
+
+// Stop kills the server (a real outage: no goodbye to clients) and waits
+// for it to exit. Stopping a stopped server does nothing.
+func (s *Server) Stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart starts the server again on the same port, empty.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	s.start()
+}
+
+// Flush empties the server (FLUSHALL).
+func (s *Server) Flush(t testing.TB) {
+	t.Helper()
+	if line, err := send(s.Addr, "FLUSHALL"); err != nil || line != "+OK\r\n" {
+		t.Fatalf("FLUSHALL on %s: %q, %v", s.Addr, line, err)
+	}
+}
+
+func ping(addr string) error {
+	line, err := send(addr, "PING")
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("unexpected reply %q", line)
+	}
+	return nil
+}
+
+// send writes one inline command and reads the first line of the reply.
+func send(addr, cmd string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+		return "", err
+	}
+	return bufio.NewReader(c).ReadString('\n')
+}

@@ -1,0 +1,288 @@
+// Package sessiontest is the contract every session.Store must pass, in the
+// manner of testing/slogtest: one suite, run by each store's own tests.
+package sessiontest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"tokend/tokens/session"
+)
+
+// Run checks store against the rotation rule and the revocation contract.
+// newStore returns a fresh, empty store for each subtest.
+func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(t, newStore(t))
+		})
+	}
+}
+
+const (
+	idle  = time.Hour
+	grace = 5 * time.Second
+)
+
+// base is a clock reading near real time: Redis expires keys by its own clock.
+var base = time.Now().Truncate(time.Millisecond)
+
+func newID(t *testing.T) string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func create(t *testing.T, st session.Store, sub string) session.Session {
+	t.Helper()
+	s := session.Session{ID: newID(t), Subject: sub, Created: base, Rotated: base, Expires: base.Add(24 * time.Hour)}
+	if err := st.Create(context.Background(), s, idle); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	return s
+}
+
+func step(id string, gen int64, at time.Duration, g time.Duration) session.Step {
+	return session.Step{ID: id, Gen: gen, Now: base.Add(at), Grace: g, Idle: idle}
+}
+
+func rotate(t *testing.T, st session.Store, s session.Step) (session.Rotation, error) {
+	t.Helper()
+	return st.Rotate(context.Background(), s)
+}
+
+func mustAdvance(t *testing.T, st session.Store, s session.Step) session.Rotation {
+	t.Helper()
+	r, err := rotate(t, st, s)
+	if err != nil || r.Retry || r.Gen != s.Gen+1 {
+		t.Fatalf("Rotate(gen %d) = %+v, %v; want advance to %d", s.Gen, r, err, s.Gen+1)
+	}
+	return r
+}
+
+func wantErr(t *testing.T, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("err = %v; want %v", err, want)
+	}
+}
+
+var cases = []struct {
+	name string
+	run  func(t *testing.T, st session.Store)
+}{
+	{"AdvanceFromZero", func(t *testing.T, st session.Store) {
+		s := create(t, st, "alice")
+		r := mustAdvance(t, st, step(s.ID, 0, time.Second, grace))
+		if r.Subject != "alice" || r.ID != s.ID || !r.Rotated.Equal(base.Add(time.Second)) ||
+			!r.Created.Equal(s.Created) || !r.Expires.Equal(s.Expires) {
+			t.Fatalf("rotation = %+v; want the session, rotated at +1s", r)
+		}
+		mustAdvance(t, st, step(s.ID, 1, 2*time.Second, grace))
+		mustAdvance(t, st, step(s.ID, 2, 30*time.Second, grace))
+	}},
+	{"Missing", func(t *testing.T, st session.Store) {
+		_, err := rotate(t, st, step(newID(t), 0, 0, grace))
+		wantErr(t, err, session.ErrNotFound)
+	}},
+	{"CreateTwice", func(t *testing.T, st session.Store) {
+		s := create(t, st, "alice")
+		if err := st.Create(context.Background(), s, idle); err == nil {
+			t.Fatal("second Create of the same id succeeded")
+		}
+	}},
+	{"RetryInsideGrace", func(t *testing.T, st session.Store) {
+		s := create(t, st, "alice")
+		first := mustAdvance(t, st, step(s.ID, 0, time.Second, grace))
+		r, err := rotate(t, st, step(s.ID, 0, time.Second+grace-time.Millisecond, grace))
+		if err != nil || !r.Retry || r.Gen != 1 || !r.Rotated.Equal(first.Rotated) {
+			t.Fatalf("retry = %+v, %v; want Retry of gen 1 rotated at %v", r, err, first.Rotated)
+		}
+		// the retry changed nothing: gen 1 still advances
+		mustAdvance(t, st, step(s.ID, 1, 2*time.Second, grace))
+	}},
+	{"ReuseAfterGrace", func(t *testing.T, st session.Store) {
+		s := create(t, st, "alice")
+		mustAdvance(t, st, step(s.ID, 0, time.Second, grace))
+		_, err := rotate(t, st, step(s.ID, 0, time.Second+grace, grace))
+		wantErr(t, err, session.ErrReuse)
+		// reuse revoked the session: even the current token is refused
+		_, err = rotate(t, st, step(s.ID, 1, time.Second+grace, grace))
+		wantErr(t, err, session.ErrRevoked)
+	}},
+	{"ReuseOfGrandparent", func(t *testing.T, st session.Store) {
+		s := create(t, st, "alice")
+		mustAdvance(t, st, step(s.ID, 0, time.Second, grace))
+		mustAdvance(t, st, step(s.ID, 1, 2*time.Second, grace))
+		_, err := rotate(t, st, step(s.ID, 0, 2*time.Second, grace))
+		wantErr(t, err, session.ErrReuse)
+	}},
+	{"FutureGenerationIsReuse", func(t *testing.T, st session.Store) {
+		s := create(t, st, "alice")
+		_, err := rotate(t, st, step(s.ID, 7, time.Second, grace))
+		wantErr(t, err, session.ErrReuse)
+	}},
+	{"GraceZeroNeverRetries", func(t *testing.T, st session.Store) {
+		s := create(t, st, "alice")
+		mustAdvance(t, st, step(s.ID, 0, time.Second, 0))
+		_, err := rotate(t, st, step(s.ID, 0, time.Second, 0))
+		wantErr(t, err, session.ErrReuse)
+	}},
+	{"Expired", func(t *testing.T, st session.Store) {
+		s := session.Session{ID: newID(t), Subject: "alice", Created: base, Rotated: base, Expires: base.Add(time.Minute)}
+		if err := st.Create(context.Background(), s, idle); err != nil {
+			t.Fatal(err)
+		}
+		_, err := rotate(t, st, step(s.ID, 0, time.Minute, grace))
+		if !errors.Is(err, session.ErrExpired) && !errors.Is(err, session.ErrNotFound) {
+			t.Fatalf("err = %v; want ErrExpired or ErrNotFound", err)
+		}
+	}},
+	{"Revoke", func(t *testing.T, st session.Store) {
+		s := create(t, st, "alice")
+		if err := st.Revoke(context.Background(), s.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err := rotate(t, st, step(s.ID, 0, time.Second, grace))
+		wantErr(t, err, session.ErrRevoked)
+		if err := st.Revoke(context.Background(), newID(t)); err != nil {
+			t.Fatalf("Revoke of a missing session: %v", err)
+		}
+	}},
+	{"RevokeSubject", func(t *testing.T, st session.Store) {
+		a1, a2, b := create(t, st, "alice"), create(t, st, "alice"), create(t, st, "bob")
+		n, err := st.RevokeSubject(context.Background(), "alice", false)
+		if err != nil || n != 2 {
+			t.Fatalf("RevokeSubject = %d, %v; want 2", n, err)
+		}
+		for _, s := range []session.Session{a1, a2} {
+			_, err := rotate(t, st, step(s.ID, 0, time.Second, grace))
+			wantErr(t, err, session.ErrRevoked)
+		}
+		mustAdvance(t, st, step(b.ID, 0, time.Second, grace))
+		if n, err := st.RevokeSubject(context.Background(), "alice", false); err != nil || n != 0 {
+			t.Fatalf("second RevokeSubject = %d, %v; want 0", n, err)
+		}
+		if n, err := st.RevokeSubject(context.Background(), "nobody", false); err != nil || n != 0 {
+			t.Fatalf("RevokeSubject(nobody) = %d, %v; want 0", n, err)
+		}
+	}},
+	{"DeleteSubject", func(t *testing.T, st session.Store) {
+		a := create(t, st, "alice")
+		revokedFirst := create(t, st, "alice")
+		if err := st.Revoke(context.Background(), revokedFirst.ID); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := st.RevokeSubject(context.Background(), "alice", true); err != nil || n != 1 {
+			t.Fatalf("RevokeSubject(deleted) = %d, %v; want 1", n, err)
+		}
+		for _, s := range []session.Session{a, revokedFirst} {
+			_, err := rotate(t, st, step(s.ID, 0, time.Second, grace))
+			wantErr(t, err, session.ErrDeleted)
+		}
+		// a revocation never hides a deletion
+		if err := st.Revoke(context.Background(), a.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err := rotate(t, st, step(a.ID, 0, time.Second, grace))
+		wantErr(t, err, session.ErrDeleted)
+		// the user may come back: a new session works
+		mustAdvance(t, st, step(create(t, st, "alice").ID, 0, time.Second, grace))
+	}},
+	{"AdoptLegacy", func(t *testing.T, st session.Store) {
+		id := newID(t)
+		adopt := func(at time.Duration) (session.Rotation, error) {
+			s := step(id, -1, at, grace)
+			s.Subject, s.Expires = "carol", base.Add(24*time.Hour)
+			return rotate(t, st, s)
+		}
+		r, err := adopt(0)
+		if err != nil || r.Retry || r.Gen != 0 || r.Subject != "carol" {
+			t.Fatalf("adopt = %+v, %v; want a new session at gen 0", r, err)
+		}
+		if r, err := adopt(time.Second); err != nil || !r.Retry || r.Gen != 0 {
+			t.Fatalf("second adopt inside grace = %+v, %v; want Retry of gen 0", r, err)
+		}
+		mustAdvance(t, st, step(id, 0, 2*time.Second, grace))
+		_, err = adopt(3 * time.Second)
+		wantErr(t, err, session.ErrReuse)
+		if n, err := st.RevokeSubject(context.Background(), "carol", false); err != nil || n != 0 {
+			t.Fatalf("RevokeSubject(carol) = %d, %v; want 0 (already revoked by reuse)", n, err)
+		}
+	}},
+	{"AdoptedSessionIsIndexed", func(t *testing.T, st session.Store) {
+		s := step(newID(t), -1, 0, grace)
+		s.Subject, s.Expires = "dave", base.Add(time.Hour)
+		if _, err := rotate(t, st, s); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := st.RevokeSubject(context.Background(), "dave", false); err != nil || n != 1 {
+			t.Fatalf("RevokeSubject(dave) = %d, %v; want 1", n, err)
+		}
+	}},
+	{"ConcurrentSameTokenGraceZero", func(t *testing.T, st session.Store) {
+		s := create(t, st, "alice")
+		advanced, retries, rejected := concurrently(t, st, step(s.ID, 0, time.Second, 0))
+		if advanced != 1 || retries != 0 || rejected != 31 {
+			t.Fatalf("advanced %d, retries %d, rejected %d; want 1, 0, 31", advanced, retries, rejected)
+		}
+	}},
+	{"ConcurrentSameTokenGrace", func(t *testing.T, st session.Store) {
+		s := create(t, st, "alice")
+		advanced, retries, rejected := concurrently(t, st, step(s.ID, 0, time.Second, grace))
+		if advanced != 1 || retries != 31 || rejected != 0 {
+			t.Fatalf("advanced %d, retries %d, rejected %d; want 1, 31, 0", advanced, retries, rejected)
+		}
+	}},
+	{"Ping", func(t *testing.T, st session.Store) {
+		if err := st.Ping(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}},
+}
+
+// concurrently sends 32 identical Steps at once. Every retry must name the
+// generation the one advance produced; every rejection must be reuse or the
+// revocation reuse caused.
+func concurrently(t *testing.T, st session.Store, s session.Step) (advanced, retries, rejected int) {
+	const n = 32
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		rots  = make([]session.Rotation, n)
+		errs  = make([]error, n)
+	)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			rots[i], errs[i] = st.Rotate(context.Background(), s)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i := range rots {
+		switch {
+		case errs[i] == nil && !rots[i].Retry:
+			advanced++
+		case errs[i] == nil:
+			retries++
+		case errors.Is(errs[i], session.ErrReuse), errors.Is(errs[i], session.ErrRevoked):
+			rejected++
+		default:
+			t.Fatalf("unexpected error: %v", errs[i])
+		}
+		if errs[i] == nil && rots[i].Gen != s.Gen+1 {
+			t.Fatalf("rotation names gen %d; want %d", rots[i].Gen, s.Gen+1)
+		}
+	}
+	return advanced, retries, rejected
+}
