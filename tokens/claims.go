@@ -83,7 +83,11 @@ func appendClaims(b []byte, c *Claims, t Type) []byte {
 		b = strconv.AppendInt(b, c.Gen, 10)
 	}
 	b = append(b, `,"jti":`...)
-	b = AppendJSONString(b, c.ID)
+	if c.ID != "" {
+		b = AppendJSONString(b, c.ID)
+	} else {
+		b = appendTokenID(b, c.Session, c.Gen, t)
+	}
 	b = append(b, `,"iat":`...)
 	b = strconv.AppendInt(b, c.IssuedAt, 10)
 	if t == Access {
@@ -137,5 +141,19 @@ func AppendJSONString(b []byte, s string) []byte {
 		i += size
 	}
 	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendTokenID writes the jti of the token of type t for session sid at
+// generation gen: deterministic, so a retry reissues the very same token.
+// Session ids are base64url, so no escaping is needed.
+func appendTokenID(b []byte, sid string, gen int64, t Type) []byte {
+	b = append(b, '"')
+	b = append(b, sid...)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, gen, 10)
+	if t == Refresh {
+		b = append(b, ".r"...)
+	}
 	return append(b, '"')
 }

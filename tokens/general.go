@@ -13,7 +13,7 @@ import (
 // the reference the fast path (Parse) is proven against, and the path for
 // tokens whose shape the fast path does not know. Same errors as Parse.
 func (c *Codec) ParseGeneral(token []byte, t Type, cl *Claims) error {
-	if _, _, _, err := split(token); err != nil {
+	if err := canonical(token); err != nil {
 		return err
 	}
 	msg, err := jws.Parse(token, jws.WithCompact())
@@ -54,7 +54,7 @@ func (c *Codec) ParseGeneral(token []byte, t Type, cl *Claims) error {
 // header {"alg":"HS…"} with no kid and no tokend typ, claims sub, iat, exp
 // only, signed with the shared secret. cl gets Legacy set and no session.
 func (c *Codec) ParseLegacy(token []byte, cl *Claims) error {
-	if _, _, _, err := split(token); err != nil {
+	if err := canonical(token); err != nil {
 		return err
 	}
 	msg, err := jws.Parse(token, jws.WithCompact())
@@ -105,4 +105,19 @@ func (c *Codec) ParseLegacy(token []byte, cl *Claims) error {
 		}
 	}
 	return last
+}
+
+// canonical refuses what jwx would decode leniently but the fast path does
+// not: bytes outside base64url, non-zero padding bits. One token, one spelling.
+func canonical(token []byte) error {
+	h, p, s, err := split(token)
+	if err != nil {
+		return err
+	}
+	for _, seg := range [][]byte{h, p, s} {
+		if _, err := strictB64.DecodeString(string(seg)); err != nil {
+			return fmt.Errorf("%w: segment is not base64url", ErrMalformed)
+		}
+	}
+	return nil
 }

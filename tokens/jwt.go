@@ -101,15 +101,34 @@ func split(token []byte) (h, p, s []byte, err error) {
 	if bytes.IndexByte(token[j+1:], '.') >= 0 {
 		return nil, nil, nil, fmt.Errorf("%w: more than three segments", ErrMalformed)
 	}
+	// Only the base64url alphabet: the decoder would skip CR and LF, and a
+	// token that differs from the signed bytes must not verify anywhere.
+	for k, c := range token {
+		if !base64url[c] && k != i && k != j {
+			return nil, nil, nil, fmt.Errorf("%w: byte %#x at %d is not base64url", ErrMalformed, c, k)
+		}
+	}
 	return token[:i], token[i+1 : j], token[j+1:], nil
 }
 
+// base64url marks the bytes of the unpadded base64url alphabet.
+var base64url = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
+		t[c] = true
+	}
+	return t
+}()
+
+// strictB64 also refuses non-zero padding bits, so each token has exactly
+// one spelling.
+var strictB64 = base64.RawURLEncoding.Strict()
+
 // decodeSegment base64url-decodes src into dst, which must be large enough.
 func decodeSegment(dst, src []byte, what string) ([]byte, error) {
-	if base64.RawURLEncoding.DecodedLen(len(src)) > len(dst) {
+	if strictB64.DecodedLen(len(src)) > len(dst) {
 		return nil, fmt.Errorf("%w: %s too long", ErrMalformed, what)
 	}
-	n, err := base64.RawURLEncoding.Decode(dst, src)
+	n, err := strictB64.Decode(dst, src)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s is not base64url", ErrMalformed, what)
 	}

@@ -1,0 +1,212 @@
+package tokens
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"tokend/tokens/session"
+)
+
+// Lifetimes and rules of an Issuer (DESIGN §7).
+type Config struct {
+	AccessTTL  time.Duration // access token lifetime
+	RefreshTTL time.Duration // refresh token lifetime (idle limit of a session)
+	SessionMax time.Duration // absolute session lifetime
+	Grace      time.Duration // retry window of the immediate parent
+	Legacy     bool          // accept the old spring backend's refresh tokens once
+	NameID     bool          // access tokens carry `nameid` (aspnet)
+}
+
+// RefreshFormat is how refresh tokens look on the wire: JWTs for spring,
+// opaque MACed bytes for aspnet. It only encodes (sid, gen, iat, exp).
+type RefreshFormat interface {
+	AppendRefresh(dst []byte, cl *Claims) ([]byte, error)
+	ParseRefresh(token []byte, cl *Claims) error
+}
+
+// Issuer starts sessions and trades refresh tokens for new pairs.
+type Issuer struct {
+	codec   *Codec
+	store   session.Store
+	refresh RefreshFormat
+	cfg     Config
+}
+
+// NewIssuer wires a codec (access tokens), a refresh format and a store.
+func NewIssuer(codec *Codec, refresh RefreshFormat, store session.Store, cfg Config) *Issuer {
+	return &Issuer{codec: codec, store: store, refresh: refresh, cfg: cfg}
+}
+
+// Config returns the issuer's settings.
+func (is *Issuer) Config() Config { return is.cfg }
+
+// Pair is a freshly issued access and refresh token. Both slices point into
+// an internal buffer that is reused by the next call with the same Pair, so
+// pooling Pairs makes issuing allocate nothing of its own.
+type Pair struct {
+	Access, Refresh   []byte
+	AccessExpiresIn   time.Duration
+	RefreshExpiresIn  time.Duration
+	Session           session.Session
+	Retry             bool // the pair re-issues one issued before (grace window)
+	buf               []byte
+	claims, presented Claims
+}
+
+// Start opens a session for sub and issues its first pair.
+func (is *Issuer) Start(ctx context.Context, sub string, p *Pair) error {
+	if sub == "" || len(sub) > 256 || !utf8.ValidString(sub) {
+		return fmt.Errorf("%w: subject must be 1 to 256 bytes of UTF-8", ErrInvalid)
+	}
+	id, err := newSessionID()
+	if err != nil {
+		return err
+	}
+	now := is.codec.clock.Now().Truncate(time.Millisecond)
+	s := session.Session{ID: id, Subject: sub, Created: now, Rotated: now, Expires: now.Add(is.cfg.SessionMax)}
+	if err := is.store.Create(ctx, s, is.cfg.RefreshTTL); err != nil {
+		return fmt.Errorf("start session: %w", err)
+	}
+	p.Retry = false
+	return is.issue(s, p)
+}
+
+// Refresh verifies a refresh token, rotates its session and issues the pair
+// for the new generation (or again for the current one, inside the grace
+// window). Errors wrap this package's or the session package's sentinels.
+func (is *Issuer) Refresh(ctx context.Context, token []byte, p *Pair) error {
+	cl := &p.presented
+	if err := is.refresh.ParseRefresh(token, cl); err != nil {
+		return err
+	}
+	now := is.codec.clock.Now()
+	st := session.Step{ID: cl.Session, Gen: cl.Gen, Now: now, Grace: is.cfg.Grace, Idle: is.cfg.RefreshTTL}
+	if cl.Legacy {
+		st.ID, st.Gen = legacySessionID(token), -1
+		st.Subject, st.Expires = cl.Subject, now.Add(is.cfg.SessionMax)
+	}
+	rot, err := is.store.Rotate(ctx, st)
+	if err != nil {
+		return err
+	}
+	if rot.Subject != cl.Subject {
+		return fmt.Errorf("%w: token subject differs from its session's", ErrInvalid)
+	}
+	p.Retry = rot.Retry
+	return is.issue(rot.Session, p)
+}
+
+// Revoke ends the session a refresh token names. Tokens that do not parse
+// revoke nothing and are not an error: the endpoint is no oracle.
+func (is *Issuer) Revoke(ctx context.Context, token []byte) error {
+	var cl Claims
+	err := is.refresh.ParseRefresh(token, &cl)
+	switch {
+	case err == nil, errors.Is(err, ErrExpired):
+	default:
+		return nil
+	}
+	id := cl.Session
+	if cl.Legacy {
+		id = legacySessionID(token)
+	}
+	if id == "" {
+		return nil
+	}
+	return is.store.Revoke(ctx, id)
+}
+
+// RevokeSubject ends every session of sub; deleted makes refreshes of them
+// report session.ErrDeleted.
+func (is *Issuer) RevokeSubject(ctx context.Context, sub string, deleted bool) (int, error) {
+	return is.store.RevokeSubject(ctx, sub, deleted)
+}
+
+// Ping reports whether the store answers.
+func (is *Issuer) Ping(ctx context.Context) error { return is.store.Ping(ctx) }
+
+// issue signs the pair for session s at its generation. Timestamps come from
+// the rotation, so a retry inside the grace window gets the same claims.
+func (is *Issuer) issue(s session.Session, p *Pair) error {
+	iat := s.Rotated.Unix()
+	refreshExp := s.Rotated.Add(is.cfg.RefreshTTL)
+	if refreshExp.After(s.Expires) {
+		refreshExp = s.Expires
+	}
+	cl := &p.claims
+	*cl = Claims{
+		Issuer: is.codec.issuer, Subject: s.Subject, Session: s.ID, Gen: s.Gen,
+		IssuedAt: iat, NotBefore: iat, Expires: s.Rotated.Add(is.cfg.AccessTTL).Unix(),
+	}
+	if is.cfg.NameID {
+		cl.NameID = s.Subject
+	}
+	buf, err := is.codec.AppendToken(p.buf[:0], Access, cl)
+	if err != nil {
+		return err
+	}
+	mid := len(buf)
+	cl.NameID = ""
+	cl.Expires = refreshExp.Unix()
+	buf, err = is.refresh.AppendRefresh(buf, cl)
+	if err != nil {
+		return err
+	}
+	p.buf = buf
+	p.Access, p.Refresh = buf[:mid], buf[mid:]
+	p.AccessExpiresIn = is.cfg.AccessTTL
+	p.RefreshExpiresIn = refreshExp.Sub(s.Rotated)
+	p.Session = s
+	return nil
+}
+
+// JWTRefresh is the spring refresh format: a JWT with typ refresh+jwt,
+// optionally accepting the old backend's tokens once (Legacy).
+type JWTRefresh struct {
+	Codec  *Codec
+	Legacy bool
+}
+
+// AppendRefresh implements RefreshFormat.
+func (f JWTRefresh) AppendRefresh(dst []byte, cl *Claims) ([]byte, error) {
+	return f.Codec.AppendToken(dst, Refresh, cl)
+}
+
+// ParseRefresh implements RefreshFormat. A token tokend did not mint is
+// tried as a legacy token when those are enabled.
+func (f JWTRefresh) ParseRefresh(token []byte, cl *Claims) error {
+	err := f.Codec.Parse(token, Refresh, cl)
+	if err == nil || !f.Legacy || !errors.Is(err, ErrInvalid) {
+		return err
+	}
+	var legacy Claims
+	switch lerr := f.Codec.ParseLegacy(token, &legacy); {
+	case lerr == nil:
+		*cl = legacy
+		return nil
+	case errors.Is(lerr, ErrExpired):
+		return lerr
+	}
+	return err
+}
+
+func newSessionID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("session id: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// legacySessionID derives the session a legacy token starts from the token
+// itself, so that presenting it twice lands on the same session record.
+func legacySessionID(token []byte) string {
+	sum := sha256.Sum256(token)
+	return "legacy-" + base64.RawURLEncoding.EncodeToString(sum[:16])
+}
