@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 	"unicode/utf8"
 
@@ -36,12 +37,17 @@ type Issuer struct {
 	store   session.Store
 	refresh RefreshFormat
 	cfg     Config
+	log     *slog.Logger
 }
 
 // NewIssuer wires a codec (access tokens), a refresh format and a store.
 func NewIssuer(codec *Codec, refresh RefreshFormat, store session.Store, cfg Config) *Issuer {
-	return &Issuer{codec: codec, store: store, refresh: refresh, cfg: cfg}
+	return &Issuer{codec: codec, store: store, refresh: refresh, cfg: cfg, log: slog.New(slog.DiscardHandler)}
 }
+
+// SetLogger sets where security events (reuse detected) are logged. Lines
+// name sessions by id, never by token.
+func (is *Issuer) SetLogger(l *slog.Logger) { is.log = l }
 
 // Config returns the issuer's settings.
 func (is *Issuer) Config() Config { return is.cfg }
@@ -93,6 +99,9 @@ func (is *Issuer) Refresh(ctx context.Context, token []byte, p *Pair) error {
 	}
 	rot, err := is.store.Rotate(ctx, st)
 	if err != nil {
+		if errors.Is(err, session.ErrReuse) {
+			is.log.Warn("refresh token reuse detected; session revoked", "sid", st.ID, "gen", st.Gen)
+		}
 		return err
 	}
 	if rot.Subject != cl.Subject {

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is every setting of DESIGN §7, parsed and checked.
+type config struct {
+	Dialect       string
+	Addr          string
+	AdminAddr     string
+	AdminToken    string
+	KeysFile      string
+	SigningKID    string
+	HMACSecret    string
+	HMACAlg       string
+	Store         string
+	RedisAddr     []string
+	RedisPassword string
+	StoreTimeout  time.Duration
+	Issuer        string
+	AccessTTL     time.Duration
+	RefreshTTL    time.Duration
+	SessionMax    time.Duration
+	ReuseGrace    time.Duration
+	LegacyTokens  bool
+	DrainTimeout  time.Duration
+	LogLevel      string
+}
+
+// setting is one environment variable with its flag and default.
+type setting struct {
+	env, def, help string
+	set            func(c *config, v string) error
+}
+
+// flagName turns TOKEND_ACCESS_TTL into access-ttl.
+func (s setting) flagName() string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(s.env, "TOKEND_")), "_", "-")
+}
+
+func str(dst func(*config) *string) func(*config, string) error {
+	return func(c *config, v string) error { *dst(c) = v; return nil }
+}
+
+func oneOf(dst func(*config) *string, allowed ...string) func(*config, string) error {
+	return func(c *config, v string) error {
+		for _, a := range allowed {
+			if v == a {
+				*dst(c) = v
+				return nil
+			}
+		}
+		return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+	}
+}
+
+func duration(dst func(*config) *time.Duration, min time.Duration) func(*config, string) error {
+	return func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (like 30m or 720h)", v)
+		}
+		if d < min {
+			return fmt.Errorf("%s is below the minimum %s", d, min)
+		}
+		*dst(c) = d
+		return nil
+	}
+}
+
+var settings = []setting{
+	{"TOKEND_DIALECT", "spring", "wire contract: spring", oneOf(func(c *config) *string { return &c.Dialect }, "spring")},
+	{"TOKEND_ADDR", ":8080", "public listener", str(func(c *config) *string { return &c.Addr })},
+	{"TOKEND_ADMIN_ADDR", "127.0.0.1:8081", "admin listener", str(func(c *config) *string { return &c.AdminAddr })},
+	{"TOKEND_ADMIN_TOKEN", "", "Bearer token the admin listener demands (required off loopback)", str(func(c *config) *string { return &c.AdminToken })},
+	{"TOKEND_KEYS_FILE", "", "JWKS file of private signing keys", str(func(c *config) *string { return &c.KeysFile })},
+	{"TOKEND_SIGNING_KID", "", "kid of the key that signs (default: the first)", str(func(c *config) *string { return &c.SigningKID })},
+	{"TOKEND_HMAC_SECRET", "", "one shared HMAC secret instead of a keys file", str(func(c *config) *string { return &c.HMACSecret })},
+	{"TOKEND_HMAC_ALG", "HS256", "algorithm of the HMAC secret", oneOf(func(c *config) *string { return &c.HMACAlg }, "HS256", "HS384", "HS512")},
+	{"TOKEND_STORE", "memory", "session store: memory or redis", oneOf(func(c *config) *string { return &c.Store }, "memory", "redis")},
+	{"TOKEND_REDIS_ADDR", "127.0.0.1:6379", "Redis addresses, comma-separated (standalone or Cluster seeds)", func(c *config, v string) error {
+		c.RedisAddr = nil
+		for _, a := range strings.Split(v, ",") {
+			a = strings.TrimSpace(a)
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return fmt.Errorf("%q is not host:port", a)
+			}
+			c.RedisAddr = append(c.RedisAddr, a)
+		}
+		return nil
+	}},
+	{"TOKEND_REDIS_PASSWORD", "", "Redis password", str(func(c *config) *string { return &c.RedisPassword })},
+	{"TOKEND_STORE_TIMEOUT", "200ms", "longest wait for the store before answering 503", duration(func(c *config) *time.Duration { return &c.StoreTimeout }, time.Millisecond)},
+	{"TOKEND_ISSUER", "tokend", "iss of every token", str(func(c *config) *string { return &c.Issuer })},
+	{"TOKEND_ACCESS_TTL", "30m", "access token lifetime", duration(func(c *config) *time.Duration { return &c.AccessTTL }, time.Second)},
+	{"TOKEND_REFRESH_TTL", "720h", "refresh token lifetime", duration(func(c *config) *time.Duration { return &c.RefreshTTL }, time.Second)},
+	{"TOKEND_SESSION_MAX", "2160h", "absolute session lifetime", duration(func(c *config) *time.Duration { return &c.SessionMax }, time.Second)},
+	{"TOKEND_REUSE_GRACE", "10s", "window in which the previous refresh token may be retried", duration(func(c *config) *time.Duration { return &c.ReuseGrace }, 0)},
+	{"TOKEND_LEGACY_TOKENS", "false", "accept the old backend's refresh tokens once", func(c *config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		c.LegacyTokens = b
+		return nil
+	}},
+	{"TOKEND_DRAIN_TIMEOUT", "25s", "how long SIGTERM waits for requests in flight", duration(func(c *config) *time.Duration { return &c.DrainTimeout }, 0)},
+	{"TOKEND_LOG_LEVEL", "info", "debug, info, warn or error", oneOf(func(c *config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
+}
+
+// errHelp is returned for --help: usage was printed, nothing is wrong.
+var errHelp = flag.ErrHelp
+
+// parseConfig reads settings from flags, then the environment, then the
+// defaults. The error names the setting and what is wrong, in one line.
+func parseConfig(args []string, getenv func(string) string, usage io.Writer) (config, error) {
+	fs := flag.NewFlagSet("tokend", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	values := make([]*string, len(settings))
+	for i, s := range settings {
+		def := s.def
+		if v := getenv(s.env); v != "" {
+			def = v
+		}
+		values[i] = fs.String(s.flagName(), def, s.help+" ("+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return config{}, errHelp
+		}
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var c config
+	for i, s := range settings {
+		if err := s.set(&c, *values[i]); err != nil {
+			return config{}, fmt.Errorf("%s (--%s): %w", s.env, s.flagName(), err)
+		}
+	}
+	return c, c.check()
+}
+
+// check applies the rules that span settings.
+func (c config) check() error {
+	switch {
+	case c.KeysFile != "" && c.HMACSecret != "":
+		return errors.New("TOKEND_HMAC_SECRET: set either TOKEND_KEYS_FILE or TOKEND_HMAC_SECRET, not both")
+	case c.SigningKID != "" && c.KeysFile == "":
+		return errors.New("TOKEND_SIGNING_KID: names a key of TOKEND_KEYS_FILE, which is not set")
+	case c.AccessTTL >= c.RefreshTTL:
+		return fmt.Errorf("TOKEND_ACCESS_TTL: %s must be shorter than TOKEND_REFRESH_TTL (%s)", c.AccessTTL, c.RefreshTTL)
+	case c.ReuseGrace >= c.RefreshTTL:
+		return fmt.Errorf("TOKEND_REUSE_GRACE: %s must be shorter than TOKEND_REFRESH_TTL (%s)", c.ReuseGrace, c.RefreshTTL)
+	case c.AdminToken == "" && !loopback(c.AdminAddr):
+		return fmt.Errorf("TOKEND_ADMIN_ADDR: %q is not a loopback address; set TOKEND_ADMIN_TOKEN to expose the admin listener", c.AdminAddr)
+	}
+	return nil
+}
+
+// loopback reports whether addr binds only 127.0.0.0/8, ::1 or localhost.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

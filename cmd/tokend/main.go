@@ -1,0 +1,199 @@
+// Command tokend serves refresh-token rotation for mobile clients: settings
+// from flags and TOKEND_* variables, keys, store, dialect and listeners
+// wired here; SIGTERM drains, SIGHUP reloads the keys file.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"tokend/server"
+	"tokend/server/spring"
+	"tokend/tokens"
+	"tokend/tokens/session"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stderr, hooks{}))
+}
+
+// hooks let tests drive an in-process tokend: a clock they move, and the
+// bound addresses (they listen on port 0).
+type hooks struct {
+	clock tokens.Clock
+	ready func(public, admin string)
+}
+
+// app is a wired tokend, before it listens.
+type app struct {
+	cfg    config
+	log    *slog.Logger
+	codec  *tokens.Codec
+	store  session.Store
+	close  func()
+	server *server.Server
+}
+
+// run starts tokend and blocks until ctx ends or SIGTERM/SIGINT, then drains.
+// It returns the process exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, h hooks) int {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, errHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tokend: %v\n", err)
+		return 2
+	}
+	if h.clock == nil {
+		h.clock = tokens.SystemClock
+	}
+	a, err := build(cfg, h.clock, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "tokend: %v\n", err)
+		return 2
+	}
+	defer a.close()
+
+	public, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "tokend: TOKEND_ADDR: %v\n", err)
+		return 2
+	}
+	admin, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		public.Close()
+		fmt.Fprintf(stderr, "tokend: TOKEND_ADMIN_ADDR: %v\n", err)
+		return 2
+	}
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(signals)
+
+	served := make(chan error, 1)
+	go func() { served <- a.server.Serve(public, admin) }()
+	a.log.Info("tokend listening", "public", public.Addr().String(), "admin", admin.Addr().String(),
+		"dialect", cfg.Dialect, "store", cfg.Store, "signing_kid", a.codec.Keys().Signing().ID)
+	if h.ready != nil {
+		h.ready(public.Addr().String(), admin.Addr().String())
+	}
+
+	for {
+		select {
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				a.reloadKeys()
+				continue
+			}
+			a.log.Info("draining", "signal", sig.String())
+		case <-ctx.Done():
+			a.log.Info("draining", "reason", "context done")
+		case err := <-served:
+			a.log.Error("listener failed", "err", err)
+			return 1
+		}
+		break
+	}
+	drain, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancel()
+	if err := a.server.Shutdown(drain); err != nil {
+		a.log.Error("drain incomplete", "err", err)
+		return 1
+	}
+	a.log.Info("stopped")
+	return 0
+}
+
+// build wires keys, store, issuer and server from cfg.
+func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	ks, err := loadKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if ks.Ephemeral {
+		log.Warn("NO SIGNING KEY CONFIGURED: signing with an ephemeral Ed25519 key; every token dies with this process. " +
+			"Set TOKEND_KEYS_FILE or TOKEND_HMAC_SECRET for anything but development.")
+	}
+	a := &app{cfg: cfg, log: log, codec: tokens.NewCodec(ks, cfg.Issuer, clock)}
+
+	switch cfg.Store {
+	case "redis":
+		r, err := session.DialRedis(cfg.RedisAddr, cfg.RedisPassword, cfg.StoreTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("TOKEND_REDIS_ADDR: %w", err)
+		}
+		a.store, a.close = r, r.Close
+	default:
+		m := session.NewMemory(time.Minute)
+		a.store, a.close = m, m.Close
+	}
+
+	dialect := spring.Dialect{}
+	refresh := tokens.JWTRefresh{Codec: a.codec, Legacy: cfg.LegacyTokens}
+	issuer := tokens.NewIssuer(a.codec, refresh, a.store, tokens.Config{
+		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, SessionMax: cfg.SessionMax,
+		Grace: cfg.ReuseGrace, Legacy: cfg.LegacyTokens,
+	})
+	issuer.SetLogger(log)
+	a.server = server.New(server.Config{
+		Dialect:    dialect,
+		Issuer:     issuer,
+		JWKS:       func() []byte { return a.codec.Keys().JWKS() },
+		Clock:      clock,
+		Logger:     log,
+		AdminToken: cfg.AdminToken,
+	})
+	return a, nil
+}
+
+// loadKeys builds the key set the settings ask for.
+func loadKeys(cfg config) (*tokens.KeySet, error) {
+	switch {
+	case cfg.KeysFile != "":
+		b, err := os.ReadFile(cfg.KeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("TOKEND_KEYS_FILE: %w", err)
+		}
+		ks, err := tokens.ParseJWKS(b, cfg.SigningKID)
+		if err != nil {
+			return nil, fmt.Errorf("TOKEND_KEYS_FILE: %s: %w", cfg.KeysFile, err)
+		}
+		return ks, nil
+	case cfg.HMACSecret != "":
+		ks, err := tokens.HMACKeySet([]byte(cfg.HMACSecret), cfg.HMACAlg)
+		if err != nil {
+			return nil, fmt.Errorf("TOKEND_HMAC_SECRET: %w", err)
+		}
+		return ks, nil
+	}
+	return tokens.EphemeralKeySet()
+}
+
+// reloadKeys re-reads TOKEND_KEYS_FILE (SIGHUP). A bad file keeps the keys
+// in force.
+func (a *app) reloadKeys() {
+	if a.cfg.KeysFile == "" {
+		a.log.Warn("SIGHUP ignored: no TOKEND_KEYS_FILE to reload")
+		return
+	}
+	ks, err := loadKeys(a.cfg)
+	if err != nil {
+		a.log.Error("key reload failed; keeping the keys in force", "err", err)
+		return
+	}
+	a.codec.SetKeys(ks)
+	a.log.Info("keys reloaded", "signing_kid", ks.Signing().ID, "keys", len(ks.Keys()))
+}

@@ -1,0 +1,6 @@
+// Package server is tokend's HTTP face: fasthttp listeners for the public
+// and admin endpoints, routing, request limits, metrics, panic recovery and
+// graceful shutdown. What the bodies look like is a Dialect's business
+// (spring, aspnet); what a token means is the Issuer's. The server knows
+// neither wire format nor store.
+package server

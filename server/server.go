@@ -1,0 +1,398 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/goccy/go-json"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"tokend/tokens"
+)
+
+// Issuer is what the server needs of tokens.Issuer.
+type Issuer interface {
+	Start(ctx context.Context, sub string, p *tokens.Pair) error
+	Refresh(ctx context.Context, token []byte, p *tokens.Pair) error
+	Revoke(ctx context.Context, token []byte) error
+	RevokeSubject(ctx context.Context, sub string, deleted bool) (int, error)
+	Ping(ctx context.Context) error
+}
+
+// Config wires a Server.
+type Config struct {
+	Dialect    Dialect
+	Issuer     Issuer
+	JWKS       func() []byte // the public key set in force
+	Clock      tokens.Clock  // for response timestamps
+	Logger     *slog.Logger
+	Metrics    *Metrics
+	AdminToken string // when set, the admin listener demands it as a Bearer token
+	MaxBody    int    // largest request body read as JSON (4 KiB)
+}
+
+// Server serves the public and the admin listener.
+type Server struct {
+	cfg    Config
+	public *fasthttp.Server
+	admin  *fasthttp.Server
+	prom   fasthttp.RequestHandler
+}
+
+// MaxBody is the default limit on request bodies (DESIGN §8).
+const MaxBody = 4 << 10
+
+// New builds a Server; call Serve to start it.
+func New(cfg Config) *Server {
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = MaxBody
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = tokens.SystemClock
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	s := &Server{cfg: cfg}
+	s.prom = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
+	s.public = s.newHTTP("tokend", s.servePublic)
+	s.admin = s.newHTTP("tokend-admin", s.serveAdmin)
+	return s
+}
+
+func (s *Server) newHTTP(name string, h fasthttp.RequestHandler) *fasthttp.Server {
+	return &fasthttp.Server{
+		Name:         "tokend",
+		Handler:      h,
+		ReadTimeout:  10 * time.Second,
+		WriteTimeout: 10 * time.Second,
+		IdleTimeout:  90 * time.Second,
+		// Bodies over MaxBody get a 400 in the dialect's shape; only truly
+		// huge ones are cut off by fasthttp itself with 413.
+		MaxRequestBodySize: 64 << 10,
+		Logger:             slogPrinter{s.cfg.Logger.With("listener", name)},
+	}
+}
+
+// Serve answers on the two listeners until Shutdown. It returns the first
+// error of either listener.
+func (s *Server) Serve(public, admin net.Listener) error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.public.Serve(public) }()
+	go func() { errc <- s.admin.Serve(admin) }()
+	err := <-errc
+	if err2 := <-errc; err == nil {
+		err = err2
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, lets requests in flight finish, and
+// returns when they have or ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, srv := range []*fasthttp.Server{s.public, s.admin} {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = srv.ShutdownWithContext(ctx) }()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Route names, as metrics labels.
+const (
+	routeRefresh  = "refresh"
+	routeRevoke   = "revoke"
+	routeJWKS     = "jwks"
+	routeSessions = "admin_sessions"
+	routeSubject  = "admin_subject"
+	routeHealth   = "healthz"
+	routeReady    = "readyz"
+	routeMetrics  = "metrics"
+	routeNone     = "none"
+)
+
+var (
+	contentJSON = []byte("application/json")
+	headerRetry = []byte("Retry-After")
+)
+
+func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	route := routeNone
+	defer func() { s.finish(ctx, route, start, recover()) }()
+	switch string(ctx.Path()) {
+	case "/api/auth/refresh":
+		route = routeRefresh
+		if s.method(ctx, fasthttp.MethodPost) {
+			s.refresh(ctx)
+		}
+	case "/api/auth/revoke":
+		route = routeRevoke
+		if s.method(ctx, fasthttp.MethodPost) {
+			s.revoke(ctx)
+		}
+	case "/.well-known/jwks.json":
+		route = routeJWKS
+		if s.method(ctx, fasthttp.MethodGet) {
+			ctx.Response.Header.Set("Cache-Control", "public, max-age=300")
+			ctx.SetContentTypeBytes(contentJSON)
+			ctx.SetBody(s.cfg.JWKS())
+		}
+	default:
+		s.fail(ctx, ErrNoRoute)
+	}
+}
+
+// finish records the request and turns a panic into a 500 in the dialect's
+// shape, logged with the request id; the server keeps running.
+func (s *Server) finish(ctx *fasthttp.RequestCtx, route string, start time.Time, panicked any) {
+	if panicked != nil {
+		s.cfg.Logger.Error("handler panicked", "request_id", ctx.ID(), "route", route, "panic", fmt.Sprint(panicked))
+		ctx.Response.Reset()
+		s.fail(ctx, ErrInternal)
+	}
+	s.cfg.Metrics.request(route, ctx.Response.StatusCode(), time.Since(start).Seconds())
+}
+
+func (s *Server) method(ctx *fasthttp.RequestCtx, want string) bool {
+	if string(ctx.Method()) == want {
+		return true
+	}
+	ctx.Response.Header.Set("Allow", want)
+	s.fail(ctx, ErrMethod)
+	return false
+}
+
+// state is the per-request scratch of the refresh path, pooled: the decoded
+// request, the issued pair with its token buffer, the response body.
+type state struct {
+	req  Request
+	pair tokens.Pair
+	out  []byte
+}
+
+var statePool = sync.Pool{New: func() any { return &state{out: make([]byte, 0, 2048)} }}
+
+func (s *Server) refresh(ctx *fasthttp.RequestCtx) {
+	st := statePool.Get().(*state)
+	defer statePool.Put(st)
+	err := s.decode(ctx, &st.req)
+	if err == nil {
+		// the request context ends with the server; the store bounds its own wait
+		err = s.cfg.Issuer.Refresh(ctx, st.req.RefreshToken, &st.pair)
+	}
+	if err != nil {
+		s.cfg.Metrics.outcome(classify(err))
+		s.fail(ctx, err)
+		return
+	}
+	if st.pair.Retry {
+		s.cfg.Metrics.outcome(outRetry)
+	} else {
+		s.cfg.Metrics.outcome(outAdvanced)
+	}
+	s.ok(ctx, st)
+}
+
+func (s *Server) ok(ctx *fasthttp.RequestCtx, st *state) {
+	st.out = s.cfg.Dialect.AppendPair(st.out[:0], &st.pair, s.cfg.Clock.Now())
+	ctx.SetContentTypeBytes(contentJSON)
+	ctx.SetBody(st.out) // copied into fasthttp's pooled response buffer
+}
+
+func (s *Server) revoke(ctx *fasthttp.RequestCtx) {
+	var req Request
+	err := s.decode(ctx, &req)
+	if err == nil {
+		err = s.cfg.Issuer.Revoke(ctx, req.RefreshToken)
+	}
+	if err != nil {
+		s.fail(ctx, err)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// decode checks the body's size and type, then lets the dialect parse it.
+func (s *Server) decode(ctx *fasthttp.RequestCtx, r *Request) error {
+	body, err := s.jsonBody(ctx)
+	if err != nil {
+		return err
+	}
+	*r = Request{}
+	return s.cfg.Dialect.DecodeRefresh(body, r)
+}
+
+func (s *Server) jsonBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
+	if !isJSON(ctx.Request.Header.ContentType()) {
+		return nil, fmt.Errorf("%w: content type is not application/json", ErrBadRequest)
+	}
+	body := ctx.PostBody()
+	if len(body) > s.cfg.MaxBody {
+		return nil, fmt.Errorf("%w: body of %d bytes, the limit is %d", ErrBadRequest, len(body), s.cfg.MaxBody)
+	}
+	return body, nil
+}
+
+// isJSON accepts application/json with parameters (charset) and +json types.
+func isJSON(ct []byte) bool {
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = bytes.TrimSpace(ct)
+	return bytes.EqualFold(ct, contentJSON) ||
+		len(ct) > 17 && bytes.EqualFold(ct[:12], []byte("application/")) && bytes.HasSuffix(bytes.ToLower(ct), []byte("+json"))
+}
+
+// fail answers err in the dialect's shape; 503s tell the client when to retry.
+func (s *Server) fail(ctx *fasthttp.RequestCtx, err error) {
+	st := statePool.Get().(*state)
+	defer statePool.Put(st)
+	status, body := s.cfg.Dialect.AppendError(st.out[:0], err, s.cfg.Clock.Now())
+	st.out = body
+	if status >= 500 && status != fasthttp.StatusServiceUnavailable {
+		s.cfg.Logger.Error("request failed", "request_id", ctx.ID(), "path", string(ctx.Path()), "err", err)
+	}
+	if status == fasthttp.StatusServiceUnavailable {
+		ctx.Response.Header.SetBytesKV(headerRetry, []byte("1"))
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentTypeBytes(contentJSON)
+	ctx.SetBody(body)
+}
+
+// Admin listener.
+
+func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	route := routeNone
+	defer func() { s.finish(ctx, route, start, recover()) }()
+	if !s.authorized(ctx) {
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="tokend-admin"`)
+		adminJSON(ctx, fasthttp.StatusUnauthorized, map[string]any{"error": "unauthorized"})
+		return
+	}
+	path := string(ctx.URI().PathOriginal())
+	switch {
+	case path == "/admin/sessions":
+		route = routeSessions
+		if s.method(ctx, fasthttp.MethodPost) {
+			s.startSession(ctx)
+		}
+	case strings.HasPrefix(path, "/admin/subjects/"):
+		route = routeSubject
+		s.subject(ctx, strings.TrimPrefix(path, "/admin/subjects/"))
+	case path == "/healthz":
+		route = routeHealth
+		if s.method(ctx, fasthttp.MethodGet) {
+			adminJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "ok"})
+		}
+	case path == "/readyz":
+		route = routeReady
+		if s.method(ctx, fasthttp.MethodGet) {
+			if err := s.cfg.Issuer.Ping(ctx); err != nil {
+				adminJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": err.Error()})
+				return
+			}
+			adminJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "ready"})
+		}
+	case path == "/metrics":
+		route = routeMetrics
+		if s.method(ctx, fasthttp.MethodGet) {
+			s.prom(ctx)
+		}
+	default:
+		s.fail(ctx, ErrNoRoute)
+	}
+}
+
+func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
+	if s.cfg.AdminToken == "" {
+		return true // only bound to loopback then: see cmd/tokend
+	}
+	got, ok := bytes.CutPrefix(ctx.Request.Header.Peek("Authorization"), []byte("Bearer "))
+	return ok && subtle.ConstantTimeCompare(got, []byte(s.cfg.AdminToken)) == 1
+}
+
+func (s *Server) startSession(ctx *fasthttp.RequestCtx) {
+	body, err := s.jsonBody(ctx)
+	var req struct {
+		Sub *string `json:"sub"`
+	}
+	if err == nil {
+		if json.Unmarshal(body, &req) != nil || req.Sub == nil || strings.TrimSpace(*req.Sub) == "" {
+			err = fmt.Errorf("%w: sub", ErrBadRequest)
+		}
+	}
+	st := statePool.Get().(*state)
+	defer statePool.Put(st)
+	if err == nil {
+		err = s.cfg.Issuer.Start(ctx, *req.Sub, &st.pair)
+		if errors.Is(err, tokens.ErrInvalid) {
+			err = fmt.Errorf("%w: sub: %v", ErrBadRequest, err)
+		}
+	}
+	if err != nil {
+		s.fail(ctx, err)
+		return
+	}
+	s.ok(ctx, st)
+}
+
+// subject serves POST /admin/subjects/{sub}/revoke and DELETE
+// /admin/subjects/{sub}. rest is the escaped path after /admin/subjects/.
+func (s *Server) subject(ctx *fasthttp.RequestCtx, rest string) {
+	esc, deleted := rest, true
+	if e, ok := strings.CutSuffix(rest, "/revoke"); ok {
+		esc, deleted = e, false
+	}
+	sub, err := url.PathUnescape(esc)
+	if err != nil || sub == "" || strings.Contains(esc, "/") {
+		s.fail(ctx, ErrNoRoute)
+		return
+	}
+	want := fasthttp.MethodDelete
+	if !deleted {
+		want = fasthttp.MethodPost
+	}
+	if !s.method(ctx, want) {
+		return
+	}
+	n, err := s.cfg.Issuer.RevokeSubject(ctx, sub, deleted)
+	if err != nil {
+		s.fail(ctx, err)
+		return
+	}
+	s.cfg.Logger.Info("subject revoked", "sessions", n, "deleted", deleted)
+	adminJSON(ctx, fasthttp.StatusOK, map[string]any{"sub": sub, "revoked": n, "deleted": deleted})
+}
+
+func adminJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, _ := json.Marshal(v)
+	ctx.SetStatusCode(status)
+	ctx.SetContentTypeBytes(contentJSON)
+	ctx.SetBody(b)
+}
+
+// slogPrinter routes fasthttp's own log lines to slog.
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Printf(format string, args ...any) {
+	p.l.Warn(fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,118 @@
+// Package spring speaks the contract of the Spring backend tokend replaces
+// (seeds/004): `{"refreshToken"}` in, `{"timestamp","result":{…}}` out, and
+// its four error bodies. Every error maps to its wire form in one table.
+package spring
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"tokend/server"
+	"tokend/tokens"
+	"tokend/tokens/session"
+)
+
+// Dialect is the spring wire contract; the zero value is ready to use.
+type Dialect struct{}
+
+// Name implements server.Dialect.
+func (Dialect) Name() string { return "spring" }
+
+// Decode parses `{"refreshToken": "<JWT>"}`. Like the Spring backend
+// (Jackson, @NotBlank): the name is case-sensitive, unknown properties are
+// ignored, the last duplicate wins, and a missing, null, non-string, empty or
+// blank token is refused. r.RefreshToken aliases body unless it had escapes.
+func Decode(body []byte, r *server.Request) error {
+	var raw []byte
+	err := server.Fields(body, func(name, value []byte) {
+		if string(name) == "refreshToken" {
+			raw = value
+		}
+	})
+	if err != nil {
+		return err
+	}
+	tok, ok := server.StringValue(nil, raw)
+	if !ok || len(bytes.TrimSpace(tok)) == 0 {
+		return fmt.Errorf("%w: refreshToken is missing, not a string, or blank", server.ErrBadRequest)
+	}
+	r.RefreshToken = tok
+	return nil
+}
+
+// DecodeRefresh implements server.Dialect.
+func (Dialect) DecodeRefresh(body []byte, r *server.Request) error { return Decode(body, r) }
+
+// AppendTimestamp writes t as the Spring backend did: RFC 3339 with
+// microseconds and the numeric zone offset, e.g. 2025-01-24T15:35:12.456789+09:00.
+func AppendTimestamp(b []byte, t time.Time) []byte {
+	return t.AppendFormat(b, "2006-01-02T15:04:05.000000-07:00")
+}
+
+// AppendPair implements server.Dialect.
+func (Dialect) AppendPair(b []byte, p *tokens.Pair, now time.Time) []byte {
+	b = append(b, `{"timestamp":"`...)
+	b = AppendTimestamp(b, now)
+	b = append(b, `","result":{"accessToken":"`...)
+	b = append(b, p.Access...) // base64url and dots: nothing to escape
+	b = append(b, `","refreshToken":"`...)
+	b = append(b, p.Refresh...)
+	b = append(b, `","tokenType":"Bearer","accessTokenExpiresIn":`...)
+	b = strconv.AppendInt(b, p.AccessExpiresIn.Milliseconds(), 10)
+	b = append(b, `,"refreshTokenExpiresIn":`...)
+	b = strconv.AppendInt(b, p.RefreshExpiresIn.Milliseconds(), 10)
+	return append(b, "}}"...)
+}
+
+// wireError is one row of the error table with its body around the
+// timestamp prepared once.
+type wireError struct {
+	err    error
+	status int
+	suffix string // everything after the timestamp's closing quote
+}
+
+func row(err error, status int, errName, message string) wireError {
+	suffix := `","status":` + strconv.Itoa(status)
+	if errName != "" {
+		suffix += `,"error":"` + errName + `"`
+	}
+	return wireError{err, status, suffix + `,"message":"` + message + `"}`}
+}
+
+// errorTable maps every outcome to the Spring backend's answer. Order
+// matters: the first row whose error matches wins.
+var errorTable = []wireError{
+	row(server.ErrBadRequest, 400, "", "Invalid request body"),
+	row(tokens.ErrExpired, 401, "Unauthorized", "JWT token has expired"),
+	row(tokens.ErrMalformed, 401, "Unauthorized", "Invalid token format"),
+	row(tokens.ErrInvalid, 401, "Unauthorized", "Invalid JWT token"),
+	row(tokens.ErrSubjectMismatch, 401, "Unauthorized", "Invalid JWT token"),
+	row(session.ErrNotFound, 401, "Unauthorized", "Invalid JWT token"),
+	row(session.ErrExpired, 401, "Unauthorized", "Invalid JWT token"),
+	row(session.ErrRevoked, 401, "Unauthorized", "Invalid JWT token"),
+	row(session.ErrDeleted, 401, "Unauthorized", "Invalid JWT token"),
+	row(session.ErrReuse, 401, "Unauthorized", "Invalid JWT token"),
+	row(session.ErrUnavailable, 503, "Service Unavailable", "Service temporarily unavailable"),
+	row(server.ErrNoRoute, 404, "Not Found", "No endpoint found"),
+	row(server.ErrMethod, 405, "Method Not Allowed", "Request method not supported"),
+}
+
+var internalError = row(server.ErrInternal, 500, "Internal Server Error", "Internal server error")
+
+// AppendError implements server.Dialect.
+func (Dialect) AppendError(b []byte, err error, now time.Time) (int, []byte) {
+	e := internalError
+	for _, r := range errorTable {
+		if errors.Is(err, r.err) {
+			e = r
+			break
+		}
+	}
+	b = append(b, `{"timestamp":"`...)
+	b = AppendTimestamp(b, now)
+	return e.status, append(b, e.suffix...)
+}
