@@ -88,6 +88,13 @@ func (s *Server) newHTTP(name string, h fasthttp.RequestHandler) *fasthttp.Serve
 	}
 }
 
+// PublicHandler is the handler of the public listener, for benchmarks and
+// tests that drive fasthttp without a socket.
+func (s *Server) PublicHandler() fasthttp.RequestHandler { return s.servePublic }
+
+// AdminHandler is the handler of the admin listener.
+func (s *Server) AdminHandler() fasthttp.RequestHandler { return s.serveAdmin }
+
 // Serve answers on the two listeners until Shutdown. It returns the first
 // error of either listener.
 func (s *Server) Serve(public, admin net.Listener) error {
@@ -266,7 +273,10 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, err error) {
 	defer statePool.Put(st)
 	status, body := s.cfg.Dialect.AppendError(st.out[:0], err, s.cfg.Clock.Now())
 	st.out = body
-	if status >= 500 && status != fasthttp.StatusServiceUnavailable {
+	switch {
+	case status == fasthttp.StatusServiceUnavailable:
+		s.cfg.Logger.Warn("store unavailable", "request_id", ctx.ID(), "path", string(ctx.Path()), "err", err)
+	case status >= 500:
 		s.cfg.Logger.Error("request failed", "request_id", ctx.ID(), "path", string(ctx.Path()), "err", err)
 	}
 	if status == fasthttp.StatusServiceUnavailable {

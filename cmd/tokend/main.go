@@ -123,10 +123,6 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ks.Ephemeral {
-		log.Warn("NO SIGNING KEY CONFIGURED: signing with an ephemeral Ed25519 key; every token dies with this process. " +
-			"Set TOKEND_KEYS_FILE or TOKEND_HMAC_SECRET for anything but development.")
-	}
 	a := &app{cfg: cfg, log: log, codec: tokens.NewCodec(ks, cfg.Issuer, clock)}
 
 	switch cfg.Store {
@@ -156,6 +152,10 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 		Logger:     log,
 		AdminToken: cfg.AdminToken,
 	})
+	if ks.Ephemeral {
+		log.Warn("NO SIGNING KEY CONFIGURED: signing with an ephemeral Ed25519 key; every token dies with this process. " +
+			"Set TOKEND_KEYS_FILE or TOKEND_HMAC_SECRET for anything but development.")
+	}
 	return a, nil
 }
 

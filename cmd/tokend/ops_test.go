@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"tokend/tokens/session/redistest"
+)
+
+// TestAdmin: sessions, subject revocation and deletion, probes and metrics
+// on the admin listener; none of it on the public one.
+func TestAdmin(t *testing.T) {
+	for _, store := range stores {
+		t.Run(store, func(t *testing.T) {
+			in := start(t, store, map[string]string{"TOKEND_ADMIN_TOKEN": "s3cret"})
+			auth := []string{"Authorization", "Bearer s3cret"}
+			post := func(path, body string, hdr ...string) reply {
+				return in.do(http.MethodPost, in.admin+path, "application/json", []byte(body), hdr...)
+			}
+			if r := post("/admin/sessions", `{"sub":"alice"}`); r.status != 401 {
+				t.Fatalf("no token: %d; want 401", r.status)
+			}
+			if r := post("/admin/sessions", `{"sub":"alice"}`, "Authorization", "Bearer wrong"); r.status != 401 {
+				t.Fatalf("wrong token: %d; want 401", r.status)
+			}
+			r := post("/admin/sessions", `{"sub":"alice"}`, auth...)
+			if r.status != 200 {
+				t.Fatalf("POST /admin/sessions = %d %s", r.status, r.raw)
+			}
+			_, a1 := pair(t, r)
+			_, a2 := pair(t, post("/admin/sessions", `{"sub":"alice"}`, auth...))
+			_, b1 := pair(t, post("/admin/sessions", `{"sub":"bob/builder"}`, auth...))
+			springError(t, post("/admin/sessions", `{"sub":"  "}`, auth...), 400, "Invalid request body")
+			springError(t, post("/admin/sessions", `{}`, auth...), 400, "Invalid request body")
+
+			r = post("/admin/subjects/alice/revoke", ``, auth...)
+			if r.status != 200 || r.body["revoked"] != float64(2) {
+				t.Fatalf("revoke alice = %d %s; want 2 revoked", r.status, r.raw)
+			}
+			springError(t, in.refresh(a1), 401, "Invalid JWT token")
+			springError(t, in.refresh(a2), 401, "Invalid JWT token")
+
+			r = in.do(http.MethodDelete, in.admin+"/admin/subjects/bob%2Fbuilder", "", nil, auth...)
+			if r.status != 200 || r.body["revoked"] != float64(1) || r.body["sub"] != "bob/builder" {
+				t.Fatalf("delete bob/builder = %d %s", r.status, r.raw)
+			}
+			springError(t, in.refresh(b1), 401, "Invalid JWT token")
+			if r := in.do(http.MethodGet, in.admin+"/admin/subjects/alice/revoke", "", nil, auth...); r.status != 405 {
+				t.Fatalf("GET revoke = %d; want 405", r.status)
+			}
+
+			for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/nope": 404} {
+				if r := in.do(http.MethodGet, in.admin+path, "", nil, auth...); r.status != want {
+					t.Fatalf("GET %s = %d; want %d", path, r.status, want)
+				}
+			}
+			m := string(in.do(http.MethodGet, in.admin+"/metrics", "", nil, auth...).raw)
+			for _, series := range []string{
+				`tokend_requests_total{route="refresh",status="401"}`,
+				`tokend_requests_total{route="admin_sessions",status="200"}`,
+				`tokend_refresh_outcomes_total{outcome="revoked"} 2`,
+				`tokend_request_duration_seconds_bucket{route="refresh"`,
+			} {
+				if !strings.Contains(m, series) {
+					t.Errorf("metrics lack %s", series)
+				}
+			}
+			// admin paths do not exist on the public listener
+			for _, path := range []string{"/admin/sessions", "/admin/subjects/alice/revoke", "/healthz", "/metrics"} {
+				r := in.do(http.MethodPost, in.public+path, "application/json", []byte(`{"sub":"x"}`))
+				springError(t, r, 404, "No endpoint found")
+			}
+			springError(t, in.do(http.MethodGet, in.public+"/api/auth/refresh", "", nil), 405, "Request method not supported")
+		})
+	}
+}
+
+// TestJWKS publishes public keys only: no oct key, no private member.
+func TestJWKS(t *testing.T) {
+	keys := filepath.Join("..", "..", "tokens", "testdata", "keys.jwks")
+	in := start(t, "memory", map[string]string{"TOKEND_HMAC_SECRET": "", "TOKEND_KEYS_FILE": keys, "TOKEND_SIGNING_KID": "es256-1"})
+	r := in.do(http.MethodGet, in.public+"/.well-known/jwks.json", "", nil)
+	if r.status != 200 {
+		t.Fatalf("jwks = %d", r.status)
+	}
+	list, _ := r.body["keys"].([]any)
+	if len(list) != 3 {
+		t.Fatalf("%d keys published; want the 3 asymmetric ones: %s", len(list), r.raw)
+	}
+	for _, k := range list {
+		k := k.(map[string]any)
+		for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "k"} {
+			if k[private] != nil {
+				t.Fatalf("key %v publishes %q", k["kid"], private)
+			}
+		}
+	}
+	_, rt := in.login("alice")
+	if hdr, _ := decodeJWT(t, rt); hdr["kid"] != "es256-1" || hdr["alg"] != "ES256" {
+		t.Fatalf("signed with %v; want es256-1", hdr)
+	}
+	if r := in.refresh(rt); r.status != 200 {
+		t.Fatalf("ES256 refresh = %d %s", r.status, r.raw)
+	}
+}
+
+// TestFailures: the failure table of DESIGN §8 that does not need a second
+// process.
+func TestFailures(t *testing.T) {
+	in := start(t, "memory", nil)
+	t.Run("huge body", func(t *testing.T) {
+		r := in.do(http.MethodPost, in.public+"/api/auth/refresh", "application/json", bytes.Repeat([]byte("a"), 1<<20))
+		if r.status != 413 && r.status != 400 {
+			t.Fatalf("1 MiB body = %d; want 413 or 400", r.status)
+		}
+		if r := in.refresh("still.serving.x"); r.status != 401 {
+			t.Fatalf("after a huge body: %d", r.status)
+		}
+	})
+}
+
+// TestRedisDown: with Redis gone, refresh answers 503 in the spring shape
+// with Retry-After within the store timeout, never a token; readyz says so;
+// when Redis returns, tokend serves again with no restart.
+func TestRedisDown(t *testing.T) {
+	in := start(t, "redis", nil)
+	_, rt := in.login("alice")
+	in.redis.Stop()
+	begin := time.Now()
+	r := in.refresh(rt)
+	springError(t, r, 503, "Service temporarily unavailable")
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("503 without Retry-After")
+	}
+	if d := time.Since(begin); d > time.Second {
+		t.Fatalf("503 took %v; want about the 200ms store timeout", d)
+	}
+	if r := in.do(http.MethodGet, in.admin+"/readyz", "", nil); r.status != 503 {
+		t.Fatalf("readyz with Redis down = %d; want 503", r.status)
+	}
+	springError(t, in.postJSON(in.admin+"/admin/sessions", `{"sub":"bob"}`), 503, "Service temporarily unavailable")
+
+	in.redis.Restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for in.do(http.MethodGet, in.admin+"/readyz", "", nil).status != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("readyz did not recover within 10s of Redis returning")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A pooled connection may still be the old one: its first use can fail
+	// (503, fail closed). A 503 never burns the token: the same one works.
+	var login reply
+	for login = in.postJSON(in.admin+"/admin/sessions", `{"sub":"alice"}`); login.status != 200; login = in.postJSON(in.admin+"/admin/sessions", `{"sub":"alice"}`) {
+		if login.status != 503 || time.Now().After(deadline) {
+			t.Fatalf("login after recovery = %d %s", login.status, login.raw)
+		}
+	}
+	_, rt2 := pair(t, login)
+	for {
+		r := in.refresh(rt2)
+		if r.status == 200 {
+			break
+		}
+		if r.status != 503 || time.Now().After(deadline) {
+			t.Fatalf("refresh after recovery = %d %s", r.status, r.raw)
+		}
+	}
+}
+
+// TestSettings: a bad setting stops the start with one line naming it.
+func TestSettings(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"TOKEND_ACCESS_TTL": "soon"}, "TOKEND_ACCESS_TTL"},
+		{map[string]string{"TOKEND_REFRESH_TTL": "-1h"}, "TOKEND_REFRESH_TTL"},
+		{map[string]string{"TOKEND_SESSION_MAX": "0"}, "TOKEND_SESSION_MAX"},
+		{map[string]string{"TOKEND_REUSE_GRACE": "ten"}, "TOKEND_REUSE_GRACE"},
+		{map[string]string{"TOKEND_LEGACY_TOKENS": "maybe"}, "TOKEND_LEGACY_TOKENS"},
+		{map[string]string{"TOKEND_DIALECT": "soap"}, "TOKEND_DIALECT"},
+		{map[string]string{"TOKEND_STORE": "etcd"}, "TOKEND_STORE"},
+		{map[string]string{"TOKEND_HMAC_ALG": "RS256", "TOKEND_HMAC_SECRET": testSecret}, "TOKEND_HMAC_ALG"},
+		{map[string]string{"TOKEND_HMAC_SECRET": "short"}, "TOKEND_HMAC_SECRET"},
+		{map[string]string{"TOKEND_HMAC_SECRET": testSecret, "TOKEND_KEYS_FILE": "k.jwks"}, "TOKEND_HMAC_SECRET"},
+		{map[string]string{"TOKEND_KEYS_FILE": "/no/such/file"}, "TOKEND_KEYS_FILE"},
+		{map[string]string{"TOKEND_KEYS_FILE": "../../tokens/testdata/keys.jwks", "TOKEND_SIGNING_KID": "nope"}, "TOKEND_KEYS_FILE"},
+		{map[string]string{"TOKEND_ADMIN_ADDR": "0.0.0.0:8081"}, "TOKEND_ADMIN_ADDR"},
+		{map[string]string{"TOKEND_REDIS_ADDR": "nocolon"}, "TOKEND_REDIS_ADDR"},
+		{map[string]string{"TOKEND_ACCESS_TTL": "48h", "TOKEND_REFRESH_TTL": "24h"}, "TOKEND_ACCESS_TTL"},
+		{map[string]string{"TOKEND_STORE": "redis", "TOKEND_REDIS_ADDR": fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))}, "TOKEND_REDIS_ADDR"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.want, func(t *testing.T) {
+			env := map[string]string{"TOKEND_ADDR": "127.0.0.1:0", "TOKEND_ADMIN_ADDR": "127.0.0.1:0"}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			var out bytes.Buffer
+			code := run(t.Context(), nil, func(k string) string { return env[k] }, &out, hooks{})
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			if code != 2 || len(lines) != 1 || !strings.HasPrefix(lines[0], "tokend: "+tc.want) {
+				t.Fatalf("exit %d, output %q; want exit 2 and one line naming %s", code, out.String(), tc.want)
+			}
+		})
+	}
+	// flags win over the environment
+	cfg, err := parseConfig([]string{"--access-ttl", "5m"}, func(k string) string { return map[string]string{"TOKEND_ACCESS_TTL": "10m"}[k] }, &bytes.Buffer{})
+	if err != nil || cfg.AccessTTL != 5*time.Minute {
+		t.Fatalf("--access-ttl 5m over TOKEND_ACCESS_TTL=10m: %v, %v", cfg.AccessTTL, err)
+	}
+	cfg, err = parseConfig(nil, func(string) string { return "" }, &bytes.Buffer{})
+	if err != nil || cfg.AccessTTL != 30*time.Minute || cfg.RefreshTTL != 720*time.Hour || cfg.SessionMax != 2160*time.Hour ||
+		cfg.ReuseGrace != 10*time.Second || cfg.LegacyTokens || cfg.Dialect != "spring" || cfg.Store != "memory" ||
+		cfg.Addr != ":8080" || cfg.AdminAddr != "127.0.0.1:8081" || cfg.HMACAlg != "HS256" || cfg.StoreTimeout != 200*time.Millisecond {
+		t.Fatalf("defaults: %+v, %v", cfg, err)
+	}
+}
+
+// TestSIGTERMDrains runs the real binary: a request in flight when SIGTERM
+// arrives is answered, new connections are refused, and the exit code is 0.
+func TestSIGTERMDrains(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "tokend")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	port, admin := redistest.FreePort(t), redistest.FreePort(t)
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("TOKEND_ADDR=127.0.0.1:%d", port), fmt.Sprintf("TOKEND_ADMIN_ADDR=127.0.0.1:%d", admin))
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	var conn net.Conn
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if conn, err = net.Dial("tcp", addr); err == nil {
+			break
+		}
+	}
+	if conn == nil {
+		t.Fatalf("tokend did not listen: %v\n%s", err, logs.String())
+	}
+	defer conn.Close()
+	body := `{"refreshToken":"a.b.c"}`
+	// send the head and half the body: the request is in flight
+	fmt.Fprintf(conn, "POST /api/auth/refresh HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
+	time.Sleep(100 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("tokend still accepts connections after SIGTERM")
+	}
+	fmt.Fprint(conn, body[10:])
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	status, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.Contains(status, " 401 ") {
+		t.Fatalf("in-flight request: %q, %v; want its 401 answer", status, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("tokend did not exit within 10s of SIGTERM\n%s", logs.String())
+	}
+}
