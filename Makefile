@@ -5,7 +5,7 @@ BENCHTIME ?= 1s
 COUNT     ?= 6
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run build test vet fmt-check race fuzz bench redis-server clean
+.PHONY: run build test vet fmt-check race allocs fuzz bench redis-server clean
 
 ## run: start tokend on its embedded defaults (memory store, ephemeral key)
 run:
@@ -15,8 +15,8 @@ run:
 build:
 	$(GO) build -o bin/tokend ./cmd/tokend
 
-## test: everything — format, vet, race tests (real Redis on free ports), short fuzz runs
-test: redis-server fmt-check vet race fuzz
+## test: everything — format, vet, race tests (real Redis on free ports), allocation bounds, short fuzz runs
+test: redis-server fmt-check vet race allocs fuzz
 
 fmt-check:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
@@ -27,6 +27,10 @@ vet:
 
 race:
 	$(GO) test -race -count=1 -timeout 10m ./...
+
+# sync.Pool is not reliable under -race: the allocation bounds run without it.
+allocs:
+	$(GO) test -count=1 -run='Allocations' ./bench/
 
 # One decoder and one parser a run; go test -fuzz takes one target at a time.
 fuzz:
