@@ -21,17 +21,7 @@ func TestRefreshAllocations(t *testing.T) {
 	var ctx fasthttp.RequestCtx
 	var body []byte
 	refresh := func() {
-		ctx.Request.Reset()
-		ctx.Response.Reset()
-		ctx.Request.Header.SetMethod(fasthttp.MethodPost)
-		ctx.Request.SetRequestURI("/api/auth/refresh")
-		ctx.Request.Header.SetContentType("application/json")
-		body = append(append(append(body[:0], `{"refreshToken":"`...), tok...), `"}`...)
-		ctx.Request.SetBodyRaw(body)
-		h(&ctx)
-		if ctx.Response.StatusCode() != 200 {
-			t.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
-		}
+		handlerRefresh(t, h, &ctx, &body, tok)
 		// the newest token, sliced out of the body without decoding it
 		b := ctx.Response.Body()
 		const key = `"refreshToken":"`
