@@ -134,6 +134,11 @@ const (
 	routeNone     = "none"
 )
 
+// storeCtx is the context of store calls. Not the fasthttp RequestCtx: that
+// one is done as soon as shutdown begins, and requests in flight must still
+// finish. The store bounds every call by its own timeout.
+var storeCtx = context.Background()
+
 var (
 	contentJSON = []byte("application/json")
 	headerRetry = []byte("Retry-After")
@@ -201,8 +206,7 @@ func (s *Server) refresh(ctx *fasthttp.RequestCtx) {
 	defer statePool.Put(st)
 	err := s.decode(ctx, &st.req)
 	if err == nil {
-		// the request context ends with the server; the store bounds its own wait
-		err = s.cfg.Issuer.Refresh(ctx, st.req.RefreshToken, &st.pair)
+		err = s.cfg.Issuer.Refresh(storeCtx, st.req.RefreshToken, &st.pair)
 	}
 	if err != nil {
 		s.cfg.Metrics.outcome(classify(err))
@@ -227,7 +231,7 @@ func (s *Server) revoke(ctx *fasthttp.RequestCtx) {
 	var req Request
 	err := s.decode(ctx, &req)
 	if err == nil {
-		err = s.cfg.Issuer.Revoke(ctx, req.RefreshToken)
+		err = s.cfg.Issuer.Revoke(storeCtx, req.RefreshToken)
 	}
 	if err != nil {
 		s.fail(ctx, err)
@@ -316,7 +320,7 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 	case path == "/readyz":
 		route = routeReady
 		if s.method(ctx, fasthttp.MethodGet) {
-			if err := s.cfg.Issuer.Ping(ctx); err != nil {
+			if err := s.cfg.Issuer.Ping(storeCtx); err != nil {
 				adminJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": err.Error()})
 				return
 			}
@@ -353,7 +357,7 @@ func (s *Server) startSession(ctx *fasthttp.RequestCtx) {
 	st := statePool.Get().(*state)
 	defer statePool.Put(st)
 	if err == nil {
-		err = s.cfg.Issuer.Start(ctx, *req.Sub, &st.pair)
+		err = s.cfg.Issuer.Start(storeCtx, *req.Sub, &st.pair)
 		if errors.Is(err, tokens.ErrInvalid) {
 			err = fmt.Errorf("%w: sub: %v", ErrBadRequest, err)
 		}
@@ -384,7 +388,7 @@ func (s *Server) subject(ctx *fasthttp.RequestCtx, rest string) {
 	if !s.method(ctx, want) {
 		return
 	}
-	n, err := s.cfg.Issuer.RevokeSubject(ctx, sub, deleted)
+	n, err := s.cfg.Issuer.RevokeSubject(storeCtx, sub, deleted)
 	if err != nil {
 		s.fail(ctx, err)
 		return
