@@ -32,12 +32,14 @@ race:
 allocs:
 	$(GO) test -count=1 -run='Allocations' ./bench/
 
-# One decoder and one parser a run; go test -fuzz takes one target at a time.
+# Every decoder and parser; go test -fuzz takes one target at a time.
 # A count, not a duration: a time limit that ends during minimization is
 # reported as "context deadline exceeded", a flake.
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./tokens
+	$(GO) test -run='^$$' -fuzz='^FuzzOpaque$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./tokens
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/spring
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/aspnet
 
 ## bench: go test -bench across the stack, -count enough for benchstat
 bench: redis-server

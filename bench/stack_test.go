@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -10,45 +11,102 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"tokend/server"
+	"tokend/server/aspnet"
 	"tokend/server/spring"
 	"tokend/tokens"
 	"tokend/tokens/session"
 	"tokend/tokens/session/redistest"
 )
 
-const secret = "bench-secret-0123456789abcdef-0123456789"
+const (
+	secret       = "bench-secret-0123456789abcdef-0123456789"
+	aspnetSecret = "bench-secret-0123456789abcdef-0123456789abcdef-0123456789abcdef-0123"
+)
 
-// stack is tokend wired as cmd/tokend wires it, on a given store.
+// stack is tokend wired as cmd/tokend wires it, on a given store, speaking
+// one dialect: spring (HS256, JWT refresh tokens) or aspnet (HS512, opaque
+// refresh tokens and the access token in every request).
 type stack struct {
 	issuer *tokens.Issuer
 	srv    *server.Server
+	aspnet bool
 }
 
-func newStack(b testing.TB, store session.Store) *stack {
-	ks, err := tokens.HMACKeySet([]byte(secret), "HS256")
+func newStack(b testing.TB, store session.Store, dialect string) *stack {
+	alg, key := "HS256", secret
+	if dialect == "aspnet" {
+		alg, key = "HS512", aspnetSecret
+	}
+	ks, err := tokens.HMACKeySet([]byte(key), alg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	codec := tokens.NewCodec(ks, "tokend", tokens.SystemClock)
-	is := tokens.NewIssuer(codec, tokens.JWTRefresh{Codec: codec}, store, tokens.Config{
-		AccessTTL: 30 * time.Minute, RefreshTTL: 720 * time.Hour, SessionMax: 2160 * time.Hour, Grace: 10 * time.Second,
-	})
-	srv := server.New(server.Config{Dialect: spring.Dialect{}, Issuer: is, JWKS: func() []byte { return ks.JWKS() },
+	cfg := tokens.Config{AccessTTL: 30 * time.Minute, RefreshTTL: 720 * time.Hour, SessionMax: 2160 * time.Hour, Grace: 10 * time.Second}
+	var (
+		d       server.Dialect       = spring.Dialect{}
+		refresh tokens.RefreshFormat = tokens.JWTRefresh{Codec: codec}
+	)
+	if dialect == "aspnet" {
+		d, refresh, cfg.NameID = aspnet.Dialect{}, tokens.Opaque{Codec: codec}, true
+	}
+	is := tokens.NewIssuer(codec, refresh, store, cfg)
+	srv := server.New(server.Config{Dialect: d, Issuer: is, JWKS: func() []byte { return ks.JWKS() },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	return &stack{issuer: is, srv: srv}
+	return &stack{issuer: is, srv: srv, aspnet: dialect == "aspnet"}
 }
 
-func (s *stack) login(b testing.TB) []byte {
+// pair is the client's current tokens.
+type pair struct{ access, refresh []byte }
+
+func (s *stack) login(b testing.TB) pair {
 	var p tokens.Pair
 	if err := s.issuer.Start(context.Background(), "bench-user", &p); err != nil {
 		b.Fatal(err)
 	}
-	return append([]byte(nil), p.Refresh...)
+	return pair{append([]byte(nil), p.Access...), append([]byte(nil), p.Refresh...)}
+}
+
+// appendRequest appends the refresh request body for the client's tokens.
+func (s *stack) appendRequest(dst []byte, p pair) []byte {
+	if !s.aspnet {
+		return append(append(append(dst, `{"refreshToken":"`...), p.refresh...), `"}`...)
+	}
+	dst = append(append(append(dst, `{"Token":"`...), p.access...), `","RefreshToken":"`...)
+	return append(append(dst, p.refresh...), `"}`...)
+}
+
+// next takes the new tokens out of a success body into p, reusing its
+// buffers: sliced out, not decoded, so the allocation test counts the
+// server's allocations only.
+func (s *stack) next(b testing.TB, body []byte, p *pair) {
+	accessKey, refreshKey := `"accessToken":"`, `"refreshToken":"`
+	if s.aspnet {
+		accessKey, refreshKey = `"Token":"`, `"RefreshToken":"`
+	}
+	a, r := stringField(body, accessKey), stringField(body, refreshKey)
+	if a == nil || r == nil {
+		b.Fatalf("not a success body: %s", body)
+	}
+	p.access, p.refresh = append(p.access[:0], a...), append(p.refresh[:0], r...)
+}
+
+// stringField returns the contents of the string after key in body.
+func stringField(body []byte, key string) []byte {
+	i := bytes.Index(body, []byte(key))
+	if i < 0 {
+		return nil
+	}
+	v := body[i+len(key):]
+	j := bytes.IndexByte(v, '"')
+	if j < 0 {
+		return nil
+	}
+	return v[:j]
 }
 
 func memoryStore(b testing.TB) session.Store {
@@ -67,29 +125,16 @@ func redisStore(b testing.TB) session.Store {
 	return r
 }
 
-// newestToken pulls the refresh token out of a spring success body.
-func newestToken(b testing.TB, body []byte) []byte {
-	var r struct {
-		Result struct {
-			RefreshToken string `json:"refreshToken"`
-		} `json:"result"`
-	}
-	if err := json.Unmarshal(body, &r); err != nil || r.Result.RefreshToken == "" {
-		b.Fatalf("not a success body: %s", body)
-	}
-	return []byte(r.Result.RefreshToken)
-}
-
 // benchRefreshHTTP sends refresh requests through a fasthttp client and
-// server over an in-memory listener, each with the newest refresh token.
-func benchRefreshHTTP(b *testing.B, store session.Store) {
-	s := newStack(b, store)
+// server over an in-memory listener, each with the newest tokens.
+func benchRefreshHTTP(b *testing.B, store session.Store, dialect string) {
+	s := newStack(b, store, dialect)
 	ln := fasthttputil.NewInmemoryListener()
 	fs := &fasthttp.Server{Handler: s.srv.PublicHandler()}
 	go fs.Serve(ln)
 	defer ln.Close()
 	c := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
-	tok := s.login(b)
+	p := s.login(b)
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	req.SetRequestURI("http://tokend/api/auth/refresh")
 	req.Header.SetMethod(fasthttp.MethodPost)
@@ -98,46 +143,52 @@ func benchRefreshHTTP(b *testing.B, store session.Store) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		body = append(append(append(body[:0], `{"refreshToken":"`...), tok...), `"}`...)
+		body = s.appendRequest(body[:0], p)
 		req.SetBodyRaw(body)
 		if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
 			b.Fatalf("refresh: %v %d %s", err, resp.StatusCode(), resp.Body())
 		}
-		tok = newestToken(b, resp.Body())
+		s.next(b, resp.Body(), &p)
 	}
 }
 
-func BenchmarkRefreshHTTPMemory(b *testing.B) { benchRefreshHTTP(b, memoryStore(b)) }
-func BenchmarkRefreshHTTPRedis(b *testing.B)  { benchRefreshHTTP(b, redisStore(b)) }
+func BenchmarkRefreshHTTPMemory(b *testing.B)       { benchRefreshHTTP(b, memoryStore(b), "spring") }
+func BenchmarkRefreshHTTPRedis(b *testing.B)        { benchRefreshHTTP(b, redisStore(b), "spring") }
+func BenchmarkRefreshHTTPAspnetMemory(b *testing.B) { benchRefreshHTTP(b, memoryStore(b), "aspnet") }
+func BenchmarkRefreshHTTPAspnetRedis(b *testing.B)  { benchRefreshHTTP(b, redisStore(b), "aspnet") }
 
-// handlerRefresh sends one refresh with tok straight to handler h, reusing
-// ctx and body, and fails unless it answers 200.
-func handlerRefresh(tb testing.TB, h fasthttp.RequestHandler, ctx *fasthttp.RequestCtx, body *[]byte, tok []byte) {
+// handlerRefresh sends one refresh with the client's tokens straight to the
+// stack's handler, reusing ctx and body, takes the new tokens into p, and
+// fails unless it answers 200.
+func (s *stack) handlerRefresh(tb testing.TB, ctx *fasthttp.RequestCtx, body *[]byte, p *pair) {
 	ctx.Request.Reset()
 	ctx.Response.Reset()
 	ctx.Request.Header.SetMethod(fasthttp.MethodPost)
 	ctx.Request.SetRequestURI("/api/auth/refresh")
 	ctx.Request.Header.SetContentType("application/json")
-	*body = append(append(append((*body)[:0], `{"refreshToken":"`...), tok...), `"}`...)
+	*body = s.appendRequest((*body)[:0], *p)
 	ctx.Request.SetBodyRaw(*body)
-	h(ctx)
+	s.srv.PublicHandler()(ctx)
 	if ctx.Response.StatusCode() != 200 {
 		tb.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 	}
+	s.next(tb, ctx.Response.Body(), p)
 }
 
 // BenchmarkRefreshHandler is the handler alone: no sockets, no client.
 func BenchmarkRefreshHandler(b *testing.B) {
-	s := newStack(b, memoryStore(b))
-	h := s.srv.PublicHandler()
-	tok := s.login(b)
-	var ctx fasthttp.RequestCtx
-	var body []byte
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		handlerRefresh(b, h, &ctx, &body, tok)
-		tok = newestToken(b, ctx.Response.Body())
+	for _, dialect := range []string{"spring", "aspnet"} {
+		b.Run(dialect, func(b *testing.B) {
+			s := newStack(b, memoryStore(b), dialect)
+			p := s.login(b)
+			var ctx fasthttp.RequestCtx
+			var body []byte
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				s.handlerRefresh(b, &ctx, &body, &p)
+			}
+		})
 	}
 }
 

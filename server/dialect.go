@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"tokend/tokens"
@@ -21,6 +22,17 @@ var (
 	ErrInternal = errors.New("internal error")
 )
 
+// The bad requests the server itself finds, before a dialect reads a field.
+// Prepared once: refusing a request allocates nothing.
+var (
+	ErrContentType = fmt.Errorf("%w: content type is not application/json", ErrBadRequest)
+	ErrTooLarge    = fmt.Errorf("%w: body over the size limit", ErrBadRequest)
+	ErrNotJSON     = fmt.Errorf("%w: body is not JSON", ErrBadRequest)
+	ErrNotObject   = fmt.Errorf("%w: body is not a JSON object", ErrBadRequest)
+	// ErrSubject: POST /admin/sessions without a usable "sub".
+	ErrSubject = fmt.Errorf("%w: sub is missing, blank, not a string or not 1 to 256 bytes of UTF-8", ErrBadRequest)
+)
+
 // Request is a decoded refresh or revoke request.
 type Request struct {
 	RefreshToken []byte
@@ -32,9 +44,12 @@ type Request struct {
 type Dialect interface {
 	// Name is the TOKEND_DIALECT value.
 	Name() string
-	// DecodeRefresh parses the body of a refresh or revoke request. Errors
-	// wrap ErrBadRequest. r's slices may alias body.
+	// DecodeRefresh parses the body of a refresh request. Errors wrap
+	// ErrBadRequest. r's slices may alias body.
 	DecodeRefresh(body []byte, r *Request) error
+	// DecodeRevoke parses the body of a revoke request, which needs only
+	// the refresh token.
+	DecodeRevoke(body []byte, r *Request) error
 	// AppendPair appends the success body of a refresh.
 	AppendPair(dst []byte, p *tokens.Pair, now time.Time) []byte
 	// AppendError appends the body for err and returns its status.

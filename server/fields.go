@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"fmt"
 
 	"github.com/goccy/go-json"
 )
@@ -14,11 +13,11 @@ import (
 // (aspnet) names without decoding into a map.
 func Fields(body []byte, fn func(name, value []byte)) error {
 	if !json.Valid(body) {
-		return fmt.Errorf("%w: not JSON", ErrBadRequest)
+		return ErrNotJSON
 	}
 	i := skipSpace(body, 0)
 	if i >= len(body) || body[i] != '{' {
-		return fmt.Errorf("%w: not a JSON object", ErrBadRequest)
+		return ErrNotObject
 	}
 	i++
 	var nameBuf [64]byte

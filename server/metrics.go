@@ -96,6 +96,8 @@ const (
 	outExpired
 	outInvalid
 	outMalformed
+	outAccessToken
+	outNotOwner
 	outBadRequest
 	outUnavailable
 	outError
@@ -103,7 +105,7 @@ const (
 )
 
 var outcomeNames = [numOutcomes]string{"advanced", "retry", "reuse", "revoked", "subject_deleted",
-	"unknown_session", "expired", "invalid", "malformed", "bad_request", "unavailable", "error"}
+	"unknown_session", "expired", "invalid", "malformed", "invalid_access_token", "not_owner", "bad_request", "unavailable", "error"}
 
 func (o outcome) String() string { return outcomeNames[o] }
 
@@ -117,11 +119,12 @@ var outcomes = []struct {
 	{session.ErrDeleted, outDeleted},
 	{session.ErrNotFound, outUnknownSession},
 	{session.ErrExpired, outExpired},
+	{session.ErrNotOwner, outNotOwner},
 	{session.ErrUnavailable, outUnavailable},
+	{tokens.ErrAccessToken, outAccessToken},
 	{tokens.ErrExpired, outExpired},
 	{tokens.ErrMalformed, outMalformed},
 	{tokens.ErrInvalid, outInvalid},
-	{tokens.ErrSubjectMismatch, outInvalid},
 	{ErrBadRequest, outBadRequest},
 }
 

@@ -24,7 +24,9 @@ import (
 // Issuer is what the server needs of tokens.Issuer.
 type Issuer interface {
 	Start(ctx context.Context, sub string, p *tokens.Pair) error
-	Refresh(ctx context.Context, token []byte, p *tokens.Pair) error
+	// Refresh trades a refresh token for a new pair; access is the client's
+	// current access token where the dialect sends one (aspnet), else nil.
+	Refresh(ctx context.Context, refresh, access []byte, p *tokens.Pair) error
 	Revoke(ctx context.Context, token []byte) error
 	RevokeSubject(ctx context.Context, sub string, deleted bool) (int, error)
 	Ping(ctx context.Context) error
@@ -204,9 +206,9 @@ var statePool = sync.Pool{New: func() any { return &state{out: make([]byte, 0, 2
 func (s *Server) refresh(ctx *fasthttp.RequestCtx) {
 	st := statePool.Get().(*state)
 	defer statePool.Put(st)
-	err := s.decode(ctx, &st.req)
+	err := s.decode(ctx, s.cfg.Dialect.DecodeRefresh, &st.req)
 	if err == nil {
-		err = s.cfg.Issuer.Refresh(storeCtx, st.req.RefreshToken, &st.pair)
+		err = s.cfg.Issuer.Refresh(storeCtx, st.req.RefreshToken, st.req.AccessToken, &st.pair)
 	}
 	if err != nil {
 		s.cfg.Metrics.outcome(classify(err))
@@ -229,7 +231,7 @@ func (s *Server) ok(ctx *fasthttp.RequestCtx, st *state) {
 
 func (s *Server) revoke(ctx *fasthttp.RequestCtx) {
 	var req Request
-	err := s.decode(ctx, &req)
+	err := s.decode(ctx, s.cfg.Dialect.DecodeRevoke, &req)
 	if err == nil {
 		err = s.cfg.Issuer.Revoke(storeCtx, req.RefreshToken)
 	}
@@ -241,22 +243,22 @@ func (s *Server) revoke(ctx *fasthttp.RequestCtx) {
 }
 
 // decode checks the body's size and type, then lets the dialect parse it.
-func (s *Server) decode(ctx *fasthttp.RequestCtx, r *Request) error {
+func (s *Server) decode(ctx *fasthttp.RequestCtx, parse func([]byte, *Request) error, r *Request) error {
 	body, err := s.jsonBody(ctx)
 	if err != nil {
 		return err
 	}
 	*r = Request{}
-	return s.cfg.Dialect.DecodeRefresh(body, r)
+	return parse(body, r)
 }
 
 func (s *Server) jsonBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
 	if !isJSON(ctx.Request.Header.ContentType()) {
-		return nil, fmt.Errorf("%w: content type is not application/json", ErrBadRequest)
+		return nil, ErrContentType
 	}
 	body := ctx.PostBody()
 	if len(body) > s.cfg.MaxBody {
-		return nil, fmt.Errorf("%w: body of %d bytes, the limit is %d", ErrBadRequest, len(body), s.cfg.MaxBody)
+		return nil, ErrTooLarge
 	}
 	return body, nil
 }
@@ -351,7 +353,7 @@ func (s *Server) startSession(ctx *fasthttp.RequestCtx) {
 	}
 	if err == nil {
 		if json.Unmarshal(body, &req) != nil || req.Sub == nil || strings.TrimSpace(*req.Sub) == "" {
-			err = fmt.Errorf("%w: sub", ErrBadRequest)
+			err = ErrSubject
 		}
 	}
 	st := statePool.Get().(*state)
@@ -359,7 +361,7 @@ func (s *Server) startSession(ctx *fasthttp.RequestCtx) {
 	if err == nil {
 		err = s.cfg.Issuer.Start(storeCtx, *req.Sub, &st.pair)
 		if errors.Is(err, tokens.ErrInvalid) {
-			err = fmt.Errorf("%w: sub: %v", ErrBadRequest, err)
+			err = ErrSubject
 		}
 	}
 	if err != nil {

@@ -20,7 +20,7 @@ import (
 type panicky struct{}
 
 func (panicky) Start(context.Context, string, *tokens.Pair) error { return nil }
-func (panicky) Refresh(context.Context, []byte, *tokens.Pair) error {
+func (panicky) Refresh(context.Context, []byte, []byte, *tokens.Pair) error {
 	panic("boom")
 }
 func (panicky) Revoke(context.Context, []byte) error                     { return nil }

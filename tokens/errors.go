@@ -13,9 +13,10 @@ var (
 	ErrInvalid = errors.New("tokens: invalid token")
 	// ErrExpired: the signature verifies but exp has passed.
 	ErrExpired = errors.New("tokens: token expired")
-	// ErrSubjectMismatch: the access token names another subject than the
-	// session the refresh token belongs to.
-	ErrSubjectMismatch = errors.New("tokens: subject does not own the session")
+	// ErrAccessToken: the access token presented beside a refresh token (the
+	// aspnet `Token`) does not verify. It wraps the reason as well, one of
+	// the above; being expired is no reason.
+	ErrAccessToken = errors.New("tokens: access token presented does not verify")
 )
 
 // MaxTokenSize bounds any token tokend looks at: larger ones are refused

@@ -56,13 +56,15 @@ func (is *Issuer) Config() Config { return is.cfg }
 // an internal buffer that is reused by the next call with the same Pair, so
 // pooling Pairs makes issuing allocate nothing of its own.
 type Pair struct {
-	Access, Refresh   []byte
-	AccessExpiresIn   time.Duration
-	RefreshExpiresIn  time.Duration
-	Session           session.Session
-	Retry             bool // the pair re-issues one issued before (grace window)
-	buf               []byte
-	claims, presented Claims
+	Access, Refresh  []byte
+	AccessExpiresIn  time.Duration
+	RefreshExpiresIn time.Duration
+	Session          session.Session
+	Retry            bool // the pair re-issues one issued before (grace window)
+	buf              []byte
+	claims           Claims // of the tokens issued
+	presented        Claims // of the refresh token presented
+	owner            Claims // of the access token presented (aspnet)
 }
 
 // Start opens a session for sub and issues its first pair.
@@ -86,29 +88,56 @@ func (is *Issuer) Start(ctx context.Context, sub string, p *Pair) error {
 // Refresh verifies a refresh token, rotates its session and issues the pair
 // for the new generation (or again for the current one, inside the grace
 // window). Errors wrap this package's or the session package's sentinels.
-func (is *Issuer) Refresh(ctx context.Context, token []byte, p *Pair) error {
+//
+// access is the client's current access token where the dialect sends one
+// (aspnet), else nil. It may have expired, but must verify, and the session
+// must belong to the subject it names.
+func (is *Issuer) Refresh(ctx context.Context, refresh, access []byte, p *Pair) error {
+	var owner string
+	if access != nil {
+		var err error
+		if owner, err = is.owner(access, &p.owner); err != nil {
+			return err
+		}
+	}
 	cl := &p.presented
-	if err := is.refresh.ParseRefresh(token, cl); err != nil {
+	if err := is.refresh.ParseRefresh(refresh, cl); err != nil {
 		return err
 	}
+	if owner == "" {
+		owner = cl.Subject // a JWT refresh token names its subject; opaque ones do not
+	}
 	now := is.codec.clock.Now()
-	st := session.Step{ID: cl.Session, Gen: cl.Gen, Now: now, Grace: is.cfg.Grace, Idle: is.cfg.RefreshTTL}
+	st := session.Step{ID: cl.Session, Gen: cl.Gen, Now: now, Grace: is.cfg.Grace, Idle: is.cfg.RefreshTTL, Owner: owner}
 	if cl.Legacy {
-		st.ID, st.Gen = legacySessionID(token), -1
+		st.ID, st.Gen = legacySessionID(refresh), -1
 		st.Subject, st.Expires = cl.Subject, now.Add(is.cfg.SessionMax)
 	}
 	rot, err := is.store.Rotate(ctx, st)
-	if err != nil {
-		if errors.Is(err, session.ErrReuse) {
-			is.log.Warn("refresh token reuse detected; session revoked", "sid", st.ID, "gen", st.Gen)
-		}
-		return err
+	switch {
+	case err == nil:
+		p.Retry = rot.Retry
+		return is.issue(rot.Session, p)
+	case errors.Is(err, session.ErrReuse):
+		is.log.Warn("refresh token reuse detected; session revoked", "sid", st.ID, "gen", st.Gen)
+	case errors.Is(err, session.ErrNotOwner):
+		is.log.Warn("refresh token presented with another subject's access token; refused", "sid", st.ID)
 	}
-	if rot.Subject != cl.Subject {
-		return fmt.Errorf("%w: token subject differs from its session's", ErrInvalid)
+	return err
+}
+
+// owner verifies the access token presented with a refresh token and returns
+// the subject it names. Being expired is the reason it is presented, so that
+// is no error; a bad signature, alg or typ is.
+func (is *Issuer) owner(token []byte, cl *Claims) (string, error) {
+	err := is.codec.Parse(token, Access, cl)
+	switch {
+	case err != nil && !errors.Is(err, ErrExpired):
+		return "", fmt.Errorf("%w: %w", ErrAccessToken, err)
+	case cl.NameID != "" && cl.NameID != cl.Subject:
+		return "", fmt.Errorf("%w: %w: nameid and sub differ", ErrAccessToken, ErrInvalid)
 	}
-	p.Retry = rot.Retry
-	return is.issue(rot.Session, p)
+	return cl.Subject, nil
 }
 
 // Revoke ends the session a refresh token names. Tokens that do not parse

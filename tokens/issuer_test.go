@@ -38,26 +38,26 @@ func TestIssuerRotation(t *testing.T) {
 		t.Fatalf("lifetimes %v, %v", first.AccessExpiresIn, first.RefreshExpiresIn)
 	}
 	clock.t = clock.t.Add(time.Minute)
-	if err := is.Refresh(ctx, first.Refresh, &second); err != nil || second.Retry || second.Session.Gen != 1 {
+	if err := is.Refresh(ctx, first.Refresh, nil, &second); err != nil || second.Retry || second.Session.Gen != 1 {
 		t.Fatalf("Refresh = %v, %+v", err, second.Session)
 	}
 	// the answer was lost; the client retries 3s later with the same token
 	clock.t = clock.t.Add(3 * time.Second)
-	if err := is.Refresh(ctx, first.Refresh, &retry); err != nil || !retry.Retry {
+	if err := is.Refresh(ctx, first.Refresh, nil, &retry); err != nil || !retry.Retry {
 		t.Fatalf("retry = %v, retry=%v", err, retry.Retry)
 	}
 	if !bytes.Equal(retry.Access, second.Access) || !bytes.Equal(retry.Refresh, second.Refresh) {
 		t.Fatal("a retry inside the grace window must hand back the same pair")
 	}
 	// an access token is never a refresh token
-	if err := is.Refresh(ctx, second.Access, &retry); !errors.Is(err, ErrInvalid) {
+	if err := is.Refresh(ctx, second.Access, nil, &retry); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("access token as refresh token: %v", err)
 	}
 	clock.t = clock.t.Add(10 * time.Second)
-	if err := is.Refresh(ctx, first.Refresh, &retry); !errors.Is(err, session.ErrReuse) {
+	if err := is.Refresh(ctx, first.Refresh, nil, &retry); !errors.Is(err, session.ErrReuse) {
 		t.Fatalf("replay after grace: %v; want ErrReuse", err)
 	}
-	if err := is.Refresh(ctx, second.Refresh, &retry); !errors.Is(err, session.ErrRevoked) {
+	if err := is.Refresh(ctx, second.Refresh, nil, &retry); !errors.Is(err, session.ErrRevoked) {
 		t.Fatalf("newest token after reuse: %v; want ErrRevoked", err)
 	}
 }
@@ -67,24 +67,24 @@ func TestIssuerLegacyOnce(t *testing.T) {
 	ctx := context.Background()
 	legacy := forge(t, ks.Signing(), `{"alg":"HS256"}`, `{"sub":"7f36a89d","iat":`+itoa(now.Unix())+`,"exp":`+itoa(now.Add(time.Hour).Unix())+`}`)
 	var p Pair
-	if err := is.Refresh(ctx, legacy, &p); err != nil || p.Session.Subject != "7f36a89d" || p.Session.Gen != 0 {
+	if err := is.Refresh(ctx, legacy, nil, &p); err != nil || p.Session.Subject != "7f36a89d" || p.Session.Gen != 0 {
 		t.Fatalf("legacy refresh = %v, %+v", err, p.Session)
 	}
 	next := append([]byte(nil), p.Refresh...)
-	if err := is.Refresh(ctx, next, &p); err != nil || p.Session.Gen != 1 {
+	if err := is.Refresh(ctx, next, nil, &p); err != nil || p.Session.Gen != 1 {
 		t.Fatalf("refresh of the adopted session = %v, %+v", err, p.Session)
 	}
 	clock.t = clock.t.Add(time.Minute)
-	if err := is.Refresh(ctx, legacy, &p); !errors.Is(err, session.ErrReuse) {
+	if err := is.Refresh(ctx, legacy, nil, &p); !errors.Is(err, session.ErrReuse) {
 		t.Fatalf("legacy token again: %v; want ErrReuse", err)
 	}
 
 	expired := forge(t, ks.Signing(), `{"alg":"HS256"}`, `{"sub":"x","iat":1,"exp":`+itoa(now.Add(-time.Hour).Unix())+`}`)
-	if err := is.Refresh(ctx, expired, &p); !errors.Is(err, ErrExpired) {
+	if err := is.Refresh(ctx, expired, nil, &p); !errors.Is(err, ErrExpired) {
 		t.Fatalf("expired legacy token: %v; want ErrExpired", err)
 	}
 	off, _, _ := newIssuer(t, false)
-	if err := off.Refresh(ctx, legacy, &p); !errors.Is(err, ErrInvalid) {
+	if err := off.Refresh(ctx, legacy, nil, &p); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("legacy token with legacy off: %v; want ErrInvalid", err)
 	}
 }
@@ -105,7 +105,7 @@ func TestIssuerRevoke(t *testing.T) {
 	if err := is.Revoke(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
-	if err := is.Refresh(ctx, tok, &p); !errors.Is(err, session.ErrRevoked) {
+	if err := is.Refresh(ctx, tok, nil, &p); !errors.Is(err, session.ErrRevoked) {
 		t.Fatalf("refresh after revoke: %v", err)
 	}
 }

@@ -233,6 +233,7 @@ type KeySet struct {
 	byHeader map[string]headerRef
 	signing  *Key
 	jwks     []byte
+	mac      *MACKeys // the opaque format's keys derived from these
 	// Ephemeral is true when the set holds a key generated at start.
 	Ephemeral bool
 }
@@ -264,6 +265,11 @@ func newKeySet(keys []*Key, signingKID string) (*KeySet, error) {
 		}
 		ks.signing = k
 	}
+	mac, err := deriveMACKeys(ks.signing, keys)
+	if err != nil {
+		return nil, err
+	}
+	ks.mac = mac
 	pub := jwk.NewSet()
 	for _, k := range keys {
 		if k.Symmetric() {

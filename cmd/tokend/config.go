@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"tokend/tokens"
 )
 
 // config is every setting of DESIGN §7, parsed and checked.
@@ -21,6 +23,7 @@ type config struct {
 	SigningKID    string
 	HMACSecret    string
 	HMACAlg       string
+	RefreshKeys   [][]byte
 	Store         string
 	RedisAddr     []string
 	RedisPassword string
@@ -77,7 +80,7 @@ func duration(dst func(*config) *time.Duration, min time.Duration) func(*config,
 }
 
 var settings = []setting{
-	{"TOKEND_DIALECT", "spring", "wire contract: spring", oneOf(func(c *config) *string { return &c.Dialect }, "spring")},
+	{"TOKEND_DIALECT", "spring", "wire contract: spring or aspnet", oneOf(func(c *config) *string { return &c.Dialect }, "spring", "aspnet")},
 	{"TOKEND_ADDR", ":8080", "public listener", str(func(c *config) *string { return &c.Addr })},
 	{"TOKEND_ADMIN_ADDR", "127.0.0.1:8081", "admin listener", str(func(c *config) *string { return &c.AdminAddr })},
 	{"TOKEND_ADMIN_TOKEN", "", "Bearer token the admin listener demands (required off loopback)", str(func(c *config) *string { return &c.AdminToken })},
@@ -85,6 +88,17 @@ var settings = []setting{
 	{"TOKEND_SIGNING_KID", "", "kid of the key that signs (default: the first)", str(func(c *config) *string { return &c.SigningKID })},
 	{"TOKEND_HMAC_SECRET", "", "one shared HMAC secret instead of a keys file", str(func(c *config) *string { return &c.HMACSecret })},
 	{"TOKEND_HMAC_ALG", "HS256", "algorithm of the HMAC secret", oneOf(func(c *config) *string { return &c.HMACAlg }, "HS256", "HS384", "HS512")},
+	{"TOKEND_REFRESH_KEY", "", "aspnet: MAC keys of opaque refresh tokens, comma-separated, 32+ bytes each, the first makes new tokens (default: derived from the signing keys)", func(c *config, v string) error {
+		c.RefreshKeys = nil
+		if v == "" {
+			return nil
+		}
+		for _, k := range strings.Split(v, ",") {
+			c.RefreshKeys = append(c.RefreshKeys, []byte(k))
+		}
+		_, err := tokens.NewMACKeys(c.RefreshKeys...)
+		return err
+	}},
 	{"TOKEND_STORE", "memory", "session store: memory or redis", oneOf(func(c *config) *string { return &c.Store }, "memory", "redis")},
 	{"TOKEND_REDIS_ADDR", "127.0.0.1:6379", "Redis addresses, comma-separated (standalone or Cluster seeds)", func(c *config, v string) error {
 		c.RedisAddr = nil
@@ -161,6 +175,10 @@ func (c config) check() error {
 		return fmt.Errorf("TOKEND_ACCESS_TTL: %s must be shorter than TOKEND_REFRESH_TTL (%s)", c.AccessTTL, c.RefreshTTL)
 	case c.ReuseGrace >= c.RefreshTTL:
 		return fmt.Errorf("TOKEND_REUSE_GRACE: %s must be shorter than TOKEND_REFRESH_TTL (%s)", c.ReuseGrace, c.RefreshTTL)
+	case c.RefreshKeys != nil && c.Dialect != "aspnet":
+		return errors.New("TOKEND_REFRESH_KEY: only the aspnet dialect has opaque refresh tokens; unset it or set TOKEND_DIALECT=aspnet")
+	case c.LegacyTokens && c.Dialect != "spring":
+		return errors.New("TOKEND_LEGACY_TOKENS: only the spring backend's refresh tokens can be verified; the aspnet backend's were rows of its database")
 	case c.AdminToken == "" && !loopback(c.AdminAddr):
 		return fmt.Errorf("TOKEND_ADMIN_ADDR: %q is not a loopback address; set TOKEND_ADMIN_TOKEN to expose the admin listener", c.AdminAddr)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"tokend/server"
+	"tokend/server/aspnet"
 	"tokend/server/spring"
 	"tokend/tokens"
 	"tokend/tokens/session"
@@ -137,11 +138,23 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 		a.store, a.close = m, m.Close
 	}
 
-	dialect := spring.Dialect{}
-	refresh := tokens.JWTRefresh{Codec: a.codec, Legacy: cfg.LegacyTokens}
+	var (
+		dialect server.Dialect       = spring.Dialect{}
+		refresh tokens.RefreshFormat = tokens.JWTRefresh{Codec: a.codec, Legacy: cfg.LegacyTokens}
+	)
+	if cfg.Dialect == "aspnet" {
+		dialect = aspnet.Dialect{}
+		opaque := tokens.Opaque{Codec: a.codec} // MAC keys follow the key set, SIGHUP included
+		if cfg.RefreshKeys != nil {
+			if opaque.Fixed, err = tokens.NewMACKeys(cfg.RefreshKeys...); err != nil {
+				return nil, fmt.Errorf("TOKEND_REFRESH_KEY: %w", err)
+			}
+		}
+		refresh = opaque
+	}
 	issuer := tokens.NewIssuer(a.codec, refresh, a.store, tokens.Config{
 		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, SessionMax: cfg.SessionMax,
-		Grace: cfg.ReuseGrace, Legacy: cfg.LegacyTokens,
+		Grace: cfg.ReuseGrace, Legacy: cfg.LegacyTokens, NameID: cfg.Dialect == "aspnet",
 	})
 	issuer.SetLogger(log)
 	a.server = server.New(server.Config{

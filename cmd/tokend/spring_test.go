@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"hash"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -40,10 +41,13 @@ func legacyToken(sub string, iat, exp time.Time) string {
 }
 
 // hs256 signs any header and claims with the test secret.
-func hs256(header, claims string) string {
+func hs256(header, claims string) string { return signHMAC(sha256.New, testSecret, header, claims) }
+
+// signHMAC signs any header and claims, as no well-behaved issuer would.
+func signHMAC(h func() hash.Hash, secret, header, claims string) string {
 	b64 := base64.RawURLEncoding
 	input := b64.EncodeToString([]byte(header)) + "." + b64.EncodeToString([]byte(claims))
-	m := hmac.New(sha256.New, []byte(testSecret))
+	m := hmac.New(h, []byte(secret))
 	m.Write([]byte(input))
 	return input + "." + b64.EncodeToString(m.Sum(nil))
 }

@@ -21,6 +21,8 @@ type Dialect struct{}
 // Name implements server.Dialect.
 func (Dialect) Name() string { return "spring" }
 
+var errNoToken = fmt.Errorf("%w: refreshToken is missing, not a string, or blank", server.ErrBadRequest)
+
 // Decode parses `{"refreshToken": "<JWT>"}`. Like the Spring backend
 // (Jackson, @NotBlank): the name is case-sensitive, unknown properties are
 // ignored, the last duplicate wins, and a missing, null, non-string, empty or
@@ -37,7 +39,7 @@ func Decode(body []byte, r *server.Request) error {
 	}
 	tok, ok := server.StringValue(nil, raw)
 	if !ok || len(bytes.TrimSpace(tok)) == 0 {
-		return fmt.Errorf("%w: refreshToken is missing, not a string, or blank", server.ErrBadRequest)
+		return errNoToken
 	}
 	r.RefreshToken = tok
 	return nil
@@ -45,6 +47,9 @@ func Decode(body []byte, r *server.Request) error {
 
 // DecodeRefresh implements server.Dialect.
 func (Dialect) DecodeRefresh(body []byte, r *server.Request) error { return Decode(body, r) }
+
+// DecodeRevoke implements server.Dialect: the same body as a refresh.
+func (Dialect) DecodeRevoke(body []byte, r *server.Request) error { return Decode(body, r) }
 
 // AppendTimestamp writes t as the Spring backend did: RFC 3339 with
 // microseconds and the numeric zone offset, e.g. 2025-01-24T15:35:12.456789+09:00.
@@ -90,7 +95,7 @@ var errorTable = []wireError{
 	row(tokens.ErrExpired, 401, "Unauthorized", "JWT token has expired"),
 	row(tokens.ErrMalformed, 401, "Unauthorized", "Invalid token format"),
 	row(tokens.ErrInvalid, 401, "Unauthorized", "Invalid JWT token"),
-	row(tokens.ErrSubjectMismatch, 401, "Unauthorized", "Invalid JWT token"),
+	row(session.ErrNotOwner, 401, "Unauthorized", "Invalid JWT token"),
 	row(session.ErrNotFound, 401, "Unauthorized", "Invalid JWT token"),
 	row(session.ErrExpired, 401, "Unauthorized", "Invalid JWT token"),
 	row(session.ErrRevoked, 401, "Unauthorized", "Invalid JWT token"),

@@ -128,6 +128,8 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 // nothing; the caller stores the advanced session or the revocation.
 func decide(s *Session, st0 state, st Step) (Rotation, error) {
 	switch {
+	case st.Owner != "" && st.Owner != s.Subject:
+		return Rotation{}, fmt.Errorf("session %s: %w", s.ID, ErrNotOwner)
 	case st0 == deleted:
 		return Rotation{}, fmt.Errorf("session %s: %w", s.ID, ErrDeleted)
 	case st0 == revoked:

@@ -107,7 +107,7 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	args := []string{strconv.FormatInt(st.Gen, 10), ms(st.Now),
-		strconv.FormatInt(st.Grace.Milliseconds(), 10), strconv.FormatInt(st.Idle.Milliseconds(), 10)}
+		strconv.FormatInt(st.Grace.Milliseconds(), 10), strconv.FormatInt(st.Idle.Milliseconds(), 10), st.Owner}
 	if st.Gen == -1 {
 		args = append(args, st.Subject, ms(st.Expires))
 	}
@@ -138,6 +138,8 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 		sentinel = ErrDeleted
 	case 6:
 		sentinel = ErrExpired
+	case 7:
+		sentinel = ErrNotOwner
 	default:
 		return Rotation{}, fmt.Errorf("redis rotate: unknown code %d", code)
 	}

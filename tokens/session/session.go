@@ -8,11 +8,14 @@ import (
 
 // Outcomes a caller branches on; every Store error wraps one of them.
 var (
-	ErrNotFound    = errors.New("session: not found")
-	ErrExpired     = errors.New("session: expired")
-	ErrRevoked     = errors.New("session: revoked")
-	ErrDeleted     = errors.New("session: subject deleted")
-	ErrReuse       = errors.New("session: refresh token reuse")
+	ErrNotFound = errors.New("session: not found")
+	ErrExpired  = errors.New("session: expired")
+	ErrRevoked  = errors.New("session: revoked")
+	ErrDeleted  = errors.New("session: subject deleted")
+	ErrReuse    = errors.New("session: refresh token reuse")
+	// ErrNotOwner: the session belongs to another subject than Step.Owner;
+	// the session is left as it was.
+	ErrNotOwner    = errors.New("session: belongs to another subject")
 	ErrUnavailable = errors.New("session: store unavailable")
 )
 
@@ -37,6 +40,9 @@ type Step struct {
 	Now   time.Time
 	Grace time.Duration // how long the immediate parent may be retried
 	Idle  time.Duration // refresh-token lifetime: the record lives until Now+Idle, capped at Expires
+	// Owner, when set, must be the session's subject: checked before
+	// anything else, so another user's token learns nothing and burns nothing.
+	Owner string
 
 	Subject string    // adoption only
 	Expires time.Time // adoption only

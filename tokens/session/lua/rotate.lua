@@ -1,25 +1,28 @@
 -- Rotate a session: the whole rotation rule of DESIGN §4 in one atomic step.
 -- KEYS[1]  session hash: u sub, g gen, c created, e expires, r rotated (ms), x state
--- ARGV     gen presented, now ms, grace ms, idle ms, [sub, expires ms: adoption]
+-- ARGV     gen presented, now ms, grace ms, idle ms, owner ('' = anyone),
+--          [sub, expires ms: adoption]
 -- Returns  {code, sub, gen, created, expires, rotated}
 --   code 1 advanced, 2 retry, 3 reuse (now revoked), 4 revoked, 5 deleted,
---        6 expired, 0 missing
+--        6 expired, 7 another subject's session, 0 missing
 local gen   = tonumber(ARGV[1])
 local now   = tonumber(ARGV[2])
 local grace = tonumber(ARGV[3])
 local idle  = tonumber(ARGV[4])
+local owner = ARGV[5]
 
 local s = redis.call('HMGET', KEYS[1], 'u', 'g', 'c', 'e', 'r', 'x')
 if not s[1] then
   if gen ~= -1 then return {0} end
   -- adoption of a legacy token: the session starts at generation 0
-  local exp = tonumber(ARGV[6])
-  redis.call('HSET', KEYS[1], 'u', ARGV[5], 'g', 0, 'c', now, 'e', exp, 'r', now, 'x', 0)
+  local exp = tonumber(ARGV[7])
+  redis.call('HSET', KEYS[1], 'u', ARGV[6], 'g', 0, 'c', now, 'e', exp, 'r', now, 'x', 0)
   redis.call('PEXPIREAT', KEYS[1], math.min(exp, now + idle))
-  return {1, ARGV[5], 0, now, exp, now}
+  return {1, ARGV[6], 0, now, exp, now}
 end
 
 local cur, created, exp, rot = tonumber(s[2]), tonumber(s[3]), tonumber(s[4]), tonumber(s[5])
+if owner ~= '' and owner ~= s[1] then return {7} end
 if s[6] == '2' then return {5} end
 if s[6] == '1' then return {4} end
 if now >= exp then return {6} end

@@ -7,9 +7,11 @@ package redistest
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -120,4 +122,43 @@ func send(addr, cmd string) (string, error) {
 		return "", err
 	}
 	return bufio.NewReader(c).ReadString('\n')
+}
+
+// Calls returns how many times the server has run command (lower case, as
+// INFO commandstats names it: "evalsha", "hset"), so a test can prove that
+// something never reached Redis.
+func (s *Server) Calls(t testing.TB, command string) int {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		t.Fatalf("INFO on %s: %v", s.Addr, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("INFO commandstats\r\n")); err != nil {
+		t.Fatalf("INFO on %s: %v", s.Addr, err)
+	}
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n')
+	n, convErr := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
+	if err != nil || convErr != nil || !strings.HasPrefix(head, "$") {
+		t.Fatalf("INFO on %s: reply %q, %v", s.Addr, head, err)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		t.Fatalf("INFO on %s: %v", s.Addr, err)
+	}
+	for _, line := range strings.Split(string(body), "\r\n") {
+		stats, ok := strings.CutPrefix(line, "cmdstat_"+command+":calls=")
+		if !ok {
+			continue
+		}
+		calls, _, _ := strings.Cut(stats, ",")
+		v, err := strconv.Atoi(calls)
+		if err != nil {
+			t.Fatalf("INFO on %s: %q", s.Addr, line)
+		}
+		return v
+	}
+	return 0
 }

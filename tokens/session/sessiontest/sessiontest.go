@@ -196,6 +196,37 @@ var cases = []struct {
 		// the user may come back: a new session works
 		mustAdvance(t, st, step(create(t, st, "alice").ID, 0, time.Second, grace))
 	}},
+	{"OwnerMustMatch", func(t *testing.T, st session.Store) {
+		s := create(t, st, "alice")
+		asBob := step(s.ID, 0, time.Second, grace)
+		asBob.Owner = "bob"
+		_, err := rotate(t, st, asBob)
+		wantErr(t, err, session.ErrNotOwner)
+		// a stale generation from another user is not reuse: nothing burns
+		asBob.Gen = 7
+		_, err = rotate(t, st, asBob)
+		wantErr(t, err, session.ErrNotOwner)
+		asAlice := step(s.ID, 0, 2*time.Second, grace)
+		asAlice.Owner = "alice"
+		if r := mustAdvance(t, st, asAlice); r.Subject != "alice" {
+			t.Fatalf("subject %q", r.Subject)
+		}
+	}},
+	{"NotOwnerHidesState", func(t *testing.T, st session.Store) {
+		revokedOne, deletedOne := create(t, st, "alice"), create(t, st, "zoe")
+		if err := st.Revoke(context.Background(), revokedOne.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.RevokeSubject(context.Background(), "zoe", true); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []session.Session{revokedOne, deletedOne} {
+			asBob := step(s.ID, 0, time.Second, grace)
+			asBob.Owner = "bob"
+			_, err := rotate(t, st, asBob)
+			wantErr(t, err, session.ErrNotOwner)
+		}
+	}},
 	{"AdoptLegacy", func(t *testing.T, st session.Store) {
 		id := newID(t)
 		adopt := func(at time.Duration) (session.Rotation, error) {
