@@ -20,7 +20,6 @@ func Fields(body []byte, fn func(name, value []byte)) error {
 		return ErrNotObject
 	}
 	i++
-	var nameBuf [64]byte
 	for {
 		i = skipSpace(body, i)
 		if body[i] == '}' {
@@ -32,7 +31,7 @@ func Fields(body []byte, fn func(name, value []byte)) error {
 		end := endOfString(body, i)
 		name := body[i+1 : end-1]
 		if bytes.IndexByte(name, '\\') >= 0 {
-			name = unquote(nameBuf[:0], body[i:end])
+			name = unquote(nil, body[i:end]) // rare: allocates only then
 		}
 		i = skipSpace(body, end)
 		i = skipSpace(body, i+1) // the colon

@@ -62,12 +62,12 @@ func (c *Codec) AppendToken(dst []byte, t Type, cl *Claims) ([]byte, error) {
 	dst = append(dst, k.header[t]...)
 	dst = append(dst, '.')
 	dst = base64.RawURLEncoding.AppendEncode(dst, appendClaims(s.payload[:0], cl, t))
-	sig, err := k.sign(dst[start:])
+	mid := len(dst)
+	dst, err := k.appendSignature(append(dst, '.'), dst[start:mid])
 	if err != nil {
 		return dst[:start], fmt.Errorf("tokens: signing with %q: %w", k.ID, err)
 	}
-	dst = append(dst, '.')
-	return base64.RawURLEncoding.AppendEncode(dst, sig), nil
+	return dst, nil
 }
 
 // header is the protected header as far as tokend reads it. Any member that
@@ -152,13 +152,14 @@ func (c *Codec) Parse(token []byte, t Type, cl *Claims) error {
 
 	ks := c.keys.Load()
 	ref, known := ks.byHeader[string(hseg)] // no allocation: map lookup by string(bytes)
-	var h header
+	var h *header // decoded only for a header tokend did not write: a value here would escape on every call
 	if !known {
 		raw, err := decodeSegment(s.header[:], hseg, "header")
 		if err != nil {
 			return err
 		}
-		if !isObject(raw) || json.Unmarshal(raw, &h) != nil {
+		h = new(header)
+		if !isObject(raw) || json.Unmarshal(raw, h) != nil {
 			return fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
 		}
 	}
@@ -174,7 +175,7 @@ func (c *Codec) Parse(token []byte, t Type, cl *Claims) error {
 		return err
 	}
 	if !known {
-		if ref, err = ks.checkHeader(&h); err != nil {
+		if ref, err = ks.checkHeader(h); err != nil {
 			return err
 		}
 	}

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 )
 
 // now is the fixed test clock: tokens expire by moving it, never by sleeping.
@@ -50,11 +52,46 @@ func forge(t testing.TB, k *Key, hdr, claims string) []byte {
 	t.Helper()
 	b64 := base64.RawURLEncoding
 	input := b64.EncodeToString([]byte(hdr)) + "." + b64.EncodeToString([]byte(claims))
-	sig, err := k.sign([]byte(input))
+	tok, err := k.appendSignature([]byte(input+"."), []byte(input))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []byte(input + "." + b64.EncodeToString(sig))
+	return tok
+}
+
+// The pooled HMAC states sign exactly as jwsbb's SignHMAC does, and verify
+// what it signs, for every HMAC algorithm, from many goroutines at once.
+func TestPooledHMACMatchesJWSBB(t *testing.T) {
+	for _, kid := range []string{"hs256-1", "hs384-1", "hs512-1"} {
+		t.Run(kid, func(t *testing.T) {
+			k, _ := testKeys(t, kid).Lookup(kid)
+			var wg sync.WaitGroup
+			for g := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range 200 {
+						input := []byte(strings.Repeat("x", g*37+i))
+						want, err := jwsbb.SignHMAC(k.Secret(), input, k.hfunc)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						got, _ := k.appendSignature(nil, input)
+						if string(got) != base64.RawURLEncoding.EncodeToString(want) {
+							t.Errorf("input %d: pooled %s, jwsbb %x", len(input), got, want)
+							return
+						}
+						if k.verify(input, want) != nil || k.verify(input, want[1:]) == nil || k.verify(append(input, 'y'), want) == nil {
+							t.Errorf("input %d: verify disagrees with jwsbb", len(input))
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+		})
+	}
 }
 
 func TestRoundTripEveryAlgorithm(t *testing.T) {

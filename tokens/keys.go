@@ -84,6 +84,7 @@ type Key struct {
 	fam   family
 	hash  crypto.Hash
 	hfunc func() hash.Hash
+	macs  *macPool // HMAC keys: pooled keyed states, in place of jwsbb's per-call hmac.New
 	priv  any // []byte, *ecdsa.PrivateKey, ed25519.PrivateKey or *rsa.PrivateKey
 	pub   any // []byte, *ecdsa.PublicKey, ed25519.PublicKey or *rsa.PublicKey
 	jwk   jwk.Key
@@ -110,6 +111,7 @@ func newKey(kid, alg string, raw any) (*Key, error) {
 		}
 		k.pub = secret
 		k.hfunc = hashFunc(a.hash)
+		k.macs = newMACPool(k.hfunc, secret)
 	case famECDSA:
 		p, ok := raw.(*ecdsa.PrivateKey)
 		if !ok {
@@ -183,26 +185,42 @@ func encodeHeader(alg, kid, typ string) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// sign appends the raw signature of input to dst.
-func (k *Key) sign(input []byte) ([]byte, error) {
-	switch k.fam {
-	case famHMAC:
-		return jwsbb.SignHMAC(k.priv.([]byte), input, k.hfunc)
-	case famECDSA:
-		return jwsbb.SignECDSA(k.priv.(*ecdsa.PrivateKey), input, k.hash, nil)
-	case famEdDSA:
-		return jwsbb.SignEdDSA(k.priv.(ed25519.PrivateKey), input)
-	case famRSA, famRSAPSS:
-		return jwsbb.SignRSA(k.priv.(*rsa.PrivateKey), input, k.hash, k.fam == famRSAPSS, nil)
+// appendSignature appends the base64url signature of input to dst. input
+// may alias dst: it is read before dst grows.
+func (k *Key) appendSignature(dst, input []byte) ([]byte, error) {
+	if k.fam == famHMAC {
+		sum, st := k.macs.mac(input)
+		dst = base64.RawURLEncoding.AppendEncode(dst, sum)
+		k.macs.put(st)
+		return dst, nil
 	}
-	return nil, errors.New("tokens: key has no algorithm")
+	var sig []byte
+	var err error
+	switch k.fam {
+	case famECDSA:
+		sig, err = jwsbb.SignECDSA(k.priv.(*ecdsa.PrivateKey), input, k.hash, nil)
+	case famEdDSA:
+		sig, err = jwsbb.SignEdDSA(k.priv.(ed25519.PrivateKey), input)
+	case famRSA, famRSAPSS:
+		sig, err = jwsbb.SignRSA(k.priv.(*rsa.PrivateKey), input, k.hash, k.fam == famRSAPSS, nil)
+	default:
+		err = errors.New("tokens: key has no algorithm")
+	}
+	if err != nil {
+		return dst, err
+	}
+	return base64.RawURLEncoding.AppendEncode(dst, sig), nil
 }
 
-// verify checks sig over input with the public half of k.
+// verify checks sig over input with the public half of k. HMAC signatures
+// are compared in constant time.
 func (k *Key) verify(input, sig []byte) error {
 	switch k.fam {
 	case famHMAC:
-		return jwsbb.VerifyHMAC(k.pub.([]byte), input, sig, k.hfunc)
+		if !k.macs.equal(input, sig) {
+			return errors.New("HMAC mismatch")
+		}
+		return nil
 	case famECDSA:
 		return jwsbb.VerifyECDSA(k.pub.(*ecdsa.PublicKey), input, sig, k.hash)
 	case famEdDSA:

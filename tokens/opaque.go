@@ -12,9 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"math"
-	"sync"
 )
 
 // The aspnet refresh token: 64 bytes, standard base64 with padding (88
@@ -52,12 +50,7 @@ type MACKeys struct {
 
 type macKey struct {
 	tag  [tagSize]byte
-	pool sync.Pool // of *macState keyed with this key: hmac.New costs allocations
-}
-
-type macState struct {
-	h   hash.Hash
-	sum [sha256.Size]byte
+	macs *macPool
 }
 
 const (
@@ -112,7 +105,7 @@ func newMACKeys(secrets [][]byte) (*MACKeys, error) {
 		if _, dup := r.byTag[m.tag]; dup {
 			return nil, fmt.Errorf("refresh key #%d is a duplicate (or its tag collides)", i+1)
 		}
-		m.pool.New = func() any { return &macState{h: hmac.New(sha256.New, key)} }
+		m.macs = newMACPool(sha256.New, key)
 		r.byTag[m.tag] = m
 		r.keys = append(r.keys, m)
 	}
@@ -129,16 +122,6 @@ func (k *Key) material() ([]byte, error) {
 		return x509.MarshalPKCS8PrivateKey(p)
 	}
 	return nil, errors.New("no private key material")
-}
-
-// mac writes the MAC of body into sum, with a pooled keyed state.
-func (m *macKey) mac(body []byte, sum *[sha256.Size]byte) {
-	st := m.pool.Get().(*macState)
-	st.h.Reset()
-	st.h.Write(body)
-	st.h.Sum(st.sum[:0])
-	*sum = st.sum
-	m.pool.Put(st)
 }
 
 // Opaque is the aspnet refresh format. Its MAC keys are Fixed when set
@@ -159,7 +142,9 @@ func (o Opaque) ring() *MACKeys {
 // AppendRefresh implements RefreshFormat. The session id must be the
 // base64url form of 16 bytes, as Issuer.Start makes them.
 func (o Opaque) AppendRefresh(dst []byte, cl *Claims) ([]byte, error) {
-	var raw [OpaqueSize]byte
+	s := scratchPool.Get().(*scratch) // a stack array would escape through the MAC's hash.Hash
+	defer scratchPool.Put(s)
+	raw := s.sig[:OpaqueSize]
 	if len(cl.Session) != base64.RawURLEncoding.EncodedLen(sidSize) {
 		return dst, fmt.Errorf("tokens: session id %q does not fit an opaque token", cl.Session)
 	}
@@ -174,10 +159,10 @@ func (o Opaque) AppendRefresh(dst []byte, cl *Claims) ([]byte, error) {
 	copy(raw[1:4], k.tag[:])
 	binary.BigEndian.PutUint32(raw[20:24], uint32(cl.Gen))
 	binary.BigEndian.PutUint64(raw[24:32], uint64(cl.Expires))
-	var sum [sha256.Size]byte
-	k.mac(raw[:opaqueBody], &sum)
-	copy(raw[opaqueBody:], sum[:])
-	return opaqueEncoding.AppendEncode(dst, raw[:]), nil
+	sum, st := k.macs.mac(raw[:opaqueBody])
+	copy(raw[opaqueBody:], sum)
+	k.macs.put(st)
+	return opaqueEncoding.AppendEncode(dst, raw), nil
 }
 
 // ParseRefresh implements RefreshFormat: cl gets the session id, generation
@@ -187,11 +172,13 @@ func (o Opaque) AppendRefresh(dst []byte, cl *Claims) ([]byte, error) {
 // The MAC is compared in constant time; nothing else depends on a secret.
 func (o Opaque) ParseRefresh(token []byte, cl *Claims) error {
 	cl.reset()
-	var raw [OpaqueSize + 2]byte // DecodedLen(88) = 66 before padding is removed
 	if len(token) != OpaqueLen {
 		return fmt.Errorf("%w: an opaque refresh token is %d characters, not %d", ErrMalformed, OpaqueLen, len(token))
 	}
-	if n, err := opaqueEncoding.Decode(raw[:], token); err != nil || n != OpaqueSize {
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	raw := s.sig[:OpaqueSize+2] // DecodedLen(88) = 66 before padding is removed
+	if n, err := opaqueEncoding.Decode(raw, token); err != nil || n != OpaqueSize {
 		return fmt.Errorf("%w: not canonical base64 of %d bytes", ErrMalformed, OpaqueSize)
 	}
 	if raw[0] != opaqueVersion {
@@ -201,9 +188,7 @@ func (o Opaque) ParseRefresh(token []byte, cl *Claims) error {
 	if !ok {
 		return fmt.Errorf("%w: opaque token made with an unknown key", ErrInvalid)
 	}
-	var sum [sha256.Size]byte
-	k.mac(raw[:opaqueBody], &sum)
-	if !hmac.Equal(sum[:], raw[opaqueBody:OpaqueSize]) {
+	if !k.macs.equal(raw[:opaqueBody], raw[opaqueBody:OpaqueSize]) {
 		return fmt.Errorf("%w: opaque token MAC does not match", ErrInvalid)
 	}
 	cl.Session = base64.RawURLEncoding.EncodeToString(raw[4 : 4+sidSize])
