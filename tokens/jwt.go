@@ -152,7 +152,7 @@ func (c *Codec) Parse(token []byte, t Type, cl *Claims) error {
 
 	ks := c.keys.Load()
 	ref, known := ks.byHeader[string(hseg)] // no allocation: map lookup by string(bytes)
-	var h *header // decoded only for a header tokend did not write: a value here would escape on every call
+	var h *header                           // decoded only for a header tokend did not write: a value here would escape on every call
 	if !known {
 		raw, err := decodeSegment(s.header[:], hseg, "header")
 		if err != nil {

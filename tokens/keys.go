@@ -85,8 +85,8 @@ type Key struct {
 	hash  crypto.Hash
 	hfunc func() hash.Hash
 	macs  *macPool // HMAC keys: pooled keyed states, in place of jwsbb's per-call hmac.New
-	priv  any // []byte, *ecdsa.PrivateKey, ed25519.PrivateKey or *rsa.PrivateKey
-	pub   any // []byte, *ecdsa.PublicKey, ed25519.PublicKey or *rsa.PublicKey
+	priv  any      // []byte, *ecdsa.PrivateKey, ed25519.PrivateKey or *rsa.PrivateKey
+	pub   any      // []byte, *ecdsa.PublicKey, ed25519.PublicKey or *rsa.PublicKey
 	jwk   jwk.Key
 
 	header [numTypes]string // base64url(protected header JSON), per Type
