@@ -5,7 +5,10 @@ BENCHTIME ?= 1s
 COUNT     ?= 6
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run build test vet fmt-check race allocs fuzz bench redis-server clean
+K6_VERSION ?= v1.8.1
+K6        ?= $(shell command -v k6 2>/dev/null || echo $$($(GO) env GOPATH)/bin/k6)
+
+.PHONY: run build test vet fmt-check race allocs fuzz bench loadtest throughput profile k6 redis-server clean
 
 ## run: start tokend on its embedded defaults (memory store, ephemeral key)
 run:
@@ -41,9 +44,28 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/spring
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/aspnet
 
-## bench: go test -bench across the stack, -count enough for benchstat
+## bench: go test -bench across the stack, -count enough for benchstat; builds the floor and the load generator
 bench: redis-server
+	$(GO) build -o bin/floor ./bench/floor
+	$(GO) build -o bin/loadgen ./loadtest/loadgen
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(COUNT) ./bench/ | tee bench/latest.txt
+
+## loadtest: k6 scripts (refresh.js, attack.js, both dialects) with their thresholds, then one throughput comparison
+loadtest: redis-server k6
+	K6=$(K6) loadtest/run.sh k6
+	RUNS=1 loadtest/run.sh compare
+
+## throughput: the closed-loop generator against the floor and tokend, RUNS=3 times; medians and ratios
+throughput: redis-server
+	loadtest/run.sh compare
+
+## profile: a CPU profile of tokend under the Redis load (bench/cpu.prof, bench/cpu.txt)
+profile: redis-server
+	loadtest/run.sh profile
+
+# k6 from the Go module proxy (about 4 minutes the first time); never part of make test.
+k6:
+	@[ -x "$(K6)" ] || { echo "installing k6 $(K6_VERSION) (go install, a few minutes)"; $(GO) install go.k6.io/k6@$(K6_VERSION); }
 
 # Tests start their own redis-server on free ports; install it when missing.
 redis-server:
@@ -57,4 +79,4 @@ redis-server:
 	@redis-server --version
 
 clean:
-	rm -rf bin bench/latest.txt
+	rm -rf bin bench/latest.txt bench/cpu.prof

@@ -3,8 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"io"
 	"log/slog"
 	"net"
@@ -214,49 +212,4 @@ func BenchmarkRotate(b *testing.B) {
 			}
 		})
 	}
-}
-
-// BenchmarkHS256 signs and verifies one access token through tokend's codec,
-// beside the crypto/hmac floor over the same bytes.
-func BenchmarkHS256(b *testing.B) {
-	ks, _ := tokens.HMACKeySet([]byte(secret), "HS256")
-	codec := tokens.NewCodec(ks, "tokend", tokens.SystemClock)
-	now := time.Now()
-	cl := tokens.Claims{Issuer: "tokend", Subject: "7f36a89d-1234-4567-8901-234567890abc", Session: "kw-pkqvf8FGCBXF1UAqlyg", Gen: 7,
-		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expires: now.Add(time.Hour).Unix()}
-	tok, _ := codec.AppendToken(nil, tokens.Access, &cl)
-	b.Run("sign", func(b *testing.B) {
-		b.ReportAllocs()
-		buf := make([]byte, 0, 512)
-		for i := 0; i < b.N; i++ {
-			buf, _ = codec.AppendToken(buf[:0], tokens.Access, &cl)
-		}
-	})
-	b.Run("verify", func(b *testing.B) {
-		b.ReportAllocs()
-		var out tokens.Claims
-		for i := 0; i < b.N; i++ {
-			if err := codec.Parse(tok, tokens.Access, &out); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("verify-general", func(b *testing.B) {
-		b.ReportAllocs()
-		var out tokens.Claims
-		for i := 0; i < b.N; i++ {
-			if err := codec.ParseGeneral(tok, tokens.Access, &out); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("floor-crypto-hmac", func(b *testing.B) {
-		b.ReportAllocs()
-		input := tok[:len(tok)-44]
-		for i := 0; i < b.N; i++ {
-			m := hmac.New(sha256.New, []byte(secret))
-			m.Write(input)
-			m.Sum(nil)
-		}
-	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
+	"github.com/valyala/fasthttp/pprofhandler"
 
 	"tokend/tokens"
 )
@@ -78,11 +79,13 @@ func New(cfg Config) *Server {
 
 func (s *Server) newHTTP(name string, h fasthttp.RequestHandler) *fasthttp.Server {
 	return &fasthttp.Server{
-		Name:         "tokend",
-		Handler:      h,
-		ReadTimeout:  10 * time.Second,
-		WriteTimeout: 10 * time.Second,
-		IdleTimeout:  90 * time.Second,
+		Name:        "tokend",
+		Handler:     h,
+		ReadTimeout: 10 * time.Second,
+		IdleTimeout: 90 * time.Second,
+		// No WriteTimeout: it costs two timer updates per response, and every
+		// answer (under 2 KiB) fits the socket buffer; a client that stops
+		// reading is cut off by ReadTimeout/IdleTimeout at its next request.
 		// Bodies over MaxBody get a 400 in the dialect's shape; only truly
 		// huge ones are cut off by fasthttp itself with 413.
 		MaxRequestBodySize: 64 << 10,
@@ -133,6 +136,7 @@ const (
 	routeHealth   = "healthz"
 	routeReady    = "readyz"
 	routeMetrics  = "metrics"
+	routePprof    = "pprof"
 	routeNone     = "none"
 )
 
@@ -333,6 +337,9 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		if s.method(ctx, fasthttp.MethodGet) {
 			s.prom(ctx)
 		}
+	case strings.HasPrefix(path, "/debug/pprof/"):
+		route = routePprof // profiles of a live instance; the admin listener guards them
+		pprofhandler.PprofHandler(ctx)
 	default:
 		s.fail(ctx, ErrNoRoute)
 	}

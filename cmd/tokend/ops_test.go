@@ -59,7 +59,7 @@ func TestAdmin(t *testing.T) {
 				t.Fatalf("GET revoke = %d; want 405", r.status)
 			}
 
-			for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/nope": 404} {
+			for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/debug/pprof/cmdline": 200, "/nope": 404} {
 				if r := in.do(http.MethodGet, in.admin+path, "", nil, auth...); r.status != want {
 					t.Fatalf("GET %s = %d; want %d", path, r.status, want)
 				}
@@ -76,7 +76,7 @@ func TestAdmin(t *testing.T) {
 				}
 			}
 			// admin paths do not exist on the public listener
-			for _, path := range []string{"/admin/sessions", "/admin/subjects/alice/revoke", "/healthz", "/metrics"} {
+			for _, path := range []string{"/admin/sessions", "/admin/subjects/alice/revoke", "/healthz", "/metrics", "/debug/pprof/cmdline"} {
 				r := in.do(http.MethodPost, in.public+path, "application/json", []byte(`{"sub":"x"}`))
 				springError(t, r, 404, "No endpoint found")
 			}

@@ -2,8 +2,10 @@ package spring
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"tokend/server"
@@ -39,4 +41,22 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("Decode(%q) refused a token %q: %v", body, want, err)
 		}
 	})
+}
+
+func TestAppendTimestamp(t *testing.T) {
+	zones := []*time.Location{time.UTC, time.FixedZone("KST", 9*3600), time.FixedZone("NST", -(3*3600 + 30*60)), time.FixedZone("x", 5*3600+45*60)}
+	if ny, err := time.LoadLocation("America/New_York"); err == nil {
+		zones = append(zones, ny)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 20000 {
+		tm := time.Unix(r.Int64N(1<<33), r.Int64N(1e9)).In(zones[i%len(zones)])
+		if i == 0 {
+			tm = time.Date(2025, 1, 24, 15, 35, 12, 456789000, zones[1])
+		}
+		got := string(AppendTimestamp(nil, tm))
+		if want := tm.Format("2006-01-02T15:04:05.000000-07:00"); got != want {
+			t.Fatalf("AppendTimestamp(%v) = %s; want %s", tm, got, want)
+		}
+	}
 }

@@ -1,0 +1,209 @@
+// Command floor is the throughput floor tokend is measured against: the
+// least a spring refresh can do on fasthttp. It slices the token out of the
+// body, checks its HS256 signature with crypto/hmac, reads sid and gen by
+// byte search, optionally advances the session with one EVALSHA through
+// rueidis, and answers two hand-appended HS256 JWTs. No validation beyond
+// the signature, no rotation rules, no metrics, no logging: a bound, not a
+// service. The load generator runs against it and tokend in the same run.
+//
+//	floor -addr 127.0.0.1:9090 [-redis 127.0.0.1:6379]
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"flag"
+	"hash"
+	"log"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/valyala/fasthttp"
+)
+
+const secret = "floor-secret-0123456789abcdef-0123456789"
+
+// advance is the floor's rotation: compare and bump the generation.
+var advance = rueidis.NewLuaScript(`
+local g = redis.call('HGET', KEYS[1], 'g')
+if g ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'g', tonumber(g) + 1)
+redis.call('PEXPIRE', KEYS[1], 2592000000)
+return 1`)
+
+var (
+	b64    = base64.RawURLEncoding
+	header = b64.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+	macs   = sync.Pool{New: func() any { return &mac{h: hmac.New(sha256.New, []byte(secret))} }}
+	bufs   = sync.Pool{New: func() any { return &buffers{} }}
+	store  rueidis.Client
+)
+
+type mac struct {
+	h   hash.Hash
+	sum [32]byte
+}
+
+type buffers struct{ payload, out, claims []byte }
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:9090", "listen address")
+	redisAddr := flag.String("redis", "", "Redis address; empty: no store")
+	rt := flag.Duration("read-timeout", 0, "fasthttp ReadTimeout (0: none)")
+	wt := flag.Duration("write-timeout", 0, "fasthttp WriteTimeout (0: none)")
+	flag.Parse()
+	if *redisAddr != "" {
+		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{*redisAddr}, DisableCache: true})
+		if err != nil {
+			log.Fatal(err)
+		}
+		store = c
+	}
+	s := &fasthttp.Server{Handler: handle, Name: "floor", ReadTimeout: *rt, WriteTimeout: *wt}
+	log.Printf("floor listening on %s (redis %q)", *addr, *redisAddr)
+	log.Fatal(s.ListenAndServe(*addr))
+}
+
+func handle(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) {
+	case "/api/auth/refresh":
+		refresh(ctx)
+	case "/admin/sessions":
+		login(ctx)
+	default:
+		ctx.SetStatusCode(404)
+	}
+}
+
+// login starts a session at generation 0 and answers its first pair.
+func login(ctx *fasthttp.RequestCtx) {
+	var id [16]byte
+	rand.Read(id[:])
+	sid := b64.EncodeToString(id[:])
+	if store != nil {
+		cmd := store.B().Hset().Key("floor:{"+sid+"}").FieldValue().FieldValue("g", "0").Build()
+		if err := store.Do(context.Background(), cmd).Error(); err != nil {
+			ctx.SetStatusCode(503)
+			return
+		}
+	}
+	answer(ctx, []byte(sid), 0)
+}
+
+func refresh(ctx *fasthttp.RequestCtx) {
+	body := ctx.PostBody()
+	const key = `"refreshToken":"`
+	i := bytes.Index(body, []byte(key))
+	if i < 0 {
+		ctx.SetStatusCode(400)
+		return
+	}
+	tok := body[i+len(key):]
+	tok = tok[:max(bytes.IndexByte(tok, '"'), 0)]
+	last := bytes.LastIndexByte(tok, '.')
+	first := bytes.IndexByte(tok, '.')
+	if first < 0 || last <= first || !verify(tok[:last], tok[last+1:]) {
+		ctx.SetStatusCode(401)
+		return
+	}
+	b := bufs.Get().(*buffers)
+	defer bufs.Put(b)
+	var err error
+	b.claims, err = b64.AppendDecode(b.claims[:0], tok[first+1:last])
+	if err != nil {
+		ctx.SetStatusCode(401)
+		return
+	}
+	sid, gen := field(b.claims, `"sid":"`, '"'), field(b.claims, `"gen":`, '}')
+	g, err := strconv.ParseInt(string(gen), 10, 64)
+	if err != nil || len(sid) == 0 {
+		ctx.SetStatusCode(401)
+		return
+	}
+	if store != nil {
+		ok, err := advance.Exec(context.Background(), store, []string{"floor:{" + string(sid) + "}"}, []string{string(gen)}).AsInt64()
+		if err != nil {
+			ctx.SetStatusCode(503)
+			return
+		}
+		if ok != 1 {
+			ctx.SetStatusCode(401)
+			return
+		}
+	}
+	answer(ctx, sid, g+1)
+}
+
+func field(b []byte, key string, end byte) []byte {
+	i := bytes.Index(b, []byte(key))
+	if i < 0 {
+		return nil
+	}
+	v := b[i+len(key):]
+	if j := bytes.IndexAny(v, string([]byte{end, ','})); j >= 0 {
+		return v[:j]
+	}
+	return nil
+}
+
+// answer writes the spring success body with a new access and refresh token.
+func answer(ctx *fasthttp.RequestCtx, sid []byte, gen int64) {
+	b := bufs.Get().(*buffers)
+	defer bufs.Put(b)
+	now := time.Now().Unix()
+	out := append(b.out[:0], `{"timestamp":"`...)
+	out = time.Now().AppendFormat(out, "2006-01-02T15:04:05.000000-07:00")
+	out = append(out, `","result":{"accessToken":"`...)
+	out = appendJWT(out, b, sid, gen, now, now+1800, false)
+	out = append(out, `","refreshToken":"`...)
+	out = appendJWT(out, b, sid, gen, now, now+2592000, true)
+	out = append(out, `","tokenType":"Bearer","accessTokenExpiresIn":1800000,"refreshTokenExpiresIn":2592000000}}`...)
+	b.out = out
+	ctx.SetContentType("application/json")
+	ctx.SetBody(out)
+}
+
+func appendJWT(dst []byte, b *buffers, sid []byte, gen, iat, exp int64, refresh bool) []byte {
+	p := append(b.payload[:0], `{"sub":"load","sid":"`...)
+	p = append(p, sid...)
+	p = append(p, `","iat":`...)
+	p = strconv.AppendInt(p, iat, 10)
+	p = append(p, `,"exp":`...)
+	p = strconv.AppendInt(p, exp, 10)
+	if refresh {
+		p = append(p, `,"gen":`...)
+		p = strconv.AppendInt(p, gen, 10)
+	}
+	p = append(p, '}')
+	b.payload = p
+	start := len(dst)
+	dst = append(dst, header...)
+	dst = append(dst, '.')
+	dst = b64.AppendEncode(dst, p)
+	m := macs.Get().(*mac)
+	m.h.Reset()
+	m.h.Write(dst[start:])
+	sum := m.h.Sum(m.sum[:0])
+	dst = append(dst, '.')
+	dst = b64.AppendEncode(dst, sum)
+	macs.Put(m)
+	return dst
+}
+
+func verify(input, sig []byte) bool {
+	var raw [32]byte
+	if n, err := b64.Decode(raw[:], sig); err != nil || n != 32 {
+		return false
+	}
+	m := macs.Get().(*mac)
+	defer macs.Put(m)
+	m.h.Reset()
+	m.h.Write(input)
+	return hmac.Equal(m.h.Sum(m.sum[:0]), raw[:])
+}

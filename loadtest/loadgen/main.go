@@ -1,0 +1,307 @@
+// Command loadgen is a closed-loop load generator for the refresh endpoint,
+// lean enough to saturate tokend from the same 2-core machine (k6 cannot).
+// Each worker starts its own session through the admin API, then refreshes
+// in a loop, always with its newest tokens (a chain: a token is used once),
+// one request in flight per worker and connection. Every latency in the
+// measured window is kept; any answer but 200 is a failure, after which the
+// worker starts a new session.
+//
+//	loadgen -url http://127.0.0.1:8080 -admin http://127.0.0.1:8081 -c 64 -d 10s
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+type options struct {
+	public, admin, adminToken, dialect, label string
+	conns                                     int
+	duration, warmup                          time.Duration
+	asJSON                                    bool
+}
+
+// Result is one run's summary.
+type Result struct {
+	Label     string  `json:"label"`
+	Dialect   string  `json:"dialect"`
+	Conns     int     `json:"conns"`
+	Seconds   float64 `json:"seconds"`
+	Requests  int     `json:"requests"`
+	RPS       float64 `json:"rps"`
+	P50ms     float64 `json:"p50_ms"`
+	P90ms     float64 `json:"p90_ms"`
+	P99ms     float64 `json:"p99_ms"`
+	MaxMs     float64 `json:"max_ms"`
+	Failures  int64   `json:"failures"`
+	FirstFail string  `json:"first_failure,omitempty"`
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.public, "url", "http://127.0.0.1:8080", "public base URL")
+	flag.StringVar(&o.admin, "admin", "", "admin base URL (default: -url)")
+	flag.StringVar(&o.adminToken, "admin-token", "", "Bearer token of the admin listener")
+	flag.StringVar(&o.dialect, "dialect", "spring", "spring or aspnet")
+	flag.StringVar(&o.label, "label", "", "label of this run in the output")
+	flag.IntVar(&o.conns, "c", 64, "connections = workers, one request in flight each")
+	flag.DurationVar(&o.duration, "d", 10*time.Second, "measured duration")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before measuring")
+	flag.BoolVar(&o.asJSON, "json", false, "print the result as one JSON line")
+	summarize := flag.String("summarize", "", "read JSON results from this file and print medians and ratios to the floor")
+	flag.Parse()
+	if *summarize != "" {
+		if err := printSummary(*summarize); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if o.admin == "" {
+		o.admin = o.public
+	}
+	r, err := run(o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+	if o.asJSON {
+		b, _ := json.Marshal(r)
+		fmt.Println(string(b))
+	} else {
+		fmt.Printf("%-24s %s c=%d %.0fs: %d requests, %.0f req/s, p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms, %d failures %s\n",
+			r.Label, r.Dialect, r.Conns, r.Seconds, r.Requests, r.RPS, r.P50ms, r.P90ms, r.P99ms, r.MaxMs, r.Failures, r.FirstFail)
+	}
+	if r.Failures > 0 {
+		os.Exit(1)
+	}
+}
+
+// worker is one closed loop: its session's newest tokens and its latencies.
+type worker struct {
+	id              int
+	access, refresh []byte
+	body            []byte
+	lat             []time.Duration
+}
+
+func run(o options) (Result, error) {
+	pub, err := url.Parse(o.public)
+	if err != nil {
+		return Result{}, err
+	}
+	adm, err := url.Parse(o.admin)
+	if err != nil {
+		return Result{}, err
+	}
+	client := &fasthttp.HostClient{Addr: pub.Host, MaxConns: o.conns, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	adminClient := &fasthttp.HostClient{Addr: adm.Host, MaxConns: o.conns, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	refreshURL, loginURL := o.public+"/api/auth/refresh", o.admin+"/admin/sessions"
+
+	var failures atomic.Int64
+	var firstFail atomic.Value
+	fail := func(msg string) {
+		failures.Add(1)
+		firstFail.CompareAndSwap(nil, msg)
+	}
+
+	workers := make([]*worker, o.conns)
+	for i := range workers {
+		w := &worker{id: i, lat: make([]time.Duration, 0, 1<<16)}
+		if err := w.login(adminClient, loginURL, o); err != nil {
+			return Result{}, fmt.Errorf("login: %w", err)
+		}
+		workers[i] = w
+	}
+
+	start := time.Now()
+	measureFrom, end := start.Add(o.warmup), start.Add(o.warmup+o.duration)
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI(refreshURL)
+			req.Header.SetMethod(fasthttp.MethodPost)
+			req.Header.SetContentType("application/json")
+			for {
+				t0 := time.Now()
+				if !t0.Before(end) {
+					return
+				}
+				w.body = w.appendRequest(w.body[:0], o.dialect)
+				req.SetBodyRaw(w.body)
+				err := client.Do(req, resp)
+				t1 := time.Now()
+				if !t0.Before(measureFrom) {
+					w.lat = append(w.lat, t1.Sub(t0))
+				}
+				if err == nil && resp.StatusCode() == 200 && w.next(resp.Body(), o.dialect) {
+					continue
+				}
+				if err != nil {
+					fail(err.Error())
+				} else {
+					fail(fmt.Sprintf("status %d: %.200s", resp.StatusCode(), resp.Body()))
+				}
+				if err := w.login(adminClient, loginURL, o); err != nil {
+					fail("login: " + err.Error())
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	var all []time.Duration
+	for _, w := range workers {
+		all = append(all, w.lat...)
+	}
+	slices.Sort(all)
+	pct := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return float64(all[min(len(all)-1, int(p*float64(len(all))))]) / 1e6
+	}
+	r := Result{
+		Label: o.label, Dialect: o.dialect, Conns: o.conns, Seconds: o.duration.Seconds(),
+		Requests: len(all), RPS: float64(len(all)) / o.duration.Seconds(),
+		P50ms: pct(0.50), P90ms: pct(0.90), P99ms: pct(0.99), MaxMs: pct(1),
+		Failures: failures.Load(),
+	}
+	if f, ok := firstFail.Load().(string); ok {
+		r.FirstFail = f
+	}
+	return r, nil
+}
+
+func (w *worker) login(c *fasthttp.HostClient, loginURL string, o options) error {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(loginURL)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/json")
+	if o.adminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+o.adminToken)
+	}
+	req.SetBodyString(fmt.Sprintf(`{"sub":"load-%d"}`, w.id))
+	if err := c.Do(req, resp); err != nil {
+		return err
+	}
+	if resp.StatusCode() != 200 || !w.next(resp.Body(), o.dialect) {
+		return fmt.Errorf("status %d: %.200s", resp.StatusCode(), resp.Body())
+	}
+	return nil
+}
+
+// appendRequest appends the refresh body for the worker's newest tokens.
+func (w *worker) appendRequest(dst []byte, dialect string) []byte {
+	if dialect == "aspnet" {
+		dst = append(append(append(dst, `{"Token":"`...), w.access...), `","RefreshToken":"`...)
+		return append(append(dst, w.refresh...), `"}`...)
+	}
+	return append(append(append(dst, `{"refreshToken":"`...), w.refresh...), `"}`...)
+}
+
+// next takes the new tokens out of a success body: sliced, not decoded, so
+// the generator spends its CPU on sending.
+func (w *worker) next(body []byte, dialect string) bool {
+	accessKey, refreshKey := `"accessToken":"`, `"refreshToken":"`
+	if dialect == "aspnet" {
+		accessKey, refreshKey = `"Token":"`, `"RefreshToken":"`
+	}
+	a, r := stringField(body, accessKey), stringField(body, refreshKey)
+	if a == nil || r == nil {
+		return false
+	}
+	w.access, w.refresh = append(w.access[:0], a...), append(w.refresh[:0], r...)
+	return true
+}
+
+func stringField(body []byte, key string) []byte {
+	i := bytes.Index(body, []byte(key))
+	if i < 0 {
+		return nil
+	}
+	v := body[i+len(key):]
+	j := bytes.IndexByte(v, '"')
+	if j < 0 {
+		return nil
+	}
+	return v[:j]
+}
+
+// printSummary reads one Result a line and prints, per label, the medians of
+// the runs and the ratio of tokend's throughput to the floor's on the same
+// store ("<dialect>/memory" to "floor/none", "<dialect>/redis" to "floor/redis").
+func printSummary(file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	runs := map[string][]Result{}
+	var labels []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r Result
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		if _, seen := runs[r.Label]; !seen {
+			labels = append(labels, r.Label)
+		}
+		runs[r.Label] = append(runs[r.Label], r)
+	}
+	median := func(rs []Result, f func(Result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	rps := func(r Result) float64 { return r.RPS }
+	fmt.Println("| run | runs | req/s (median) | p50 ms | p99 ms | failures | vs floor |")
+	fmt.Println("| --- | --- | --- | --- | --- | --- | --- |")
+	for _, l := range labels {
+		rs := runs[l]
+		var fails int64
+		for _, r := range rs {
+			fails += r.Failures
+		}
+		ratio := ""
+		if kind, store, _ := strings.Cut(l, "/"); kind != "floor" {
+			floor := "floor/" + store
+			if store == "memory" {
+				floor = "floor/none"
+			}
+			if fr, ok := runs[floor]; ok {
+				ratio = fmt.Sprintf("%.0f%% of %s", 100*median(rs, rps)/median(fr, rps), floor)
+			}
+		}
+		fmt.Printf("| %s | %d | %.0f | %.2f | %.2f | %d | %s |\n", l, len(rs), median(rs, rps),
+			median(rs, func(r Result) float64 { return r.P50ms }), median(rs, func(r Result) float64 { return r.P99ms }), fails, ratio)
+	}
+	return sc.Err()
+}

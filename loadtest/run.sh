@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# loadtest/run.sh — load tests on 127.0.0.1, bounded in time, stopping
+# everything they start (by PID) on the way out.
+#
+#   loadtest/run.sh compare   the closed-loop generator against the floor and
+#                             tokend (spring, aspnet), memory and Redis, RUNS
+#                             times; medians and ratios to the floor
+#   loadtest/run.sh k6        the k6 scripts (refresh.js, attack.js) against
+#                             tokend on Redis, with their thresholds
+#   loadtest/run.sh profile   a CPU profile of tokend under the Redis load
+#
+# Settings (environment): DURATION (10s), WARMUP (2s), CONNS (64), RUNS (3),
+# K6 (path of k6), OUT (bench/ by default: loadgen.jsonl, cpu.prof).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNS=${CONNS:-64}
+RUNS=${RUNS:-3}
+OUT=${OUT:-bench}
+SECRET=loadtest-secret-0123456789abcdef-0123456789abcdef-0123456789abcdef
+TMP=$(mktemp -d)
+PIDS=()
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+log() { echo "loadtest: $*" >&2; }
+
+# free_port prints a port of 127.0.0.1 nobody listens on.
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 20000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+}
+
+# wait_port waits until something listens on port $1.
+wait_port() {
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  log "nothing listens on $1"; return 1
+}
+
+# stop kills one process we started and waits for it.
+stop() {
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+build() {
+  mkdir -p bin
+  go build -o bin/tokend ./cmd/tokend
+  go build -o bin/floor ./bench/floor
+  go build -o bin/loadgen ./loadtest/loadgen
+}
+
+start_redis() { # sets REDIS_PORT, REDIS_PID
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" >"$TMP/redis.log" 2>&1 &
+  REDIS_PID=$!
+  PIDS+=("$REDIS_PID")
+  wait_port "$REDIS_PORT"
+}
+
+# start_tokend DIALECT STORE [extra env...]: sets PUB, ADM, TOKEND_PID
+start_tokend() {
+  local dialect=$1 store=$2; shift 2
+  local pp ap alg=HS256
+  pp=$(free_port); ap=$(free_port)
+  [ "$dialect" = aspnet ] && alg=HS512
+  env TOKEND_DIALECT="$dialect" TOKEND_STORE="$store" TOKEND_REDIS_ADDR="127.0.0.1:${REDIS_PORT:-6379}" \
+    TOKEND_ADDR="127.0.0.1:$pp" TOKEND_ADMIN_ADDR="127.0.0.1:$ap" \
+    TOKEND_HMAC_SECRET="$SECRET" TOKEND_HMAC_ALG="$alg" "$@" \
+    bin/tokend 2>>"$TMP/tokend.log" &
+  TOKEND_PID=$!
+  PIDS+=("$TOKEND_PID")
+  wait_port "$pp"; wait_port "$ap"
+  PUB=http://127.0.0.1:$pp ADM=http://127.0.0.1:$ap
+}
+
+# start_floor [redis]: sets PUB, ADM, FLOOR_PID
+start_floor() {
+  local pp
+  pp=$(free_port)
+  if [ "${1:-}" = redis ]; then
+    bin/floor -addr "127.0.0.1:$pp" -redis "127.0.0.1:$REDIS_PORT" 2>>"$TMP/floor.log" &
+  else
+    bin/floor -addr "127.0.0.1:$pp" 2>>"$TMP/floor.log" &
+  fi
+  FLOOR_PID=$!
+  PIDS+=("$FLOOR_PID")
+  wait_port "$pp"
+  PUB=http://127.0.0.1:$pp ADM=$PUB
+}
+
+loadgen() { # LABEL DIALECT
+  bin/loadgen -url "$PUB" -admin "$ADM" -dialect "$2" -label "$1" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" -json | tee -a "$OUT/loadgen.jsonl"
+}
+
+compare() {
+  build
+  start_redis
+  : >"$OUT/loadgen.jsonl"
+  for run in $(seq 1 "$RUNS"); do
+    log "run $run of $RUNS ($DURATION each, $CONNS connections)"
+    start_floor;              loadgen floor/none spring;      stop "$FLOOR_PID"
+    start_tokend spring memory; loadgen spring/memory spring; stop "$TOKEND_PID"
+    start_tokend aspnet memory; loadgen aspnet/memory aspnet; stop "$TOKEND_PID"
+    start_floor redis;        loadgen floor/redis spring;     stop "$FLOOR_PID"
+    start_tokend spring redis;  loadgen spring/redis spring;  stop "$TOKEND_PID"
+    start_tokend aspnet redis;  loadgen aspnet/redis aspnet;  stop "$TOKEND_PID"
+  done
+  bin/loadgen -summarize "$OUT/loadgen.jsonl"
+  # what one session costs Redis
+  start_tokend spring redis
+  curl -s -XPOST "$ADM/admin/sessions" -H 'Content-Type: application/json' -d '{"sub":"4ef1c711-06ff-41ea-888a-456579e447d6"}' >/dev/null
+  local key
+  key=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'tokend:s:*' | head -1)
+  echo "Redis MEMORY USAGE of one session record ($key): $(redis-cli -p "$REDIS_PORT" MEMORY USAGE "$key") bytes;" \
+    "its subject index: $(redis-cli -p "$REDIS_PORT" MEMORY USAGE 'tokend:u:{4ef1c711-06ff-41ea-888a-456579e447d6}') bytes"
+  stop "$TOKEND_PID"
+}
+
+profile() {
+  build
+  start_redis
+  start_tokend spring redis
+  loadgen profile/spring-redis spring >/dev/null &
+  local lg=$!
+  sleep 3
+  curl -s -o "$OUT/cpu.prof" "$ADM/debug/pprof/profile?seconds=5"
+  wait "$lg" || true
+  go tool pprof -top -nodecount=25 bin/tokend "$OUT/cpu.prof" 2>/dev/null | tee "$OUT/cpu.txt"
+  stop "$TOKEND_PID"
+}
+
+k6run() {
+  K6=${K6:-$(command -v k6 || echo "$(go env GOPATH)/bin/k6")}
+  [ -x "$K6" ] || { log "k6 is missing: make loadtest installs it"; exit 1; }
+  build
+  start_redis
+  # a short grace window, so the thieves of attack.js need not wait 10 s
+  for dialect in spring aspnet; do
+    start_tokend "$dialect" redis TOKEND_REUSE_GRACE=1s
+    for script in refresh attack; do
+      log "k6 $script.js ($dialect) against $PUB"
+      DIALECT=$dialect GRACE_MS=1000 PUBLIC="$PUB" ADMIN="$ADM" "$K6" run --quiet "loadtest/$script.js"
+    done
+    stop "$TOKEND_PID"
+  done
+}
+
+case "${1:-}" in
+  compare) compare ;;
+  k6) k6run ;;
+  profile) profile ;;
+  *) echo "usage: $0 compare|k6|profile" >&2; exit 2 ;;
+esac
