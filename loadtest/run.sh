@@ -134,7 +134,7 @@ profile() {
   build
   start_redis
   start_tokend spring redis
-  loadgen profile/spring-redis spring >/dev/null &
+  bin/loadgen -url "$PUB" -admin "$ADM" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" >/dev/null &
   local lg=$!
   sleep 3
   curl -s -o "$OUT/cpu.prof" "$ADM/debug/pprof/profile?seconds=5"
