@@ -72,7 +72,7 @@ func TestPooledHMACMatchesJWSBB(t *testing.T) {
 					defer wg.Done()
 					for i := range 200 {
 						input := []byte(strings.Repeat("x", g*37+i))
-						want, err := jwsbb.SignHMAC(k.Secret(), input, k.hfunc)
+						want, err := jwsbb.SignHMAC(k.priv.([]byte), input, hashFunc(k.hash))
 						if err != nil {
 							t.Error(err)
 							return

@@ -81,13 +81,12 @@ type Key struct {
 	ID  string
 	Alg string
 
-	fam   family
-	hash  crypto.Hash
-	hfunc func() hash.Hash
-	macs  *macPool // HMAC keys: pooled keyed states, in place of jwsbb's per-call hmac.New
-	priv  any      // []byte, *ecdsa.PrivateKey, ed25519.PrivateKey or *rsa.PrivateKey
-	pub   any      // []byte, *ecdsa.PublicKey, ed25519.PublicKey or *rsa.PublicKey
-	jwk   jwk.Key
+	fam  family
+	hash crypto.Hash
+	macs *macPool // HMAC keys: pooled keyed states, in place of jwsbb's per-call hmac.New
+	priv any      // []byte, *ecdsa.PrivateKey, ed25519.PrivateKey or *rsa.PrivateKey
+	pub  any      // []byte, *ecdsa.PublicKey, ed25519.PublicKey or *rsa.PublicKey
+	jwk  jwk.Key
 
 	header [numTypes]string // base64url(protected header JSON), per Type
 }
@@ -110,8 +109,7 @@ func newKey(kid, alg string, raw any) (*Key, error) {
 			return nil, fmt.Errorf("key %q: %s secret is %d bytes, at least %d are required", kid, alg, len(secret), a.hash.Size())
 		}
 		k.pub = secret
-		k.hfunc = hashFunc(a.hash)
-		k.macs = newMACPool(k.hfunc, secret)
+		k.macs = newMACPool(hashFunc(a.hash), secret)
 	case famECDSA:
 		p, ok := raw.(*ecdsa.PrivateKey)
 		if !ok {
@@ -233,15 +231,6 @@ func (k *Key) verify(input, sig []byte) error {
 
 // Symmetric reports whether k is an HMAC secret (never published).
 func (k *Key) Symmetric() bool { return k.fam == famHMAC }
-
-// Secret returns the key material of an HMAC key, nil for asymmetric keys.
-// It lets the opaque codec derive its MAC key from the configured secret.
-func (k *Key) Secret() []byte {
-	if b, ok := k.priv.([]byte); ok {
-		return b
-	}
-	return nil
-}
 
 // KeySet is the immutable set of keys in force: one signs, all verify.
 // Reloading builds a new KeySet and swaps it in whole.

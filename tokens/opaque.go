@@ -148,7 +148,7 @@ func (o Opaque) AppendRefresh(dst []byte, cl *Claims) ([]byte, error) {
 	if len(cl.Session) != base64.RawURLEncoding.EncodedLen(sidSize) {
 		return dst, fmt.Errorf("tokens: session id %q does not fit an opaque token", cl.Session)
 	}
-	if n, err := base64.RawURLEncoding.Strict().Decode(raw[4:4+sidSize], []byte(cl.Session)); err != nil || n != sidSize {
+	if n, err := strictB64.Decode(raw[4:4+sidSize], []byte(cl.Session)); err != nil || n != sidSize {
 		return dst, fmt.Errorf("tokens: session id %q does not fit an opaque token", cl.Session)
 	}
 	if cl.Gen < 0 || cl.Gen > math.MaxUint32 {
