@@ -69,12 +69,12 @@ k6:
 
 # Tests start their own redis-server on free ports; install it when missing.
 redis-server:
-	@command -v redis-server >/dev/null 2>&1 || { \
+	@{ command -v redis-server && command -v redis-cli; } >/dev/null 2>&1 || { \
 	  if command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; }; then \
 	    echo "installing redis-server (apt-get)"; \
-	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server redis-tools >/dev/null; \
 	  else \
-	    echo "redis-server is missing: install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis)"; exit 1; \
+	    echo "redis-server or redis-cli is missing: install them (Debian/Ubuntu: apt-get install redis-server redis-tools; macOS: brew install redis)"; exit 1; \
 	  fi; }
 	@redis-server --version
 

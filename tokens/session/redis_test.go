@@ -13,9 +13,9 @@ import (
 	"tokend/tokens/session/sessiontest"
 )
 
-func dial(t *testing.T, addr string) *session.Redis {
+func dial(t *testing.T, addrs ...string) *session.Redis {
 	t.Helper()
-	r, err := session.DialRedis([]string{addr}, "", 200*time.Millisecond)
+	r, err := session.DialRedis(addrs, "", 200*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,6 +28,17 @@ func TestRedisContract(t *testing.T) {
 	sessiontest.Run(t, func(t *testing.T) session.Store {
 		srv.Flush(t) // each case starts from an empty store
 		return dial(t, srv.Addr)
+	})
+}
+
+// The same suite against a real 3-master Cluster, given only its seeds:
+// rueidis finds out it is a Cluster, and the hash tag keeps each script on
+// one node.
+func TestRedisClusterContract(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	sessiontest.Run(t, func(t *testing.T) session.Store {
+		cl.Flush(t)
+		return dial(t, cl.Addrs()...)
 	})
 }
 

@@ -24,6 +24,7 @@ type Server struct {
 	dir  string
 	cmd  *exec.Cmd
 	t    testing.TB
+	args []string // extra redis-server arguments (Cluster mode)
 }
 
 // Start launches redis-server on a free port and waits until it answers.
@@ -57,6 +58,7 @@ func (s *Server) start() {
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
 		"--daemonize", "no", "--logfile", "", "--loglevel", "warning")
+	s.cmd.Args = append(s.cmd.Args, s.args...)
 	// The server dies with the test binary, even if the test is killed.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
@@ -124,31 +126,44 @@ func send(addr, cmd string) (string, error) {
 	return bufio.NewReader(c).ReadString('\n')
 }
 
+// bulk sends one inline command and reads a bulk-string reply (INFO,
+// CLUSTER INFO).
+func bulk(addr, cmd string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
+	if err != nil || !strings.HasPrefix(head, "$") {
+		return "", fmt.Errorf("%s: reply %q", cmd, head)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return "", err
+	}
+	return string(body), nil
+}
+
 // Calls returns how many times the server has run command (lower case, as
 // INFO commandstats names it: "evalsha", "hset"), so a test can prove that
 // something never reached Redis.
 func (s *Server) Calls(t testing.TB, command string) int {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	body, err := bulk(s.Addr, "INFO commandstats")
 	if err != nil {
 		t.Fatalf("INFO on %s: %v", s.Addr, err)
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte("INFO commandstats\r\n")); err != nil {
-		t.Fatalf("INFO on %s: %v", s.Addr, err)
-	}
-	r := bufio.NewReader(c)
-	head, err := r.ReadString('\n')
-	n, convErr := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
-	if err != nil || convErr != nil || !strings.HasPrefix(head, "$") {
-		t.Fatalf("INFO on %s: reply %q, %v", s.Addr, head, err)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		t.Fatalf("INFO on %s: %v", s.Addr, err)
-	}
-	for _, line := range strings.Split(string(body), "\r\n") {
+	for _, line := range strings.Split(body, "\r\n") {
 		stats, ok := strings.CutPrefix(line, "cmdstat_"+command+":calls=")
 		if !ok {
 			continue

@@ -1,0 +1,85 @@
+package redistest
+
+import (
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Cluster is a real Redis Cluster of masters (no replicas) started by a
+// test: each node its own redis-server on a free port, the slots spread by
+// `redis-cli --cluster create`, stopped when the test ends.
+type Cluster struct {
+	Nodes []*Server
+}
+
+// StartCluster starts n (at least 3) cluster-enabled redis-servers, joins
+// them into one Cluster and waits until every node reports cluster_state:ok.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	if n < 3 {
+		t.Fatalf("a Redis Cluster needs at least 3 masters, not %d", n)
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatalf("redis-cli is not installed: run `make test` (it installs it), or `apt-get install redis-tools`")
+	}
+	c := &Cluster{}
+	for range n {
+		s := &Server{port: FreePort(t), dir: t.TempDir(), t: t,
+			args: []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"}}
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+		s.start()
+		t.Cleanup(s.Stop)
+		c.Nodes = append(c.Nodes, s)
+	}
+	args := append([]string{"--cluster", "create"}, c.Addrs()...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, s := range c.Nodes {
+		for {
+			info, err := bulk(s.Addr, "CLUSTER INFO")
+			if err == nil && strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster node %s not ok within 20s: %q %v", s.Addr, info, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return c
+}
+
+// Addrs are the nodes' addresses: the seeds a client is given.
+func (c *Cluster) Addrs() []string {
+	addrs := make([]string, len(c.Nodes))
+	for i, s := range c.Nodes {
+		addrs[i] = s.Addr
+	}
+	return addrs
+}
+
+// Flush empties every node.
+func (c *Cluster) Flush(t testing.TB) {
+	t.Helper()
+	for _, s := range c.Nodes {
+		s.Flush(t)
+	}
+}
+
+// Calls sums Server.Calls over the nodes.
+func (c *Cluster) Calls(t testing.TB, command string) int {
+	t.Helper()
+	n := 0
+	for _, s := range c.Nodes {
+		n += s.Calls(t, command)
+	}
+	return n
+}
