@@ -20,8 +20,9 @@ const (
 
 type record struct {
 	Session
-	until time.Time
-	state state
+	until     time.Time
+	state     state
+	revokedAt time.Time
 }
 
 const memoryShards = 64
@@ -35,6 +36,8 @@ type Memory struct {
 
 	mu       sync.Mutex
 	subjects map[string]map[string]struct{}
+
+	feed memoryFeed // revocations, to the denylists that follow this store
 
 	stop chan struct{}
 	once sync.Once
@@ -112,15 +115,19 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 		m.index(s.Subject, s.ID)
 		return Rotation{Session: s}, nil
 	}
-	defer sh.mu.Unlock()
 	rot, err := decide(&r.Session, r.state, st)
 	switch {
 	case err == nil && !rot.Retry:
 		r.Session = rot.Session
 		r.until = until(st.Now, st.Idle, r.Expires)
 	case err != nil && errors.Is(err, ErrReuse):
-		r.state = revoked
+		r.state, r.revokedAt = revoked, st.Now
+		rev := r.revocation()
+		sh.mu.Unlock()
+		m.feed.publish(rev)
+		return rot, err
 	}
+	sh.mu.Unlock()
 	return rot, err
 }
 
@@ -153,16 +160,21 @@ func (m *Memory) Revoke(_ context.Context, id string) error {
 	return nil
 }
 
+// mark moves a session to state to (never back) and publishes the change;
+// it reports whether the session was active.
 func (m *Memory) mark(id string, to state) bool {
 	sh := m.shard(id)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	r, ok := sh.sessions[id]
 	if !ok || r.state >= to {
+		sh.mu.Unlock()
 		return false
 	}
 	was := r.state
-	r.state = to
+	r.state, r.revokedAt = to, time.Now()
+	rev := r.revocation()
+	sh.mu.Unlock()
+	m.feed.publish(rev)
 	return was == active
 }
 

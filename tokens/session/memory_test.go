@@ -9,7 +9,7 @@ import (
 )
 
 func TestMemoryContract(t *testing.T) {
-	sessiontest.Run(t, func(t *testing.T) session.Store {
+	sessiontest.Run(t, func(t *testing.T) sessiontest.Store {
 		m := session.NewMemory(time.Minute)
 		t.Cleanup(m.Close)
 		return m

@@ -37,6 +37,10 @@ var (
 type Redis struct {
 	client  rueidis.Client
 	timeout time.Duration
+	// Retention is how long revocations stay in the stream other instances
+	// catch up from: the longest access-token life (DefaultRetention if 0).
+	// Set it before use.
+	Retention time.Duration
 }
 
 // NewRedis wraps a connected client. Every call is bounded by timeout; a
@@ -131,6 +135,11 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	case 0:
 		sentinel = ErrNotFound
 	case 3:
+		// the session is revoked whatever happens next; telling the other
+		// instances is best effort (their refreshes still meet the record)
+		if sub, err := res[1].ToString(); err == nil {
+			_ = r.publish(ctx, Revocation{ID: st.ID, Subject: sub, At: st.Now})
+		}
 		sentinel = ErrReuse
 	case 4:
 		sentinel = ErrRevoked
@@ -172,14 +181,40 @@ func rotation(id string, res []rueidis.RedisMessage) (Rotation, error) {
 func (r *Redis) Revoke(ctx context.Context, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	if err := revokeScript.Exec(ctx, r.client, []string{sessionKey(id)}, []string{"1"}).Error(); err != nil {
-		return unavailable("revoke", err)
+	res := revokeScript.Exec(ctx, r.client, []string{sessionKey(id)}, []string{"1"})
+	rev, ok, _, err := revokeReply(id, res)
+	if err != nil || !ok {
+		return err
 	}
-	return nil
+	return r.publish(ctx, rev)
+}
+
+// revokeReply decodes revoke.lua's answer. A session that exists is published
+// again even when it was revoked already: a retried revoke repairs a
+// publication that failed.
+func revokeReply(id string, res rueidis.RedisResult) (rev Revocation, ok, ended bool, err error) {
+	v, err := res.ToArray()
+	if err != nil {
+		if n, e := res.AsInt64(); e == nil && n == 0 {
+			return Revocation{}, false, false, nil // no such session
+		}
+		return Revocation{}, false, false, unavailable("revoke", err)
+	}
+	if len(v) != 3 {
+		return Revocation{}, false, false, errors.New("redis revoke: bad reply length")
+	}
+	e, err1 := v[0].AsInt64()
+	sub, err2 := v[1].ToString()
+	x, err3 := v[2].AsInt64()
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return Revocation{}, false, false, fmt.Errorf("redis revoke: bad reply: %w", err)
+	}
+	return Revocation{ID: id, Subject: sub, Deleted: x == 2, At: time.Now()}, true, e == 1, nil
 }
 
 // RevokeSubject implements Store. The subject's sessions live in other
-// slots, so each is marked by its own script call, pipelined.
+// slots, so each is marked by its own script call, pipelined, and each
+// revocation published.
 func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
@@ -192,18 +227,27 @@ func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, e
 		to = "2"
 	}
 	n := 0
+	var revs []Revocation
 	if len(ids) > 0 {
 		execs := make([]rueidis.LuaExec, len(ids))
 		for i, id := range ids {
 			execs[i] = rueidis.LuaExec{Keys: []string{sessionKey(id)}, Args: []string{to}}
 		}
-		for _, res := range revokeScript.ExecMulti(ctx, r.client, execs...) {
-			v, err := res.AsInt64()
+		for i, res := range revokeScript.ExecMulti(ctx, r.client, execs...) {
+			rev, ok, ended, err := revokeReply(ids[i], res)
 			if err != nil {
-				return n, unavailable("revoke", err)
+				return n, err
 			}
-			n += int(v)
+			if ended {
+				n++
+			}
+			if ok {
+				revs = append(revs, rev)
+			}
 		}
+	}
+	if err := r.publish(ctx, revs...); err != nil {
+		return n, err
 	}
 	if del {
 		if err := r.client.Do(ctx, r.client.B().Del().Key(subjectKey(sub)).Build()).Error(); err != nil {

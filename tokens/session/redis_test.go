@@ -25,7 +25,7 @@ func dial(t *testing.T, addrs ...string) *session.Redis {
 
 func TestRedisContract(t *testing.T) {
 	srv := redistest.Start(t)
-	sessiontest.Run(t, func(t *testing.T) session.Store {
+	sessiontest.Run(t, func(t *testing.T) sessiontest.Store {
 		srv.Flush(t) // each case starts from an empty store
 		return dial(t, srv.Addr)
 	})
@@ -36,7 +36,7 @@ func TestRedisContract(t *testing.T) {
 // one node.
 func TestRedisClusterContract(t *testing.T) {
 	cl := redistest.StartCluster(t, 3)
-	sessiontest.Run(t, func(t *testing.T) session.Store {
+	sessiontest.Run(t, func(t *testing.T) sessiontest.Store {
 		cl.Flush(t)
 		return dial(t, cl.Addrs()...)
 	})
@@ -110,5 +110,40 @@ func TestRedisDownAndBack(t *testing.T) {
 	}
 	if _, err := st.Rotate(ctx, session.Step{ID: "back", Gen: 0, Now: now, Idle: time.Hour}); err != nil {
 		t.Fatalf("Rotate after recovery: %v", err)
+	}
+}
+
+// A follower waits through quiet spells longer than one blocking read (and
+// than the client's 200ms timeout) and still hears the next revocation.
+func TestRedisFollowThroughQuiet(t *testing.T) {
+	srv := redistest.Start(t)
+	st := dial(t, srv.Addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan session.Revocation, 1)
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- st.Follow(ctx, time.Now(), func(r session.Revocation) { got <- r }, func() { close(ready) })
+	}()
+	<-ready
+	time.Sleep(2500 * time.Millisecond)
+	now := time.Now()
+	s := session.Session{ID: "quiet", Subject: "alice", Created: now, Rotated: now, Expires: now.Add(time.Hour)}
+	if err := st.Create(ctx, s, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Revoke(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-got:
+		if r.ID != "quiet" {
+			t.Fatalf("heard %+v", r)
+		}
+	case err := <-done:
+		t.Fatalf("Follow stopped during a quiet spell: %v", err)
+	case <-time.After(3 * time.Second):
+		t.Fatal("revocation not heard within 3s")
 	}
 }

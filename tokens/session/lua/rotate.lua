@@ -3,7 +3,7 @@
 -- ARGV     gen presented, now ms, grace ms, idle ms, owner ('' = anyone),
 --          [sub, expires ms: adoption]
 -- Returns  {code, sub, gen, created, expires, rotated}
---   code 1 advanced, 2 retry, 3 reuse (now revoked), 4 revoked, 5 deleted,
+--   code 1 advanced, 2 retry, 3 reuse (now revoked: {3, sub}), 4 revoked, 5 deleted,
 --        6 expired, 7 another subject's session, 0 missing
 local gen   = tonumber(ARGV[1])
 local now   = tonumber(ARGV[2])
@@ -35,4 +35,4 @@ if cur == gen + 1 and now - rot < grace then
   return {2, s[1], cur, created, exp, rot}
 end
 redis.call('HSET', KEYS[1], 'x', 1)
-return {3}
+return {3, s[1]}

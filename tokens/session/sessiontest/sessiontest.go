@@ -14,10 +14,23 @@ import (
 	"tokend/tokens/session"
 )
 
-// Run checks store against the rotation rule and the revocation contract.
-// newStore returns a fresh, empty store for each subtest.
-func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
+// Store is what the suite checks: a session store that also publishes its
+// revocations.
+type Store interface {
+	session.Store
+	session.Feed
+}
+
+// Run checks store against the rotation rule, the revocation contract and
+// the revocation feed. newStore returns a fresh, empty store for each
+// subtest.
+func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(t, newStore(t))
+		})
+	}
+	for _, tc := range feedCases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.run(t, newStore(t))
 		})
