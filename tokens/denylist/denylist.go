@@ -1,0 +1,214 @@
+package denylist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+
+	"tokend/tokens/session"
+)
+
+// Config sizes a Denylist. Zero fields take the defaults.
+type Config struct {
+	// Capacity is how many revocations one Window may hold before the bloom
+	// filter's false-positive rate rises above FalsePositive (default 1e6).
+	Capacity int
+	// FalsePositive is the filter's rate at Capacity (default 0.001: one
+	// session in a thousand that was never revoked costs a store lookup).
+	FalsePositive float64
+	// Window is how long a revocation is surely remembered: the longest
+	// access-token life (default 30m).
+	Window time.Duration
+	// CacheEntries bounds the ristretto cache of confirmed answers
+	// (default 100,000).
+	CacheEntries int64
+	// NegativeTTL is how long a confirmed "not revoked" (a false positive)
+	// is cached (default 1s; a revocation published meanwhile replaces it).
+	NegativeTTL time.Duration
+	// Now is the clock that ages the filter's generations (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Capacity <= 0 {
+		c.Capacity = 1_000_000
+	}
+	if c.FalsePositive <= 0 || c.FalsePositive >= 1 {
+		c.FalsePositive = 0.001
+	}
+	if c.Window <= 0 {
+		c.Window = 30 * time.Minute
+	}
+	if c.CacheEntries <= 0 {
+		c.CacheEntries = 100_000
+	}
+	if c.NegativeTTL <= 0 {
+		c.NegativeTTL = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Denylist is the local view of revoked sessions. Check is safe for
+// concurrent use; Run feeds it.
+type Denylist struct {
+	feed session.Feed
+	cfg  Config
+	seed maphash.Seed
+
+	rotate sync.Mutex                  // serialises generation changes
+	gens   atomic.Pointer[generations] // read lock-free by Check
+	cache  *ristretto.Cache[string, answer]
+
+	events  atomic.Uint64 // revocations heard: a lookup that overlapped one is not cached
+	lastAt  atomic.Int64  // unix ms of the newest revocation heard, to resume after a failure
+	lookups atomic.Uint64 // confirmations asked of the store
+
+	ready     chan struct{}
+	readyOnce sync.Once
+}
+
+// generations are two bloom filters: revocations go into cur; prev is the
+// previous Window's, still consulted.
+type generations struct {
+	cur, prev *bloom
+	since     time.Time
+}
+
+type answer struct {
+	rev     session.Revocation
+	revoked bool
+}
+
+// New returns a Denylist over feed; it knows nothing until Run has caught up.
+func New(feed session.Feed, cfg Config) (*Denylist, error) {
+	cfg.defaults()
+	cache, err := ristretto.NewCache(&ristretto.Config[string, answer]{
+		NumCounters:        cfg.CacheEntries * 10,
+		MaxCost:            cfg.CacheEntries,
+		BufferItems:        64,
+		IgnoreInternalCost: true, // cost 1 per entry: MaxCost counts entries
+	})
+	if err != nil {
+		return nil, fmt.Errorf("denylist cache: %w", err)
+	}
+	d := &Denylist{feed: feed, cfg: cfg, seed: maphash.MakeSeed(), cache: cache, ready: make(chan struct{})}
+	d.gens.Store(&generations{cur: d.newBloom(), prev: d.newBloom(), since: cfg.Now()})
+	return d, nil
+}
+
+func (d *Denylist) newBloom() *bloom { return newBloom(d.cfg.Capacity, d.cfg.FalsePositive, d.seed) }
+
+// Close releases the cache.
+func (d *Denylist) Close() { d.cache.Close() }
+
+// Ready is closed once Run has read the revocations of the last Window.
+func (d *Denylist) Ready() <-chan struct{} { return d.ready }
+
+// Run follows the feed until ctx ends: first the revocations of the last
+// Window (a new instance catches up), then each new one. When the feed
+// fails it resumes from the newest revocation heard, after a pause.
+func (d *Denylist) Run(ctx context.Context) error {
+	since := d.cfg.Now().Add(-d.cfg.Window)
+	pause := 50 * time.Millisecond
+	for {
+		err := d.feed.Follow(ctx, since, d.Add, func() { d.readyOnce.Do(func() { close(d.ready) }) })
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d.cfg.Logger.Warn("revocation feed interrupted; resuming", "err", err, "pause", pause.String())
+		if last := d.lastAt.Load(); last > 0 {
+			since = time.UnixMilli(last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, 5*time.Second)
+	}
+}
+
+// Add records a revocation heard from the feed: into the filter, and into
+// the cache as a confirmed answer (it comes from the store itself).
+func (d *Denylist) Add(r session.Revocation) {
+	d.events.Add(1)
+	if ms := r.At.UnixMilli(); ms > d.lastAt.Load() {
+		d.lastAt.Store(ms) // one feed goroutine writes: no lost update
+	}
+	d.generation().cur.add(r.ID)
+	d.cache.Del(r.ID) // a cached "not revoked" must not outlive this
+	d.cache.Set(r.ID, answer{rev: r, revoked: true}, 1)
+}
+
+// generation returns the filters in force, starting a new generation once
+// the current one is Window old.
+func (d *Denylist) generation() *generations {
+	g := d.gens.Load()
+	now := d.cfg.Now()
+	if now.Sub(g.since) < d.cfg.Window {
+		return g
+	}
+	d.rotate.Lock()
+	defer d.rotate.Unlock()
+	if g = d.gens.Load(); now.Sub(g.since) >= d.cfg.Window {
+		g = &generations{cur: d.newBloom(), prev: g.cur, since: now}
+		d.gens.Store(g)
+	}
+	return g
+}
+
+// ErrUnconfirmed wraps a store failure while confirming a filter hit.
+var ErrUnconfirmed = errors.New("denylist: could not confirm with the store")
+
+// Check reports whether session id is revoked, and how. A session the
+// filter never saw is answered from memory with no I/O; a hit is answered
+// from the cache, or confirmed with the store once and cached.
+func (d *Denylist) Check(ctx context.Context, id string) (session.Revocation, bool, error) {
+	g := d.generation()
+	if !g.cur.has(id) && !g.prev.has(id) {
+		return session.Revocation{}, false, nil
+	}
+	if a, ok := d.cache.Get(id); ok {
+		return a.rev, a.revoked, nil
+	}
+	heard := d.events.Load()
+	d.lookups.Add(1)
+	rev, revoked, err := d.feed.Lookup(ctx, id)
+	if err != nil {
+		return session.Revocation{}, false, fmt.Errorf("%w: %w", ErrUnconfirmed, err)
+	}
+	switch {
+	case revoked:
+		d.cache.Set(id, answer{rev: rev, revoked: true}, 1)
+	case d.events.Load() == heard: // no revocation arrived while we asked
+		d.cache.SetWithTTL(id, answer{}, 1, d.cfg.NegativeTTL)
+	}
+	return rev, revoked, nil
+}
+
+// Stats are the denylist's counters, for metrics and logs.
+type Stats struct {
+	Heard       uint64 // revocations heard from the feed (repeats included)
+	Lookups     uint64 // filter hits confirmed with the store
+	BloomBytes  int    // memory of the two filter generations
+	BloomProbes int    // hash probes per key
+}
+
+// Stats returns the counters.
+func (d *Denylist) Stats() Stats {
+	g := d.gens.Load()
+	return Stats{Heard: d.events.Load(), Lookups: d.lookups.Load(), BloomBytes: g.cur.bytes() + g.prev.bytes(), BloomProbes: g.cur.k}
+}

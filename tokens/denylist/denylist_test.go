@@ -1,0 +1,261 @@
+package denylist
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"tokend/tokens/session"
+	"tokend/tokens/session/redistest"
+)
+
+// counting is a real store whose Lookups are counted, so a test can prove
+// an answer came from local memory.
+type counting struct {
+	session.Store
+	session.Feed
+	lookups atomic.Int64
+}
+
+func (c *counting) Lookup(ctx context.Context, id string) (session.Revocation, bool, error) {
+	c.lookups.Add(1)
+	return c.Feed.Lookup(ctx, id)
+}
+
+type store interface {
+	session.Store
+	session.Feed
+}
+
+// running starts a Denylist over st and waits until it has caught up.
+func running(t *testing.T, st store, cfg Config) (*Denylist, *counting) {
+	t.Helper()
+	c := &counting{Store: st, Feed: st}
+	d, err := New(c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		d.Close()
+	})
+	select {
+	case <-d.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("denylist not ready within 5s")
+	}
+	return d, c
+}
+
+func newSession(t *testing.T, st session.Store, id, sub string) {
+	t.Helper()
+	now := time.Now()
+	s := session.Session{ID: id, Subject: sub, Created: now, Rotated: now, Expires: now.Add(time.Hour)}
+	if err := st.Create(context.Background(), s, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// awaitRevoked waits until Check says id is revoked.
+func awaitRevoked(t *testing.T, d *Denylist, id string) session.Revocation {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		r, ok, err := d.Check(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			return r
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("%s not denied within 5s", id)
+	return session.Revocation{}
+}
+
+func stores(t *testing.T) map[string]func(t *testing.T) store {
+	return map[string]func(t *testing.T) store{
+		"memory": func(t *testing.T) store {
+			m := session.NewMemory(0)
+			t.Cleanup(m.Close)
+			return m
+		},
+		"redis": func(t *testing.T) store {
+			srv := redistest.Start(t)
+			r, err := session.DialRedis([]string{srv.Addr}, "", time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(r.Close)
+			return r
+		},
+	}
+}
+
+// The cases every feed must give the same answers for.
+func TestDenylist(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			t.Run("UnrevokedNeverAsks", func(t *testing.T) {
+				st := open(t)
+				d, c := running(t, st, Config{})
+				newSession(t, st, "gone", "alice")
+				if err := st.Revoke(ctx, "gone"); err != nil {
+					t.Fatal(err)
+				}
+				awaitRevoked(t, d, "gone")
+				asked := c.lookups.Load()
+				for i := range 10000 {
+					if _, ok, err := d.Check(ctx, fmt.Sprintf("live-%d", i)); ok || err != nil {
+						t.Fatalf("live-%d: revoked %v, %v", i, ok, err)
+					}
+				}
+				if n := c.lookups.Load() - asked; n != 0 {
+					t.Fatalf("%d store lookups for 10,000 sessions never revoked; want 0", n)
+				}
+			})
+			t.Run("RevokedAnsweredLocally", func(t *testing.T) {
+				st := open(t)
+				d, c := running(t, st, Config{})
+				newSession(t, st, "stolen", "bob")
+				newSession(t, st, "erased", "carol")
+				if err := st.Revoke(ctx, "stolen"); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := st.RevokeSubject(ctx, "carol", true); err != nil {
+					t.Fatal(err)
+				}
+				if r := awaitRevoked(t, d, "stolen"); r.Subject != "bob" || r.Deleted {
+					t.Fatalf("stolen: %+v", r)
+				}
+				if r := awaitRevoked(t, d, "erased"); r.Subject != "carol" || !r.Deleted {
+					t.Fatalf("erased: %+v; want carol's, deleted", r)
+				}
+				d.cache.Wait()
+				asked := c.lookups.Load()
+				for range 1000 {
+					if _, ok, _ := d.Check(ctx, "stolen"); !ok {
+						t.Fatal("a revoked session stopped being denied")
+					}
+				}
+				if n := c.lookups.Load() - asked; n != 0 {
+					t.Fatalf("%d store lookups for 1,000 checks of a revoked session; want 0", n)
+				}
+			})
+			t.Run("CatchUpOnStart", func(t *testing.T) {
+				st := open(t)
+				newSession(t, st, "before", "dave")
+				if err := st.Revoke(ctx, "before"); err != nil {
+					t.Fatal(err)
+				}
+				d, _ := running(t, st, Config{}) // Ready: the past is read
+				if _, ok, _ := d.Check(ctx, "before"); !ok {
+					t.Fatal("a revocation from before the start was not caught up")
+				}
+			})
+			t.Run("FalsePositiveConfirmedOnce", func(t *testing.T) {
+				st := open(t)
+				d, c := running(t, st, Config{NegativeTTL: time.Hour})
+				newSession(t, st, "innocent", "erin")
+				d.generation().cur.add("innocent") // as if its bits collided
+				if _, ok, err := d.Check(ctx, "innocent"); ok || err != nil {
+					t.Fatalf("innocent: revoked %v, %v", ok, err)
+				}
+				if c.lookups.Load() != 1 {
+					t.Fatalf("%d lookups; want the one confirmation", c.lookups.Load())
+				}
+				d.cache.Wait()
+				d.Check(ctx, "innocent")
+				if c.lookups.Load() != 1 {
+					t.Fatal("a confirmed answer was not cached")
+				}
+				// a revocation replaces the cached "not revoked" at once
+				if err := st.Revoke(ctx, "innocent"); err != nil {
+					t.Fatal(err)
+				}
+				awaitRevoked(t, d, "innocent")
+			})
+		})
+	}
+}
+
+// A revocation is remembered for at least one Window and forgotten after
+// two: by then every access token of the session has expired.
+func TestDenylistGenerations(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	st := session.NewMemory(0)
+	defer st.Close()
+	d, _ := running(t, st, Config{Window: time.Minute, Now: clock})
+	d.Add(session.Revocation{ID: "old", Subject: "x", At: now})
+	steps := []struct {
+		after time.Duration
+		want  bool
+	}{{0, true}, {59 * time.Second, true}, {2 * time.Second, true}, {59 * time.Second, true}, {62 * time.Second, false}}
+	for i, s := range steps {
+		advance(s.after)
+		// something else revoked now: generations move on the feed's clock
+		d.Add(session.Revocation{ID: fmt.Sprintf("tick-%d", i), At: clock()})
+		g := d.generation()
+		if got := g.cur.has("old") || g.prev.has("old"); got != s.want {
+			t.Fatalf("step %d: remembered %v; want %v", i, got, s.want)
+		}
+	}
+}
+
+// The filter's false-positive rate at its capacity is the configured one.
+func TestBloomRate(t *testing.T) {
+	const n, p = 100_000, 0.01
+	b := newBloom(n, p, maphash.MakeSeed())
+	for i := range n {
+		b.add(fmt.Sprintf("in-%d", i))
+	}
+	for i := range n {
+		if !b.has(fmt.Sprintf("in-%d", i)) {
+			t.Fatalf("in-%d: a member was not found", i)
+		}
+	}
+	fp := 0
+	for i := range n {
+		if b.has(fmt.Sprintf("out-%d", i)) {
+			fp++
+		}
+	}
+	if rate := float64(fp) / n; rate > 1.5*p {
+		t.Fatalf("false-positive rate %.4f at capacity; want about %.2f", rate, p)
+	}
+	t.Logf("%d keys in %d KiB, %d probes: false-positive rate %.4f (target %.2f)", n, b.bytes()/1024, b.k, float64(fp)/n, p)
+}
+
+// The denylist resumes after Redis goes away and comes back.
+func TestDenylistSurvivesRedisRestart(t *testing.T) {
+	srv := redistest.Start(t)
+	r, err := session.DialRedis([]string{srv.Addr}, "", 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	d, _ := running(t, r, Config{})
+	srv.Restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Ping(context.Background()) != nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	newSession(t, r, "after", "frank")
+	if err := r.Revoke(context.Background(), "after"); err != nil {
+		t.Fatal(err)
+	}
+	awaitRevoked(t, d, "after")
+}
