@@ -17,7 +17,14 @@ var (
 	// aspnet `Token`) does not verify. It wraps the reason as well, one of
 	// the above; being expired is no reason.
 	ErrAccessToken = errors.New("tokens: access token presented does not verify")
+	// ErrRevoked: the token verifies but its session was revoked (the
+	// Verifier's denylist said so).
+	ErrRevoked = errors.New("tokens: session revoked")
 )
+
+// errUnknownKID marks an ErrInvalid whose kid is not in the key set: a
+// Verifier following a JWKS URL fetches it again.
+var errUnknownKID = errors.New("unknown kid")
 
 // MaxTokenSize bounds any token tokend looks at: larger ones are refused
 // before any decoding work.

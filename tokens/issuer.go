@@ -38,6 +38,7 @@ type Issuer struct {
 	refresh RefreshFormat
 	cfg     Config
 	log     *slog.Logger
+	deny    Denylist
 }
 
 // NewIssuer wires a codec (access tokens), a refresh format and a store.
@@ -48,6 +49,11 @@ func NewIssuer(codec *Codec, refresh RefreshFormat, store session.Store, cfg Con
 // SetLogger sets where security events (reuse detected) are logged. Lines
 // name sessions by id, never by token.
 func (is *Issuer) SetLogger(l *slog.Logger) { is.log = l }
+
+// SetDenylist makes Refresh consult d before the store: a refresh token of
+// a session the denylist knows to be revoked is refused from local memory,
+// with no store round trip. The store stays the authority for the rest.
+func (is *Issuer) SetDenylist(d Denylist) { is.deny = d }
 
 // Config returns the issuer's settings.
 func (is *Issuer) Config() Config { return is.cfg }
@@ -113,6 +119,9 @@ func (is *Issuer) Refresh(ctx context.Context, refresh, access []byte, p *Pair) 
 		st.ID, st.Gen = legacySessionID(refresh), -1
 		st.Subject, st.Expires = cl.Subject, now.Add(is.cfg.SessionMax)
 	}
+	if err := is.denied(ctx, st); err != nil {
+		return err
+	}
 	rot, err := is.store.Rotate(ctx, st)
 	switch {
 	case err == nil:
@@ -124,6 +133,24 @@ func (is *Issuer) Refresh(ctx context.Context, refresh, access []byte, p *Pair) 
 		is.log.Warn("refresh token presented with another subject's access token; refused", "sid", st.ID)
 	}
 	return err
+}
+
+// denied answers a refresh of a session the denylist knows to be revoked as
+// the store would: another subject's session is ErrNotOwner (it learns
+// nothing), else ErrRevoked or ErrDeleted. A denylist that cannot confirm
+// leaves the decision to the store.
+func (is *Issuer) denied(ctx context.Context, st session.Step) error {
+	if is.deny == nil {
+		return nil
+	}
+	rev, revoked, err := is.deny.Check(ctx, st.ID)
+	switch {
+	case err != nil || !revoked:
+		return nil
+	case st.Owner != "" && st.Owner != rev.Subject:
+		return fmt.Errorf("session %s: %w", st.ID, session.ErrNotOwner)
+	}
+	return fmt.Errorf("session %s (denylist): %w", st.ID, rev.Err())
 }
 
 // owner verifies the access token presented with a refresh token and returns

@@ -109,3 +109,51 @@ func TestIssuerRevoke(t *testing.T) {
 		t.Fatalf("refresh after revoke: %v", err)
 	}
 }
+
+// countingStore counts the rotations that reach the store.
+type countingStore struct {
+	session.Store
+	rotations int
+}
+
+func (c *countingStore) Rotate(ctx context.Context, st session.Step) (session.Rotation, error) {
+	c.rotations++
+	return c.Store.Rotate(ctx, st)
+}
+
+// A replay of a revoked session's refresh token is refused by the denylist
+// with the store's own answer and no rotation reaching the store.
+func TestIssuerDenylist(t *testing.T) {
+	is, _, _ := newIssuer(t, false)
+	store := &countingStore{Store: is.store}
+	is.store = store
+	ctx := context.Background()
+	var p, next Pair
+	if err := is.Start(ctx, "alice", &p); err != nil {
+		t.Fatal(err)
+	}
+	is.SetDenylist(fixedDenylistOf{p.Session.ID: {ID: p.Session.ID, Subject: "alice"}})
+	for range 100 {
+		if err := is.Refresh(ctx, p.Refresh, nil, &next); !errors.Is(err, session.ErrRevoked) {
+			t.Fatalf("refresh of a denied session: %v; want ErrRevoked", err)
+		}
+	}
+	if store.rotations != 0 {
+		t.Fatalf("%d rotations reached the store; want 0", store.rotations)
+	}
+	is.SetDenylist(fixedDenylistOf{p.Session.ID: {ID: p.Session.ID, Subject: "alice", Deleted: true}})
+	if err := is.Refresh(ctx, p.Refresh, nil, &next); !errors.Is(err, session.ErrDeleted) {
+		t.Fatalf("refresh of a deleted subject's session: %v; want ErrDeleted", err)
+	}
+	is.SetDenylist(fixedDenylistOf{})
+	if err := is.Refresh(ctx, p.Refresh, nil, &next); err != nil || store.rotations != 1 {
+		t.Fatalf("refresh of a session not denied: %v, %d rotations; want it to reach the store", err, store.rotations)
+	}
+}
+
+type fixedDenylistOf map[string]session.Revocation
+
+func (d fixedDenylistOf) Check(_ context.Context, sid string) (session.Revocation, bool, error) {
+	r, ok := d[sid]
+	return r, ok, nil
+}

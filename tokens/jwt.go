@@ -143,6 +143,9 @@ func (c *Codec) Parse(token []byte, t Type, cl *Claims) error {
 	defer scratchPool.Put(s)
 
 	ks := c.keys.Load()
+	if ks == nil {
+		return fmt.Errorf("%w: no keys yet", ErrInvalid)
+	}
 	ref, known := ks.byHeader[string(hseg)] // no allocation: map lookup by string(bytes)
 	var h *header                           // decoded only for a header tokend did not write: a value here would escape on every call
 	if !known {
@@ -193,7 +196,7 @@ func (ks *KeySet) checkHeader(h *header) (headerRef, error) {
 	}
 	k, ok := ks.byKID[h.Kid]
 	if !ok {
-		return headerRef{}, fmt.Errorf("%w: unknown kid %q", ErrInvalid, h.Kid)
+		return headerRef{}, fmt.Errorf("%w: %w %q", ErrInvalid, errUnknownKID, h.Kid)
 	}
 	if k.Alg != h.Alg {
 		return headerRef{}, fmt.Errorf("%w: alg %q does not match key %q (%s)", ErrInvalid, h.Alg, k.ID, k.Alg)

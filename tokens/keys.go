@@ -111,29 +111,39 @@ func newKey(kid, alg string, raw any) (*Key, error) {
 		k.pub = secret
 		k.macs = newMACPool(hashFunc(a.hash), secret)
 	case famECDSA:
-		p, ok := raw.(*ecdsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("key %q: %s needs an EC private key", kid, alg)
+		switch p := raw.(type) {
+		case *ecdsa.PrivateKey:
+			k.pub = &p.PublicKey
+		case *ecdsa.PublicKey:
+			k.pub, k.priv = p, nil // verifies only
+		default:
+			return nil, fmt.Errorf("key %q: %s needs an EC key", kid, alg)
 		}
+		p := k.pub.(*ecdsa.PublicKey)
 		if want := curveFor(alg); p.Curve != want {
 			return nil, fmt.Errorf("key %q: %s needs curve %s, the key is on %s", kid, alg, want.Params().Name, p.Curve.Params().Name)
 		}
-		k.pub = &p.PublicKey
 	case famEdDSA:
-		p, ok := raw.(ed25519.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("key %q: EdDSA needs an Ed25519 private key", kid)
+		switch p := raw.(type) {
+		case ed25519.PrivateKey:
+			k.pub = p.Public().(ed25519.PublicKey)
+		case ed25519.PublicKey:
+			k.pub, k.priv = p, nil
+		default:
+			return nil, fmt.Errorf("key %q: EdDSA needs an Ed25519 key", kid)
 		}
-		k.pub = p.Public().(ed25519.PublicKey)
 	case famRSA, famRSAPSS:
-		p, ok := raw.(*rsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("key %q: %s needs an RSA private key", kid, alg)
+		switch p := raw.(type) {
+		case *rsa.PrivateKey:
+			k.pub = &p.PublicKey
+		case *rsa.PublicKey:
+			k.pub, k.priv = p, nil
+		default:
+			return nil, fmt.Errorf("key %q: %s needs an RSA key", kid, alg)
 		}
-		if p.N.BitLen() < 2048 {
-			return nil, fmt.Errorf("key %q: RSA keys need at least 2048 bits, this one has %d", kid, p.N.BitLen())
+		if n := k.pub.(*rsa.PublicKey).N.BitLen(); n < 2048 {
+			return nil, fmt.Errorf("key %q: RSA keys need at least 2048 bits, this one has %d", kid, n)
 		}
-		k.pub = &p.PublicKey
 	}
 	j, err := jwk.Import(raw)
 	if err != nil {
@@ -186,6 +196,9 @@ func encodeHeader(alg, kid, typ string) string {
 // appendSignature appends the base64url signature of input to dst. input
 // may alias dst: it is read before dst grows.
 func (k *Key) appendSignature(dst, input []byte) ([]byte, error) {
+	if k.priv == nil {
+		return dst, fmt.Errorf("tokens: key %q is a public key: it verifies, it cannot sign", k.ID)
+	}
 	if k.fam == famHMAC {
 		sum, st := k.macs.mac(input)
 		dst = base64.RawURLEncoding.AppendEncode(dst, sum)
@@ -272,11 +285,13 @@ func newKeySet(keys []*Key, signingKID string) (*KeySet, error) {
 		}
 		ks.signing = k
 	}
-	mac, err := deriveMACKeys(ks.signing, keys)
-	if err != nil {
-		return nil, err
+	if ks.signing.priv != nil { // a verifying set (public keys) mints nothing
+		mac, err := deriveMACKeys(ks.signing, keys)
+		if err != nil {
+			return nil, err
+		}
+		ks.mac = mac
 	}
-	ks.mac = mac
 	pub := jwk.NewSet()
 	for _, k := range keys {
 		if k.Symmetric() {
@@ -317,6 +332,18 @@ func (ks *KeySet) JWKS() []byte { return ks.jwks }
 // ParseJWKS builds a KeySet from a JWKS document of private keys. Every key
 // needs a kid and an alg; signingKID picks the signer (default: the first).
 func ParseJWKS(data []byte, signingKID string) (*KeySet, error) {
+	return parseJWKS(data, signingKID, false)
+}
+
+// ParseVerificationKeys builds a KeySet that verifies only, from a JWKS
+// document of public keys (what GET /.well-known/jwks.json publishes),
+// private keys (their public halves are used) or shared HMAC secrets. Every
+// key needs a kid and an alg.
+func ParseVerificationKeys(data []byte) (*KeySet, error) {
+	return parseJWKS(data, "", true)
+}
+
+func parseJWKS(data []byte, signingKID string, verifyOnly bool) (*KeySet, error) {
 	set, err := jwk.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("not a JWKS document: %w", err)
@@ -336,11 +363,18 @@ func ParseJWKS(data []byte, signingKID string) (*KeySet, error) {
 		if err := jwk.Export(j, &raw); err != nil {
 			return nil, fmt.Errorf("key %q: %w", kid, err)
 		}
-		switch raw.(type) {
+		switch p := raw.(type) {
 		case *ecdsa.PublicKey, ed25519.PublicKey, *rsa.PublicKey:
-			return nil, fmt.Errorf("key %q is a public key; the keys file holds private keys", kid)
+			if !verifyOnly {
+				return nil, fmt.Errorf("key %q is a public key; the keys file holds private keys", kid)
+			}
 		case *ed25519.PrivateKey:
-			raw = *raw.(*ed25519.PrivateKey)
+			raw = *p
+		case *ed25519.PublicKey:
+			raw = *p
+		}
+		if verifyOnly {
+			raw = public(raw)
 		}
 		k, err := newKey(kid, a.String(), raw)
 		if err != nil {
@@ -349,6 +383,19 @@ func ParseJWKS(data []byte, signingKID string) (*KeySet, error) {
 		keys = append(keys, k)
 	}
 	return newKeySet(keys, signingKID)
+}
+
+// public returns the public half of a private key; anything else as it is.
+func public(raw any) any {
+	switch p := raw.(type) {
+	case *ecdsa.PrivateKey:
+		return &p.PublicKey
+	case ed25519.PrivateKey:
+		return p.Public()
+	case *rsa.PrivateKey:
+		return &p.PublicKey
+	}
+	return raw
 }
 
 // HMACKeySet builds a KeySet from one shared secret, the way both legacy
