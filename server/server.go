@@ -43,6 +43,20 @@ type Config struct {
 	Metrics    *Metrics
 	AdminToken string // when set, the admin listener demands it as a Bearer token
 	MaxBody    int    // largest request body read as JSON (4 KiB)
+
+	// Introspector verifies access tokens for POST /admin/introspect
+	// (tokens.Verifier, with the denylist); nil answers 404.
+	Introspector Introspector
+	// ReloadKeys re-reads the keys file for POST /admin/keys/reload (SIGHUP
+	// does the same); it returns the signing kid and the number of keys.
+	ReloadKeys func() (signingKID string, keys int, err error)
+	// Ready, when set, must also be nil for /readyz: the denylist caught up.
+	Ready func() error
+}
+
+// Introspector is what POST /admin/introspect needs of tokens.Verifier.
+type Introspector interface {
+	Verify(ctx context.Context, token []byte, cl *tokens.Claims) error
 }
 
 // Server serves the public and the admin listener.
@@ -137,6 +151,8 @@ const (
 	routeReady    = "readyz"
 	routeMetrics  = "metrics"
 	routePprof    = "pprof"
+	routeIntro    = "admin_introspect"
+	routeKeys     = "admin_keys_reload"
 	routeNone     = "none"
 )
 
@@ -318,6 +334,16 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 	case strings.HasPrefix(path, "/admin/subjects/"):
 		route = routeSubject
 		s.subject(ctx, strings.TrimPrefix(path, "/admin/subjects/"))
+	case path == "/admin/introspect" && s.cfg.Introspector != nil:
+		route = routeIntro
+		if s.method(ctx, fasthttp.MethodPost) {
+			s.introspect(ctx)
+		}
+	case path == "/admin/keys/reload" && s.cfg.ReloadKeys != nil:
+		route = routeKeys
+		if s.method(ctx, fasthttp.MethodPost) {
+			s.reloadKeys(ctx)
+		}
 	case path == "/healthz":
 		route = routeHealth
 		if s.method(ctx, fasthttp.MethodGet) {
@@ -326,7 +352,11 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 	case path == "/readyz":
 		route = routeReady
 		if s.method(ctx, fasthttp.MethodGet) {
-			if err := s.cfg.Issuer.Ping(storeCtx); err != nil {
+			err := s.cfg.Issuer.Ping(storeCtx)
+			if err == nil && s.cfg.Ready != nil {
+				err = s.cfg.Ready()
+			}
+			if err != nil {
 				adminJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": err.Error()})
 				return
 			}
@@ -404,6 +434,65 @@ func (s *Server) subject(ctx *fasthttp.RequestCtx, rest string) {
 	}
 	s.cfg.Logger.Info("subject revoked", "sessions", n, "deleted", deleted)
 	adminJSON(ctx, fasthttp.StatusOK, map[string]any{"sub": sub, "revoked": n, "deleted": deleted})
+}
+
+// inactive is RFC 7662's whole answer for a token that is not active: no
+// reason given, whatever it was.
+var inactive = []byte(`{"active":false}`)
+
+// Introspection is RFC 7662's answer for an active access token.
+type Introspection struct {
+	Active    bool   `json:"active"`
+	Subject   string `json:"sub"`
+	Session   string `json:"sid"`
+	Expires   int64  `json:"exp"`
+	IssuedAt  int64  `json:"iat"`
+	Issuer    string `json:"iss,omitempty"`
+	TokenType string `json:"token_type"`
+}
+
+// introspect serves POST /admin/introspect (RFC 7662): a form with token=…;
+// the answer comes from the cached keys and the local denylist, with no
+// store round trip unless the denylist must confirm a hit.
+func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
+	if !bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-www-form-urlencoded")) {
+		adminJSON(ctx, fasthttp.StatusBadRequest, map[string]any{"error": "invalid_request",
+			"error_description": "the body must be application/x-www-form-urlencoded"})
+		return
+	}
+	token := ctx.PostArgs().Peek("token")
+	if len(token) == 0 {
+		adminJSON(ctx, fasthttp.StatusBadRequest, map[string]any{"error": "invalid_request",
+			"error_description": "the token parameter is required"})
+		return
+	}
+	var cl tokens.Claims
+	err := s.cfg.Introspector.Verify(storeCtx, token, &cl)
+	switch {
+	case err == nil:
+		adminJSON(ctx, fasthttp.StatusOK, Introspection{Active: true, Subject: cl.Subject, Session: cl.Session,
+			Expires: cl.Expires, IssuedAt: cl.IssuedAt, Issuer: cl.Issuer, TokenType: "Bearer"})
+	case errors.Is(err, tokens.ErrMalformed), errors.Is(err, tokens.ErrInvalid),
+		errors.Is(err, tokens.ErrExpired), errors.Is(err, tokens.ErrRevoked):
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		ctx.SetContentTypeBytes(contentJSON)
+		ctx.SetBody(inactive)
+	default: // the denylist could not confirm: no answer rather than a wrong one
+		s.cfg.Logger.Warn("introspection unavailable", "err", err)
+		ctx.Response.Header.SetBytesK(headerRetry, "1")
+		adminJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]any{"error": "temporarily_unavailable"})
+	}
+}
+
+// reloadKeys serves POST /admin/keys/reload, as SIGHUP: a bad file keeps
+// the keys in force and says why.
+func (s *Server) reloadKeys(ctx *fasthttp.RequestCtx) {
+	kid, n, err := s.cfg.ReloadKeys()
+	if err != nil {
+		adminJSON(ctx, fasthttp.StatusConflict, map[string]any{"error": err.Error()})
+		return
+	}
+	adminJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "reloaded", "signing_kid": kid, "keys": n})
 }
 
 func adminJSON(ctx *fasthttp.RequestCtx, status int, v any) {

@@ -19,6 +19,7 @@ import (
 	"tokend/server/aspnet"
 	"tokend/server/spring"
 	"tokend/tokens"
+	"tokend/tokens/denylist"
 	"tokend/tokens/session"
 )
 
@@ -35,12 +36,14 @@ type hooks struct {
 
 // app is a wired tokend, before it listens.
 type app struct {
-	cfg    config
-	log    *slog.Logger
-	codec  *tokens.Codec
-	store  session.Store
-	close  func()
-	server *server.Server
+	cfg      config
+	log      *slog.Logger
+	codec    *tokens.Codec
+	store    session.Store
+	deny     *denylist.Denylist // nil when TOKEND_DENYLIST_SIZE=0
+	close    func()
+	server   *server.Server
+	denyDone chan struct{}
 }
 
 // run starts tokend and blocks until ctx ends or SIGTERM/SIGINT, then drains.
@@ -80,6 +83,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(signals)
 
+	if a.deny != nil {
+		follow, stop := context.WithCancel(context.Background())
+		defer func() { stop(); <-a.denyDone }()
+		go func() { defer close(a.denyDone); _ = a.deny.Run(follow) }()
+	}
 	served := make(chan error, 1)
 	go func() { served <- a.server.Serve(public, admin) }()
 	a.log.Info("tokend listening", "public", public.Addr().String(), "admin", admin.Addr().String(),
@@ -92,7 +100,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		select {
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
-				a.reloadKeys()
+				if _, _, err := a.reloadKeys(); err != nil {
+					a.log.Error("key reload failed; keeping the keys in force", "err", err)
+				}
 				continue
 			}
 			a.log.Info("draining", "signal", sig.String())
@@ -126,16 +136,29 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 	}
 	a := &app{cfg: cfg, log: log, codec: tokens.NewCodec(ks, cfg.Issuer, clock)}
 
+	var feed session.Feed
 	switch cfg.Store {
 	case "redis":
 		r, err := session.DialRedis(cfg.RedisAddr, cfg.RedisPassword, cfg.StoreTimeout)
 		if err != nil {
 			return nil, fmt.Errorf("TOKEND_REDIS_ADDR: %w", err)
 		}
-		a.store, a.close = r, r.Close
+		r.Retention = cfg.AccessTTL // a revocation matters while an access token of the session may live
+		a.store, a.close, feed = r, r.Close, r
 	default:
 		m := session.NewMemory(time.Minute)
-		a.store, a.close = m, m.Close
+		a.store, a.close, feed = m, m.Close, m
+	}
+	verifier := tokens.NewVerifierFor(a.codec)
+	if cfg.DenylistSize > 0 {
+		d, err := denylist.New(feed, denylist.Config{Capacity: cfg.DenylistSize, Window: cfg.AccessTTL, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("TOKEND_DENYLIST_SIZE: %w", err)
+		}
+		a.deny, a.denyDone = d, make(chan struct{})
+		closeStore := a.close
+		a.close = func() { d.Close(); closeStore() }
+		verifier.SetDenylist(d)
 	}
 
 	var (
@@ -157,13 +180,19 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 		Grace: cfg.ReuseGrace, Legacy: cfg.LegacyTokens, NameID: cfg.Dialect == "aspnet",
 	})
 	issuer.SetLogger(log)
+	if a.deny != nil {
+		issuer.SetDenylist(a.deny)
+	}
 	a.server = server.New(server.Config{
-		Dialect:    dialect,
-		Issuer:     issuer,
-		JWKS:       func() []byte { return a.codec.Keys().JWKS() },
-		Clock:      clock,
-		Logger:     log,
-		AdminToken: cfg.AdminToken,
+		Dialect:      dialect,
+		Issuer:       issuer,
+		JWKS:         func() []byte { return a.codec.Keys().JWKS() },
+		Clock:        clock,
+		Logger:       log,
+		AdminToken:   cfg.AdminToken,
+		Introspector: verifier,
+		ReloadKeys:   a.reloadKeys,
+		Ready:        a.ready,
 	})
 	if ks.Ephemeral {
 		log.Warn("NO SIGNING KEY CONFIGURED: signing with an ephemeral Ed25519 key; every token dies with this process. " +
@@ -195,18 +224,31 @@ func loadKeys(cfg config) (*tokens.KeySet, error) {
 	return tokens.EphemeralKeySet()
 }
 
-// reloadKeys re-reads TOKEND_KEYS_FILE (SIGHUP). A bad file keeps the keys
-// in force.
-func (a *app) reloadKeys() {
+// reloadKeys re-reads TOKEND_KEYS_FILE (SIGHUP, POST /admin/keys/reload).
+// A bad file keeps the keys in force.
+func (a *app) reloadKeys() (string, int, error) {
 	if a.cfg.KeysFile == "" {
-		a.log.Warn("SIGHUP ignored: no TOKEND_KEYS_FILE to reload")
-		return
+		return "", 0, errors.New("no TOKEND_KEYS_FILE to reload: the keys come from TOKEND_HMAC_SECRET or are ephemeral")
 	}
 	ks, err := loadKeys(a.cfg)
 	if err != nil {
-		a.log.Error("key reload failed; keeping the keys in force", "err", err)
-		return
+		return "", 0, err
 	}
 	a.codec.SetKeys(ks)
 	a.log.Info("keys reloaded", "signing_kid", ks.Signing().ID, "keys", len(ks.Keys()))
+	return ks.Signing().ID, len(ks.Keys()), nil
+}
+
+// ready reports whether the denylist has caught up with the revocations
+// published before this instance started.
+func (a *app) ready() error {
+	if a.deny == nil {
+		return nil
+	}
+	select {
+	case <-a.deny.Ready():
+		return nil
+	default:
+		return errors.New("denylist catching up")
+	}
 }
