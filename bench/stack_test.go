@@ -25,9 +25,10 @@ const (
 	aspnetSecret = "bench-secret-0123456789abcdef-0123456789abcdef-0123456789abcdef-0123"
 )
 
-// stack is tokend wired as cmd/tokend wires it, on a given store, speaking
-// one dialect: spring (HS256, JWT refresh tokens) or aspnet (HS512, opaque
-// refresh tokens and the access token in every request).
+// stack is tokend wired as cmd/tokend wires it (the denylist included), on
+// a given store, speaking one dialect: spring (HS256, JWT refresh tokens) or
+// aspnet (HS512, opaque refresh tokens and the access token in every
+// request).
 type stack struct {
 	issuer  *tokens.Issuer
 	handler fasthttp.RequestHandler // the public handler, taken once: a method value per call would allocate
@@ -53,6 +54,9 @@ func newStack(b testing.TB, store session.Store, dialect string) *stack {
 		d, refresh, cfg.NameID = aspnet.Dialect{}, tokens.Opaque{Codec: codec}, true
 	}
 	is := tokens.NewIssuer(codec, refresh, store, cfg)
+	if feed, ok := store.(session.Feed); ok {
+		is.SetDenylist(following(b, feed)) // as cmd/tokend runs by default: every refresh consults it
+	}
 	srv := server.New(server.Config{Dialect: d, Issuer: is, JWKS: func() []byte { return ks.JWKS() },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	return &stack{issuer: is, handler: srv.PublicHandler(), aspnet: dialect == "aspnet"}
