@@ -55,12 +55,7 @@ func BenchmarkReplayStorm(b *testing.B) {
 			name = "denylist"
 		}
 		b.Run(name, func(b *testing.B) {
-			srv := redistest.Start(b)
-			r, err := session.DialRedis([]string{srv.Addr}, "", time.Second)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(r.Close)
+			srv, r := redisServer(b)
 			s := newStack(b, r, "spring")
 			p := s.login(b)
 			var pp tokens.Pair
@@ -84,12 +79,7 @@ func BenchmarkReplayStorm(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				var ctx fasthttp.RequestCtx
 				for pb.Next() {
-					ctx.Request.Reset()
-					ctx.Response.Reset()
-					ctx.Request.Header.SetMethod(fasthttp.MethodPost)
-					ctx.Request.SetRequestURI("/api/auth/refresh")
-					ctx.Request.Header.SetContentType("application/json")
-					ctx.Request.SetBodyRaw(body)
+					post(&ctx, "/api/auth/refresh", "application/json", body)
 					s.handler(&ctx)
 					if ctx.Response.StatusCode() != 401 {
 						panic(fmt.Sprintf("replay answered %d %s", ctx.Response.StatusCode(), ctx.Response.Body()))
@@ -105,12 +95,7 @@ func BenchmarkReplayStorm(b *testing.B) {
 // BenchmarkIntrospect is POST /admin/introspect of an active access token
 // with the denylist on Redis: keys cached, no Redis round trip.
 func BenchmarkIntrospect(b *testing.B) {
-	srv := redistest.Start(b)
-	r, err := session.DialRedis([]string{srv.Addr}, "", time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(r.Close)
+	srv, r := redisServer(b)
 	s := newStack(b, r, "spring")
 	p := s.login(b)
 	ks, _ := tokens.HMACKeySet([]byte(secret), "HS256")
@@ -125,12 +110,7 @@ func BenchmarkIntrospect(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		var ctx fasthttp.RequestCtx
 		for pb.Next() {
-			ctx.Request.Reset()
-			ctx.Response.Reset()
-			ctx.Request.Header.SetMethod(fasthttp.MethodPost)
-			ctx.Request.SetRequestURI("/admin/introspect")
-			ctx.Request.Header.SetContentType("application/x-www-form-urlencoded")
-			ctx.Request.SetBodyRaw(form)
+			post(&ctx, "/admin/introspect", "application/x-www-form-urlencoded", form)
 			admin(&ctx)
 			if ctx.Response.StatusCode() != 200 || ctx.Response.Body()[10] != 't' { // {"active":true
 				panic(fmt.Sprintf("introspection answered %d %s", ctx.Response.StatusCode(), ctx.Response.Body()))

@@ -118,13 +118,20 @@ func memoryStore(b testing.TB) session.Store {
 }
 
 func redisStore(b testing.TB) session.Store {
+	_, r := redisServer(b)
+	return r
+}
+
+// redisServer starts a redis-server and a store on it; the server comes
+// back too, so that a benchmark can count the commands that reached it.
+func redisServer(b testing.TB) (*redistest.Server, *session.Redis) {
 	srv := redistest.Start(b)
 	r, err := session.DialRedis([]string{srv.Addr}, "", time.Second)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(r.Close)
-	return r
+	return srv, r
 }
 
 // benchRefreshHTTP sends refresh requests through a fasthttp client and
@@ -163,18 +170,23 @@ func BenchmarkRefreshHTTPAspnetRedis(b *testing.B)  { benchRefreshHTTP(b, redisS
 // stack's handler, reusing ctx and body, takes the new tokens into p, and
 // fails unless it answers 200.
 func (s *stack) handlerRefresh(tb testing.TB, ctx *fasthttp.RequestCtx, body *[]byte, p *pair) {
-	ctx.Request.Reset()
-	ctx.Response.Reset()
-	ctx.Request.Header.SetMethod(fasthttp.MethodPost)
-	ctx.Request.SetRequestURI("/api/auth/refresh")
-	ctx.Request.Header.SetContentType("application/json")
 	*body = s.appendRequest((*body)[:0], *p)
-	ctx.Request.SetBodyRaw(*body)
+	post(ctx, "/api/auth/refresh", "application/json", *body)
 	s.handler(ctx)
 	if ctx.Response.StatusCode() != 200 {
 		tb.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 	}
 	s.next(tb, ctx.Response.Body(), p)
+}
+
+// post makes ctx a fresh POST of body to uri, as a handler receives it.
+func post(ctx *fasthttp.RequestCtx, uri, contentType string, body []byte) {
+	ctx.Request.Reset()
+	ctx.Response.Reset()
+	ctx.Request.Header.SetMethod(fasthttp.MethodPost)
+	ctx.Request.SetRequestURI(uri)
+	ctx.Request.Header.SetContentType(contentType)
+	ctx.Request.SetBodyRaw(body)
 }
 
 // BenchmarkRefreshHandler is the handler alone: no sockets, no client.

@@ -177,7 +177,7 @@ var ErrUnconfirmed = errors.New("denylist: could not confirm with the store")
 // filter never saw is answered from memory with no I/O; a hit is answered
 // from the cache, or confirmed with the store once and cached.
 func (d *Denylist) Check(ctx context.Context, id string) (session.Revocation, bool, error) {
-	g := d.generation()
+	g := d.gens.Load() // generations move on Add; a read needs no clock
 	if !g.cur.has(id) && !g.prev.has(id) {
 		return session.Revocation{}, false, nil
 	}

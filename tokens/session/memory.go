@@ -116,18 +116,20 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 		return Rotation{Session: s}, nil
 	}
 	rot, err := decide(&r.Session, r.state, st)
+	reuse := err != nil && errors.Is(err, ErrReuse)
+	var rev Revocation
 	switch {
 	case err == nil && !rot.Retry:
 		r.Session = rot.Session
 		r.until = until(st.Now, st.Idle, r.Expires)
-	case err != nil && errors.Is(err, ErrReuse):
+	case reuse:
 		r.state, r.revokedAt = revoked, st.Now
-		rev := r.revocation()
-		sh.mu.Unlock()
-		m.feed.publish(rev)
-		return rot, err
+		rev = r.revocation()
 	}
 	sh.mu.Unlock()
+	if reuse {
+		m.feed.publish(rev) // outside the shard lock: followers may call back into the store
+	}
 	return rot, err
 }
 

@@ -124,8 +124,8 @@ func (r *Redis) Lookup(ctx context.Context, id string) (Revocation, bool, error)
 	if rueidis.IsRedisNil(err) {
 		return Revocation{}, false, nil // no record: nothing to deny
 	}
-	x, _ := v[1].ToString()
-	if err != nil || x == "" {
+	x, err2 := v[1].ToString()
+	if err := errors.Join(err, err2); err != nil || x == "" {
 		return Revocation{}, false, fmt.Errorf("redis hmget: bad reply: %v", err)
 	}
 	if x == "0" {
