@@ -41,6 +41,7 @@ allocs:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./tokens
 	$(GO) test -run='^$$' -fuzz='^FuzzOpaque$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./tokens
+	$(GO) test -run='^$$' -fuzz='^FuzzClaims$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./tokens
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/spring
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/aspnet
 

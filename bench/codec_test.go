@@ -180,7 +180,7 @@ func BenchmarkOpaque(b *testing.B) {
 		b.ReportAllocs()
 		var out tokens.Claims
 		for b.Loop() {
-			if err := o.ParseRefresh(tok, &out); err != nil {
+			if err := o.ParseRefresh(tok, time.Now(), &out); err != nil {
 				b.Fatal(err)
 			}
 		}

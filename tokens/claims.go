@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -34,6 +35,10 @@ func (c *Claims) reset() { *c = Claims{Gen: -1} }
 // a string where a number belongs, is ErrInvalid.
 func decodeClaims(payload []byte, c *Claims) error {
 	c.reset()
+	if scanClaims(payload, c) {
+		return nil
+	}
+	c.reset()
 	if !isObject(payload) {
 		return fmt.Errorf("%w: claims are not a JSON object", ErrMalformed)
 	}
@@ -45,6 +50,124 @@ func decodeClaims(payload []byte, c *Claims) error {
 		return fmt.Errorf("%w: claims are not JSON", ErrMalformed)
 	}
 	return nil
+}
+
+// scanClaims reads claims written as appendClaims writes them: one compact
+// object of known names with plain ASCII strings and integers. Anything else
+// (white space, escapes, other names or types) is left to go-json, by
+// returning false. The strings share one allocation, the payload's copy,
+// where go-json makes one per claim. FuzzClaims proves it reads what
+// go-json reads.
+func scanClaims(p []byte, c *Claims) bool {
+	if len(p) < 2 || p[0] != '{' || p[len(p)-1] != '}' {
+		return false
+	}
+	var str string // p as a string, made on the first string claim
+	i := 1
+	for i < len(p)-1 {
+		if i > 1 {
+			if p[i] != ',' {
+				return false
+			}
+			i++
+		}
+		// "name":
+		if i >= len(p) || p[i] != '"' {
+			return false
+		}
+		end := bytes.IndexByte(p[i+1:], '"')
+		if end < 0 || i+end+2 >= len(p) || p[i+end+2] != ':' {
+			return false
+		}
+		name := p[i+1 : i+1+end]
+		i += end + 3
+		var num *int64
+		var dst *string
+		switch string(name) {
+		case "iss":
+			dst = &c.Issuer
+		case "sub":
+			dst = &c.Subject
+		case "nameid":
+			dst = &c.NameID
+		case "sid":
+			dst = &c.Session
+		case "jti":
+			dst = &c.ID
+		case "gen":
+			num = &c.Gen
+		case "iat":
+			num = &c.IssuedAt
+		case "nbf":
+			num = &c.NotBefore
+		case "exp":
+			num = &c.Expires
+		default:
+			return false
+		}
+		if dst != nil {
+			n := plainString(p[i:])
+			if n < 0 {
+				return false
+			}
+			if str == "" {
+				str = string(p)
+			}
+			*dst = str[i+1 : i+1+n]
+			i += n + 2
+			continue
+		}
+		v, n := plainInt(p[i:])
+		if n == 0 {
+			return false
+		}
+		*num = v
+		i += n
+	}
+	return i == len(p)-1
+}
+
+// plainString returns the length of the contents of the string literal b
+// starts with, or -1 unless it is quoted printable ASCII without escapes.
+func plainString(b []byte) int {
+	if len(b) == 0 || b[0] != '"' {
+		return -1
+	}
+	for j := 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return j - 1
+		case c < 0x20 || c >= 0x7f || c == '\\':
+			return -1
+		}
+	}
+	return -1
+}
+
+// plainInt reads the JSON integer b starts with: an optional minus, then 0
+// or a digit string without leading zeros, at most 18 digits (no overflow).
+// n is 0 unless one is there and ends at a ',' or '}'.
+func plainInt(b []byte) (v int64, n int) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		n = 1
+	}
+	start := n
+	for n < len(b) && b[n] >= '0' && b[n] <= '9' {
+		v = v*10 + int64(b[n]-'0')
+		n++
+	}
+	digits := n - start
+	switch {
+	case digits == 0 || digits > 18,
+		digits > 1 && b[start] == '0',
+		n == len(b) || (b[n] != ',' && b[n] != '}'):
+		return 0, 0
+	}
+	if neg {
+		v = -v
+	}
+	return v, n
 }
 
 // isObject reports whether b starts, after white space, with '{'.

@@ -2,8 +2,11 @@ package tokens
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/goccy/go-json"
 )
 
 // FuzzParse: the fast path never accepts what jwx's general path rejects,
@@ -54,7 +57,7 @@ func FuzzOpaque(f *testing.F) {
 	f.Add(bytes.Repeat([]byte("A"), OpaqueLen))
 	f.Fuzz(func(t *testing.T, token []byte) {
 		var cl Claims
-		if err := o.ParseRefresh(token, &cl); err != nil {
+		if err := o.ParseRefresh(token, o.Codec.Clock().Now(), &cl); err != nil {
 			return
 		}
 		again, err := o.AppendRefresh(nil, &cl)
@@ -62,4 +65,90 @@ func FuzzOpaque(f *testing.F) {
 			t.Fatalf("accepted %q, which mints as %q (%v)", token, again, err)
 		}
 	})
+}
+
+// FuzzClaims: whatever the claims scanner accepts, go-json (the path it
+// short-cuts) reads the same way, and the scanner never panics. Seeds:
+// testdata/fuzz/FuzzClaims plus the claims tokend writes.
+func FuzzClaims(f *testing.F) {
+	for _, seed := range claimsSeeds() {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		var fast Claims
+		fast.reset()
+		if !scanClaims(payload, &fast) {
+			return
+		}
+		var want Claims
+		want.reset()
+		if err := json.Unmarshal(payload, &want); err != nil {
+			t.Fatalf("scanned %q, which go-json refuses: %v", payload, err)
+		}
+		if fast != want {
+			t.Fatalf("%q: scanned %+v, go-json reads %+v", payload, fast, want)
+		}
+	})
+}
+
+// claimsSeeds are the payloads of both token types, aspnet's nameid
+// included, as appendClaims writes them.
+func claimsSeeds() [][]byte {
+	full := claimsAt(now)
+	full.Issuer, full.NameID = "tokend", full.Subject
+	var seeds [][]byte
+	for _, cl := range []*Claims{claimsAt(now), full} {
+		for _, typ := range []Type{Access, Refresh} {
+			seeds = append(seeds, appendClaims(nil, cl, typ))
+		}
+	}
+	return seeds
+}
+
+// TestScanClaims: the claims tokend writes take the scanner's path, and
+// what it does not know goes to go-json with the same result.
+func TestScanClaims(t *testing.T) {
+	for _, p := range claimsSeeds() {
+		var fast, want Claims
+		fast.reset()
+		want.reset()
+		if !scanClaims(p, &fast) {
+			t.Fatalf("scanner refused tokend's own claims %s", p)
+		}
+		if err := json.Unmarshal(p, &want); err != nil || fast != want {
+			t.Fatalf("%s: scanned %+v, go-json %+v (%v)", p, fast, want, err)
+		}
+	}
+	for _, tc := range []struct {
+		payload string
+		scanned bool // read by the scanner, not go-json
+		want    Claims
+		err     error
+	}{
+		{`{}`, true, Claims{Gen: -1}, nil},
+		{`{"sub":"a","sub":"b"}`, true, Claims{Subject: "b", Gen: -1}, nil},
+		{`{"gen":-0,"exp":0}`, true, Claims{Gen: 0}, nil},
+		{`{"sub":"a\u0062"}`, false, Claims{Subject: "ab", Gen: -1}, nil},
+		{`{ "sub" : "a" }`, false, Claims{Subject: "a", Gen: -1}, nil},
+		{`{"SUB":"a"}`, false, Claims{Subject: "a", Gen: -1}, nil}, // go-json matches names case-insensitively
+		{`{"sub":"a","aud":["x"]}`, false, Claims{Subject: "a", Gen: -1}, nil},
+		{`{"sub":"Ã©"}`, false, Claims{Subject: "Ã©", Gen: -1}, nil},
+		{`{"exp":1e3}`, false, Claims{Gen: -1}, ErrInvalid},
+		{`{"exp":"1"}`, false, Claims{Gen: -1}, ErrInvalid},
+		{`{"exp":99999999999999999999}`, false, Claims{Gen: -1}, ErrInvalid},
+		{`{"exp":01}`, false, Claims{Gen: -1}, ErrMalformed},
+		{`{"exp":1,}`, false, Claims{Gen: -1}, ErrMalformed},
+		{`{"sub":"a"}x`, false, Claims{Gen: -1}, ErrMalformed},
+		{`["sub"]`, false, Claims{Gen: -1}, ErrMalformed},
+	} {
+		var cl Claims
+		cl.reset()
+		if got := scanClaims([]byte(tc.payload), &cl); got != tc.scanned {
+			t.Errorf("scanClaims(%s) = %v; want %v", tc.payload, got, tc.scanned)
+		}
+		err := decodeClaims([]byte(tc.payload), &cl)
+		if !errors.Is(err, tc.err) || tc.err == nil && cl != tc.want {
+			t.Errorf("decodeClaims(%s) = %+v, %v; want %+v, %v", tc.payload, cl, err, tc.want, tc.err)
+		}
+	}
 }

@@ -26,9 +26,11 @@ type Config struct {
 
 // RefreshFormat is how refresh tokens look on the wire: JWTs for spring,
 // opaque MACed bytes for aspnet. It only encodes (sid, gen, iat, exp).
+// ParseRefresh judges expiry at now: the issuer reads its clock once per
+// refresh and every check uses that instant.
 type RefreshFormat interface {
 	AppendRefresh(dst []byte, cl *Claims) ([]byte, error)
-	ParseRefresh(token []byte, cl *Claims) error
+	ParseRefresh(token []byte, now time.Time, cl *Claims) error
 }
 
 // Issuer starts sessions and trades refresh tokens for new pairs.
@@ -66,7 +68,8 @@ type Pair struct {
 	AccessExpiresIn  time.Duration
 	RefreshExpiresIn time.Duration
 	Session          session.Session
-	Retry            bool // the pair re-issues one issued before (grace window)
+	Retry            bool      // the pair re-issues one issued before (grace window)
+	At               time.Time // when the issuer decided: the answer's timestamp
 	buf              []byte
 	claims           Claims // of the tokens issued
 	presented        Claims // of the refresh token presented
@@ -87,7 +90,7 @@ func (is *Issuer) Start(ctx context.Context, sub string, p *Pair) error {
 	if err := is.store.Create(ctx, s, is.cfg.RefreshTTL); err != nil {
 		return fmt.Errorf("start session: %w", err)
 	}
-	p.Retry = false
+	p.Retry, p.At = false, now
 	return is.issue(s, p)
 }
 
@@ -99,21 +102,21 @@ func (is *Issuer) Start(ctx context.Context, sub string, p *Pair) error {
 // (aspnet), else nil. It may have expired, but must verify, and the session
 // must belong to the subject it names.
 func (is *Issuer) Refresh(ctx context.Context, refresh, access []byte, p *Pair) error {
+	now := is.codec.clock.Now() // the one clock read of a refresh: every check and the answer use it
 	var owner string
 	if access != nil {
 		var err error
-		if owner, err = is.owner(access, &p.owner); err != nil {
+		if owner, err = is.owner(access, now, &p.owner); err != nil {
 			return err
 		}
 	}
 	cl := &p.presented
-	if err := is.refresh.ParseRefresh(refresh, cl); err != nil {
+	if err := is.refresh.ParseRefresh(refresh, now, cl); err != nil {
 		return err
 	}
 	if owner == "" {
 		owner = cl.Subject // a JWT refresh token names its subject; opaque ones do not
 	}
-	now := is.codec.clock.Now()
 	st := session.Step{ID: cl.Session, Gen: cl.Gen, Now: now, Grace: is.cfg.Grace, Idle: is.cfg.RefreshTTL, Owner: owner}
 	if cl.Legacy {
 		st.ID, st.Gen = legacySessionID(refresh), -1
@@ -125,7 +128,7 @@ func (is *Issuer) Refresh(ctx context.Context, refresh, access []byte, p *Pair) 
 	rot, err := is.store.Rotate(ctx, st)
 	switch {
 	case err == nil:
-		p.Retry = rot.Retry
+		p.Retry, p.At = rot.Retry, now
 		return is.issue(rot.Session, p)
 	case errors.Is(err, session.ErrReuse):
 		is.log.Warn("refresh token reuse detected; session revoked", "sid", st.ID, "gen", st.Gen)
@@ -156,8 +159,8 @@ func (is *Issuer) denied(ctx context.Context, st session.Step) error {
 // owner verifies the access token presented with a refresh token and returns
 // the subject it names. Being expired is the reason it is presented, so that
 // is no error; a bad signature, alg or typ is.
-func (is *Issuer) owner(token []byte, cl *Claims) (string, error) {
-	err := is.codec.Parse(token, Access, cl)
+func (is *Issuer) owner(token []byte, now time.Time, cl *Claims) (string, error) {
+	err := is.codec.ParseAt(token, Access, now, cl)
 	switch {
 	case err != nil && !errors.Is(err, ErrExpired):
 		return "", fmt.Errorf("%w: %w", ErrAccessToken, err)
@@ -171,7 +174,7 @@ func (is *Issuer) owner(token []byte, cl *Claims) (string, error) {
 // revoke nothing and are not an error: the endpoint is no oracle.
 func (is *Issuer) Revoke(ctx context.Context, token []byte) error {
 	var cl Claims
-	err := is.refresh.ParseRefresh(token, &cl)
+	err := is.refresh.ParseRefresh(token, is.codec.clock.Now(), &cl)
 	switch {
 	case err == nil, errors.Is(err, ErrExpired):
 	default:
@@ -245,8 +248,8 @@ func (f JWTRefresh) AppendRefresh(dst []byte, cl *Claims) ([]byte, error) {
 
 // ParseRefresh implements RefreshFormat. A token tokend did not mint is
 // tried as a legacy token when those are enabled.
-func (f JWTRefresh) ParseRefresh(token []byte, cl *Claims) error {
-	err := f.Codec.Parse(token, Refresh, cl)
+func (f JWTRefresh) ParseRefresh(token []byte, now time.Time, cl *Claims) error {
+	err := f.Codec.ParseAt(token, Refresh, now, cl)
 	if err == nil || !f.Legacy || !errors.Is(err, ErrInvalid) {
 		return err
 	}

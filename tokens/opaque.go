@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 )
 
 // The aspnet refresh token: 64 bytes, standard base64 with padding (88
@@ -170,7 +171,7 @@ func (o Opaque) AppendRefresh(dst []byte, cl *Claims) ([]byte, error) {
 // (not 88 characters of canonical base64 holding a version 1 token),
 // ErrInvalid (unknown key, MAC mismatch) or ErrExpired (MAC good, expired).
 // The MAC is compared in constant time; nothing else depends on a secret.
-func (o Opaque) ParseRefresh(token []byte, cl *Claims) error {
+func (o Opaque) ParseRefresh(token []byte, now time.Time, cl *Claims) error {
 	cl.reset()
 	if len(token) != OpaqueLen {
 		return fmt.Errorf("%w: an opaque refresh token is %d characters, not %d", ErrMalformed, OpaqueLen, len(token))
@@ -194,7 +195,7 @@ func (o Opaque) ParseRefresh(token []byte, cl *Claims) error {
 	cl.Session = base64.RawURLEncoding.EncodeToString(raw[4 : 4+sidSize])
 	cl.Gen = int64(binary.BigEndian.Uint32(raw[20:24]))
 	cl.Expires = int64(binary.BigEndian.Uint64(raw[24:32]))
-	if o.Codec.clock.Now().Unix() >= cl.Expires {
+	if now.Unix() >= cl.Expires {
 		return fmt.Errorf("%w: expired at %d", ErrExpired, cl.Expires)
 	}
 	return nil

@@ -48,7 +48,7 @@ func TestOpaqueRoundTrip(t *testing.T) {
 		t.Fatalf("decodes to %d bytes, %v", len(raw), err)
 	}
 	var cl Claims
-	if err := o.ParseRefresh(tok, &cl); err != nil {
+	if err := o.ParseRefresh(tok, o.Codec.Clock().Now(), &cl); err != nil {
 		t.Fatal(err)
 	}
 	if cl.Session != testSID || cl.Gen != 41 || cl.Expires != exp.Unix() || cl.Subject != "" {
@@ -105,7 +105,7 @@ func TestOpaqueRejects(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var cl Claims
-			if err := o.ParseRefresh(tc.token, &cl); !errors.Is(err, tc.want) {
+			if err := o.ParseRefresh(tc.token, o.Codec.Clock().Now(), &cl); !errors.Is(err, tc.want) {
 				t.Fatalf("ParseRefresh = %v; want %v", err, tc.want)
 			}
 		})
@@ -115,7 +115,7 @@ func TestOpaqueRejects(t *testing.T) {
 		for i := range OpaqueSize * 8 {
 			tok := reencode(func(b []byte) { b[i/8] ^= 1 << (i % 8) })
 			var cl Claims
-			if err := o.ParseRefresh(tok, &cl); err == nil {
+			if err := o.ParseRefresh(tok, o.Codec.Clock().Now(), &cl); err == nil {
 				t.Fatalf("bit %d flipped: accepted", i)
 			}
 		}
@@ -124,7 +124,7 @@ func TestOpaqueRejects(t *testing.T) {
 		clock.t = now.Add(time.Hour)
 		defer func() { clock.t = now }()
 		var cl Claims
-		if err := o.ParseRefresh(good, &cl); !errors.Is(err, ErrExpired) || cl.Session != testSID {
+		if err := o.ParseRefresh(good, o.Codec.Clock().Now(), &cl); !errors.Is(err, ErrExpired) || cl.Session != testSID {
 			t.Fatalf("ParseRefresh = %v, %+v; want ErrExpired with the claims", err, cl)
 		}
 	})
@@ -170,7 +170,7 @@ func TestOpaqueKeyRotation(t *testing.T) {
 	}
 	var cl Claims
 	for _, tok := range [][]byte{old, fresh} {
-		if err := o.ParseRefresh(tok, &cl); err != nil {
+		if err := o.ParseRefresh(tok, o.Codec.Clock().Now(), &cl); err != nil {
 			t.Fatalf("after rotation: %v", err)
 		}
 	}
@@ -179,7 +179,7 @@ func TestOpaqueKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.Codec.SetKeys(hmacOnly)
-	if err := o.ParseRefresh(old, &cl); !errors.Is(err, ErrInvalid) {
+	if err := o.ParseRefresh(old, o.Codec.Clock().Now(), &cl); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("token of a removed key: %v; want ErrInvalid", err)
 	}
 
@@ -191,10 +191,10 @@ func TestOpaqueKeyRotation(t *testing.T) {
 	oldRing, _ := NewMACKeys([]byte(strings.Repeat("o", 40)))
 	byOld := mintOpaque(t, Opaque{Codec: o.Codec, Fixed: oldRing}, testSID, 1, now.Add(time.Hour))
 	f := Opaque{Codec: o.Codec, Fixed: fixed}
-	if err := f.ParseRefresh(byOld, &cl); err != nil {
+	if err := f.ParseRefresh(byOld, f.Codec.Clock().Now(), &cl); err != nil {
 		t.Fatalf("second key of the ring: %v", err)
 	}
-	if err := f.ParseRefresh(fresh, &cl); !errors.Is(err, ErrInvalid) {
+	if err := f.ParseRefresh(fresh, f.Codec.Clock().Now(), &cl); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("derived-key token under a fixed ring: %v; want ErrInvalid", err)
 	}
 	if _, err := NewMACKeys([]byte("short")); err == nil {
