@@ -2,8 +2,10 @@ package server
 
 import (
 	"errors"
+	"maps"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -12,9 +14,10 @@ import (
 	"tokend/tokens/session"
 )
 
-// Metrics are tokend's Prometheus series. Counters are resolved once per
-// (route, status) and cached, so counting costs an atomic add, not a label
-// lookup.
+// Metrics are tokend's Prometheus series. The series of a (route, status)
+// are resolved once and kept in a copy-on-write map, so counting a request
+// costs an atomic load, a map read and the series' own atomic adds: no
+// label lookup, and no lock shared by every request.
 type Metrics struct {
 	Registry *prometheus.Registry
 
@@ -22,15 +25,20 @@ type Metrics struct {
 	outcomes *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 
-	mu      sync.RWMutex
-	byRoute map[routeStatus]prometheus.Counter
-	byOut   [numOutcomes]prometheus.Counter
-	latency map[string]prometheus.Observer
+	byOut  [numOutcomes]prometheus.Counter
+	mu     sync.Mutex // serialises adding series
+	series atomic.Pointer[map[routeStatus]requestSeries]
 }
 
 type routeStatus struct {
 	route  string
 	status int
+}
+
+// requestSeries are the series one request of a route and status touches.
+type requestSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
 }
 
 // NewMetrics registers tokend's series, and the Go and process collectors,
@@ -48,9 +56,8 @@ func NewMetrics() *Metrics {
 			Name: "tokend_request_duration_seconds", Help: "Time to answer, by route.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 		}, []string{"route"}),
-		byRoute: map[routeStatus]prometheus.Counter{},
-		latency: map[string]prometheus.Observer{},
 	}
+	m.series.Store(&map[routeStatus]requestSeries{})
 	m.Registry.MustRegister(m.requests, m.outcomes, m.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for o := outcome(0); o < numOutcomes; o++ {
@@ -61,24 +68,32 @@ func NewMetrics() *Metrics {
 
 func (m *Metrics) request(route string, status int, seconds float64) {
 	k := routeStatus{route, status}
-	m.mu.RLock()
-	c, ok := m.byRoute[k]
-	h := m.latency[route]
-	m.mu.RUnlock()
-	if !ok || h == nil {
-		m.mu.Lock()
-		if c, ok = m.byRoute[k]; !ok {
-			c = m.requests.WithLabelValues(route, strconv.Itoa(status))
-			m.byRoute[k] = c
-		}
-		if h = m.latency[route]; h == nil {
-			h = m.duration.WithLabelValues(route)
-			m.latency[route] = h
-		}
-		m.mu.Unlock()
+	rs, ok := (*m.series.Load())[k]
+	if !ok {
+		rs = m.add(k)
 	}
-	c.Inc()
-	h.Observe(seconds)
+	rs.count.Inc()
+	rs.latency.Observe(seconds)
+}
+
+// add resolves the series of k, the first time k is seen, into a new copy
+// of the map: writers are rare (a few routes times a few statuses).
+func (m *Metrics) add(k routeStatus) requestSeries {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.series.Load()
+	if rs, ok := old[k]; ok {
+		return rs
+	}
+	rs := requestSeries{
+		count:   m.requests.WithLabelValues(k.route, strconv.Itoa(k.status)),
+		latency: m.duration.WithLabelValues(k.route),
+	}
+	next := make(map[routeStatus]requestSeries, len(old)+1)
+	maps.Copy(next, old)
+	next[k] = rs
+	m.series.Store(&next)
+	return rs
 }
 
 func (m *Metrics) outcome(o outcome) { m.byOut[o].Inc() }
