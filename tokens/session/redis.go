@@ -35,18 +35,20 @@ var (
 // the session id, so a Cluster spreads sessions and each script runs on one
 // node.
 type Redis struct {
-	client  rueidis.Client
-	timeout time.Duration
+	client    rueidis.Client
+	timeout   time.Duration
+	deadlines *deadlines
 	// Retention is how long revocations stay in the stream other instances
 	// catch up from: the longest access-token life (DefaultRetention if 0).
 	// Set it before use.
 	Retention time.Duration
 }
 
-// NewRedis wraps a connected client. Every call is bounded by timeout; a
-// store slower than that is ErrUnavailable, and nothing is issued.
+// NewRedis wraps a connected client. Every call is bounded by timeout (plus
+// at most a twentieth: see deadlines); a store slower than that is
+// ErrUnavailable, and nothing is issued.
 func NewRedis(client rueidis.Client, timeout time.Duration) *Redis {
-	return &Redis{client: client, timeout: timeout}
+	return &Redis{client: client, timeout: timeout, deadlines: newDeadlines(timeout)}
 }
 
 // DialRedis connects to addrs (comma-separated seeds; rueidis finds out
@@ -85,7 +87,7 @@ func unavailable(op string, err error) error {
 
 // Create implements Store.
 func (r *Redis) Create(ctx context.Context, s Session, idle time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
 	ok, err := createScript.Exec(ctx, r.client, []string{sessionKey(s.ID)},
 		[]string{s.Subject, ms(s.Created), ms(s.Expires), ms(until(s.Rotated, idle, s.Expires))}).AsInt64()
@@ -108,10 +110,10 @@ func (r *Redis) index(ctx context.Context, s Session) error {
 
 // Rotate implements Store: one EVALSHA, one round trip.
 func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
-	args := []string{strconv.FormatInt(st.Gen, 10), ms(st.Now),
-		strconv.FormatInt(st.Grace.Milliseconds(), 10), strconv.FormatInt(st.Idle.Milliseconds(), 10), st.Owner}
+	args := []string{strconv.FormatInt(st.Gen, 10), strconv.FormatInt(st.Gen+1, 10), ms(st.Now),
+		strconv.FormatInt(st.Grace.Milliseconds(), 10), ms(st.Now.Add(st.Idle)), st.Owner}
 	if st.Gen == -1 {
 		args = append(args, st.Subject, ms(st.Expires))
 	}
@@ -179,7 +181,7 @@ func rotation(id string, res []rueidis.RedisMessage) (Rotation, error) {
 
 // Revoke implements Store.
 func (r *Redis) Revoke(ctx context.Context, id string) error {
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
 	res := revokeScript.Exec(ctx, r.client, []string{sessionKey(id)}, []string{"1"})
 	rev, ok, _, err := revokeReply(id, res)
@@ -216,7 +218,7 @@ func revokeReply(id string, res rueidis.RedisResult) (rev Revocation, ok, ended 
 // slots, so each is marked by its own script call, pipelined, and each
 // revocation published.
 func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
 	ids, err := r.client.Do(ctx, r.client.B().Smembers().Key(subjectKey(sub)).Build()).AsStrSlice()
 	if err != nil {
@@ -259,7 +261,7 @@ func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, e
 
 // Ping implements Store.
 func (r *Redis) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
 	if err := r.client.Do(ctx, r.client.B().Ping().Build()).Error(); err != nil {
 		return unavailable("ping", err)

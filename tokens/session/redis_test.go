@@ -113,6 +113,52 @@ func TestRedisDownAndBack(t *testing.T) {
 	}
 }
 
+// A Redis that answers, but slower than the timeout, is ErrUnavailable
+// after the timeout (plus at most one shared-deadline window), for calls
+// one at a time and many at once; the session is rotated once it answers.
+func TestRedisSlowerThanTimeout(t *testing.T) {
+	srv := redistest.Start(t)
+	st := dial(t, srv.Addr) // 200ms timeout
+	admin, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx := context.Background()
+	now := time.Now()
+	s := session.Session{ID: "slow", Subject: "alice", Created: now, Rotated: now, Expires: now.Add(time.Hour)}
+	if err := st.Create(ctx, s, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// CLIENT PAUSE WRITE holds every script (they write) for 1.5s
+	if err := admin.Do(ctx, admin.B().ClientPause().Timeout(1500).Write().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	for _, callers := range []int{1, 16} {
+		start := time.Now()
+		errs := make(chan error, callers)
+		for range callers {
+			go func() {
+				_, err := st.Rotate(ctx, session.Step{ID: "slow", Gen: 0, Now: time.Now(), Idle: time.Hour})
+				errs <- err
+			}()
+		}
+		for range callers {
+			if err := <-errs; !errors.Is(err, session.ErrUnavailable) {
+				t.Fatalf("%d callers: Rotate while Redis is paused: %v; want ErrUnavailable", callers, err)
+			}
+		}
+		if d := time.Since(start); d < 200*time.Millisecond || d > 600*time.Millisecond {
+			t.Fatalf("%d callers: Rotate while Redis is paused took %v; want the 200ms timeout", callers, d)
+		}
+	}
+	// once the pause is over the store answers again
+	time.Sleep(time.Until(now.Add(1600 * time.Millisecond)))
+	if err := st.Ping(ctx); err != nil {
+		t.Fatalf("Ping after the pause: %v", err)
+	}
+}
+
 // A follower waits through quiet spells longer than one blocking read (and
 // than the client's 200ms timeout) and still hears the next revocation.
 func TestRedisFollowThroughQuiet(t *testing.T) {

@@ -111,7 +111,7 @@ func entryRevocation(e rueidis.XRangeEntry) Revocation {
 
 // Lookup implements Feed: the session record says whether it is revoked.
 func (r *Redis) Lookup(ctx context.Context, id string) (Revocation, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
 	v, err := r.client.Do(ctx, r.client.B().Hmget().Key(sessionKey(id)).Field("u", "x").Build()).ToArray()
 	if err != nil {

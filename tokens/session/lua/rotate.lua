@@ -1,24 +1,26 @@
 -- Rotate a session: the whole rotation rule of DESIGN §4 in one atomic step.
 -- KEYS[1]  session hash: u sub, g gen, c created, e expires, r rotated (ms), x state
--- ARGV     gen presented, now ms, grace ms, idle ms, owner ('' = anyone),
+-- ARGV     gen presented, the next gen (gen + 1), now ms, grace ms,
+--          idle deadline ms (now + idle), owner ('' = anyone),
 --          [sub, expires ms: adoption]
 -- Returns  {code, sub, gen, created, expires, rotated}
 --   code 1 advanced, 2 retry, 3 reuse (now revoked: {3, sub}), 4 revoked, 5 deleted,
 --        6 expired, 7 another subject's session, 0 missing
+-- What it writes it takes from ARGV and the record as strings: a Lua number
+-- is turned back into a string with snprintf, a visible share of the script.
 local gen   = tonumber(ARGV[1])
-local now   = tonumber(ARGV[2])
-local grace = tonumber(ARGV[3])
-local idle  = tonumber(ARGV[4])
-local owner = ARGV[5]
+local now   = tonumber(ARGV[3])
+local grace = tonumber(ARGV[4])
+local owner = ARGV[6]
 
 local s = redis.call('HMGET', KEYS[1], 'u', 'g', 'c', 'e', 'r', 'x')
 if not s[1] then
   if gen ~= -1 then return {0} end
   -- adoption of a legacy token: the session starts at generation 0
-  local exp = tonumber(ARGV[7])
-  redis.call('HSET', KEYS[1], 'u', ARGV[6], 'g', 0, 'c', now, 'e', exp, 'r', now, 'x', 0)
-  redis.call('PEXPIREAT', KEYS[1], math.min(exp, now + idle))
-  return {1, ARGV[6], 0, now, exp, now}
+  local exp = tonumber(ARGV[8])
+  redis.call('HSET', KEYS[1], 'u', ARGV[7], 'g', 0, 'c', ARGV[3], 'e', ARGV[8], 'r', ARGV[3], 'x', 0)
+  redis.call('PEXPIREAT', KEYS[1], math.min(exp, tonumber(ARGV[5])))
+  return {1, ARGV[7], 0, now, exp, now}
 end
 
 local cur, created, exp, rot = tonumber(s[2]), tonumber(s[3]), tonumber(s[4]), tonumber(s[5])
@@ -27,8 +29,11 @@ if s[6] == '2' then return {5} end
 if s[6] == '1' then return {4} end
 if now >= exp then return {6} end
 if cur == gen then
-  redis.call('HSET', KEYS[1], 'g', cur + 1, 'r', now)
-  redis.call('PEXPIREAT', KEYS[1], math.min(exp, now + idle))
+  redis.call('HSET', KEYS[1], 'g', ARGV[2], 'r', ARGV[3])
+  -- the record lives as long as the newest refresh token: idle deadline or the session's end
+  local deadline = ARGV[5]
+  if exp < tonumber(deadline) then deadline = s[4] end
+  redis.call('PEXPIREAT', KEYS[1], deadline)
   return {1, s[1], cur + 1, created, exp, now}
 end
 if cur == gen + 1 and now - rot < grace then
