@@ -32,22 +32,27 @@ trap cleanup EXIT INT TERM
 
 log() { echo "loadtest: $*" >&2; }
 
-# free_port prints a port of 127.0.0.1 nobody listens on.
+# free_port prints a port of 127.0.0.1 nobody listens on, below Linux's
+# ephemeral range (32768 and up): a port a client connection holds there
+# cannot be bound by a server even though nobody listens on it.
 free_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 20000))
+    p=$((10000 + RANDOM % 22000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
   done
 }
 
-# wait_port waits until something listens on port $1.
+# wait_port waits until something listens on port $1; if nothing does, it
+# shows what the servers logged.
 wait_port() {
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 200); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
     sleep 0.05
   done
-  log "nothing listens on $1"; return 1
+  log "nothing listens on $1; the last lines the servers logged:"
+  tail -n 20 "$TMP"/*.log >&2 || true
+  return 1
 }
 
 # stop kills one process we started and waits for it.

@@ -1,8 +1,10 @@
 // Command floor is the throughput floor tokend is measured against: the
 // least a spring refresh can do on fasthttp. It slices the token out of the
-// body, checks its HS256 signature with crypto/hmac, reads sid and gen by
-// byte search, optionally advances the session with one EVALSHA through
-// rueidis, and answers two hand-appended HS256 JWTs. No validation beyond
+// body, checks its HS256 signature with crypto/hmac, reads sub, sid and gen
+// by byte search, optionally advances the session with one EVALSHA through
+// rueidis, and answers two hand-appended HS256 JWTs of the shape DESIGN.md
+// gives tokend's (kid and typ in the header; iss, sub, sid, jti, iat, nbf or
+// gen, exp), so both put the same bytes on the wire. No validation beyond
 // the signature, no rotation rules, no metrics, no logging: a bound, not a
 // service. The load generator runs against it and tokend in the same run.
 //
@@ -38,11 +40,13 @@ redis.call('PEXPIRE', KEYS[1], 2592000000)
 return 1`)
 
 var (
-	b64    = base64.RawURLEncoding
-	header = b64.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
-	macs   = sync.Pool{New: func() any { return &mac{h: hmac.New(sha256.New, []byte(secret))} }}
-	bufs   = sync.Pool{New: func() any { return &buffers{} }}
-	store  rueidis.Client
+	b64 = base64.RawURLEncoding
+	// tokend's headers for its HS256 key, byte for byte
+	accessHeader  = b64.EncodeToString([]byte(`{"alg":"HS256","kid":"hmac-HS256","typ":"at+jwt"}`))
+	refreshHeader = b64.EncodeToString([]byte(`{"alg":"HS256","kid":"hmac-HS256","typ":"refresh+jwt"}`))
+	macs          = sync.Pool{New: func() any { return &mac{h: hmac.New(sha256.New, []byte(secret))} }}
+	bufs          = sync.Pool{New: func() any { return &buffers{} }}
+	store         rueidis.Client
 )
 
 type mac struct {
@@ -93,7 +97,11 @@ func login(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	answer(ctx, []byte(sid), 0)
+	sub := field(ctx.PostBody(), `"sub":"`, '"')
+	if len(sub) == 0 {
+		sub = []byte("load")
+	}
+	answer(ctx, sub, []byte(sid), 0)
 }
 
 func refresh(ctx *fasthttp.RequestCtx) {
@@ -120,9 +128,9 @@ func refresh(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(401)
 		return
 	}
-	sid, gen := field(b.claims, `"sid":"`, '"'), field(b.claims, `"gen":`, '}')
+	sub, sid, gen := field(b.claims, `"sub":"`, '"'), field(b.claims, `"sid":"`, '"'), field(b.claims, `"gen":`, '}')
 	g, err := strconv.ParseInt(string(gen), 10, 64)
-	if err != nil || len(sid) == 0 {
+	if err != nil || len(sid) == 0 || len(sub) == 0 {
 		ctx.SetStatusCode(401)
 		return
 	}
@@ -137,7 +145,7 @@ func refresh(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	answer(ctx, sid, g+1)
+	answer(ctx, sub, sid, g+1)
 }
 
 func field(b []byte, key string, end byte) []byte {
@@ -153,35 +161,54 @@ func field(b []byte, key string, end byte) []byte {
 }
 
 // answer writes the spring success body with a new access and refresh token.
-func answer(ctx *fasthttp.RequestCtx, sid []byte, gen int64) {
+func answer(ctx *fasthttp.RequestCtx, sub, sid []byte, gen int64) {
 	b := bufs.Get().(*buffers)
 	defer bufs.Put(b)
 	now := time.Now().Unix()
 	out := append(b.out[:0], `{"timestamp":"`...)
 	out = time.Now().AppendFormat(out, "2006-01-02T15:04:05.000000-07:00")
 	out = append(out, `","result":{"accessToken":"`...)
-	out = appendJWT(out, b, sid, gen, now, now+1800, false)
+	out = appendJWT(out, b, sub, sid, gen, now, now+1800, false)
 	out = append(out, `","refreshToken":"`...)
-	out = appendJWT(out, b, sid, gen, now, now+2592000, true)
+	out = appendJWT(out, b, sub, sid, gen, now, now+2592000, true)
 	out = append(out, `","tokenType":"Bearer","accessTokenExpiresIn":1800000,"refreshTokenExpiresIn":2592000000}}`...)
 	b.out = out
 	ctx.SetContentType("application/json")
 	ctx.SetBody(out)
 }
 
-func appendJWT(dst []byte, b *buffers, sid []byte, gen, iat, exp int64, refresh bool) []byte {
-	p := append(b.payload[:0], `{"sub":"load","sid":"`...)
+func appendJWT(dst []byte, b *buffers, sub, sid []byte, gen, iat, exp int64, refresh bool) []byte {
+	p := append(b.payload[:0], `{"iss":"tokend","sub":"`...)
+	p = append(p, sub...)
+	p = append(p, `","sid":"`...)
 	p = append(p, sid...)
+	if refresh {
+		p = append(p, `","gen":`...)
+		p = strconv.AppendInt(p, gen, 10)
+		p = append(p, `,"jti":"`...)
+	} else {
+		p = append(p, `","jti":"`...)
+	}
+	p = append(p, sid...)
+	p = append(p, '.')
+	p = strconv.AppendInt(p, gen, 10)
+	if refresh {
+		p = append(p, ".r"...)
+	}
 	p = append(p, `","iat":`...)
 	p = strconv.AppendInt(p, iat, 10)
+	if !refresh {
+		p = append(p, `,"nbf":`...)
+		p = strconv.AppendInt(p, iat, 10)
+	}
 	p = append(p, `,"exp":`...)
 	p = strconv.AppendInt(p, exp, 10)
-	if refresh {
-		p = append(p, `,"gen":`...)
-		p = strconv.AppendInt(p, gen, 10)
-	}
 	p = append(p, '}')
 	b.payload = p
+	header := accessHeader
+	if refresh {
+		header = refreshHeader
+	}
 	start := len(dst)
 	dst = append(dst, header...)
 	dst = append(dst, '.')
