@@ -56,7 +56,7 @@ loadtest: redis-server k6
 	K6=$(K6) loadtest/run.sh k6
 	RUNS=1 loadtest/run.sh compare
 
-## throughput: the closed-loop generator against the floor and tokend, RUNS=3 times; medians and ratios
+## throughput: the closed-loop generator against the floors and tokend, RUNS=3 times; medians and paired shares of the floor
 throughput: redis-server
 	loadtest/run.sh compare
 

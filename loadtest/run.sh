@@ -2,9 +2,10 @@
 # loadtest/run.sh — load tests on 127.0.0.1, bounded in time, stopping
 # everything they start (by PID) on the way out.
 #
-#   loadtest/run.sh compare   the closed-loop generator against the floor and
-#                             tokend (spring, aspnet), memory and Redis, RUNS
-#                             times; medians and ratios to the floor
+#   loadtest/run.sh compare   the closed-loop generator against the floors
+#                             (spring's, aspnet's) and tokend (spring, aspnet),
+#                             memory and Redis, RUNS times; medians and shares
+#                             of the floor, paired run by run
 #   loadtest/run.sh k6        the k6 scripts (refresh.js, attack.js) against
 #                             tokend on Redis, with their thresholds
 #   loadtest/run.sh profile   a CPU profile of tokend under the Redis load
@@ -92,15 +93,12 @@ start_tokend() {
   PUB=http://127.0.0.1:$pp ADM=http://127.0.0.1:$ap
 }
 
-# start_floor [redis]: sets PUB, ADM, FLOOR_PID
+# start_floor STORE DIALECT (STORE: none or redis): sets PUB, ADM, FLOOR_PID
 start_floor() {
-  local pp
+  local pp args=()
   pp=$(free_port)
-  if [ "${1:-}" = redis ]; then
-    bin/floor -addr "127.0.0.1:$pp" -redis "127.0.0.1:$REDIS_PORT" 2>>"$TMP/floor.log" &
-  else
-    bin/floor -addr "127.0.0.1:$pp" 2>>"$TMP/floor.log" &
-  fi
+  [ "$1" = redis ] && args+=(-redis "127.0.0.1:$REDIS_PORT")
+  bin/floor -addr "127.0.0.1:$pp" -dialect "$2" "${args[@]}" 2>>"$TMP/floor.log" &
   FLOOR_PID=$!
   PIDS+=("$FLOOR_PID")
   wait_port "$pp"
@@ -117,19 +115,22 @@ compare() {
   : >"$OUT/loadgen.jsonl"
   for run in $(seq 1 "$RUNS"); do
     log "run $run of $RUNS ($DURATION each, $CONNS connections)"
-    start_floor;              loadgen floor/none spring;      stop "$FLOOR_PID"
-    start_tokend spring memory; loadgen spring/memory spring; stop "$TOKEND_PID"
-    start_tokend aspnet memory; loadgen aspnet/memory aspnet; stop "$TOKEND_PID"
-    start_floor redis;        loadgen floor/redis spring;     stop "$FLOOR_PID"
-    start_tokend spring redis;  loadgen spring/redis spring;  stop "$TOKEND_PID"
-    start_tokend aspnet redis;  loadgen aspnet/redis aspnet;  stop "$TOKEND_PID"
+    # each tokend run right after its floor: shares are taken pairwise
+    for store in memory redis; do
+      local fstore=none
+      [ "$store" = redis ] && fstore=redis
+      start_floor "$fstore" spring;  loadgen "floor/$fstore" spring;        stop "$FLOOR_PID"
+      start_tokend spring "$store";  loadgen "spring/$store" spring;       stop "$TOKEND_PID"
+      start_floor "$fstore" aspnet;  loadgen "floor-aspnet/$fstore" aspnet; stop "$FLOOR_PID"
+      start_tokend aspnet "$store";  loadgen "aspnet/$store" aspnet;       stop "$TOKEND_PID"
+    done
   done
   bin/loadgen -summarize "$OUT/loadgen.jsonl"
   # what one session costs Redis
   start_tokend spring redis
   curl -s -XPOST "$ADM/admin/sessions" -H 'Content-Type: application/json' -d '{"sub":"4ef1c711-06ff-41ea-888a-456579e447d6"}' >/dev/null
   local key
-  key=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'tokend:s:*' | head -1)
+  key=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'tokend:s:*' | awk 'NR == 1') # awk reads on: no SIGPIPE under pipefail
   echo "Redis MEMORY USAGE of one session record ($key): $(redis-cli -p "$REDIS_PORT" MEMORY USAGE "$key") bytes;" \
     "its subject index: $(redis-cli -p "$REDIS_PORT" MEMORY USAGE 'tokend:u:{4ef1c711-06ff-41ea-888a-456579e447d6}') bytes"
   stop "$TOKEND_PID"

@@ -8,7 +8,11 @@
 // the signature, no rotation rules, no metrics, no logging: a bound, not a
 // service. The load generator runs against it and tokend in the same run.
 //
-//	floor -addr 127.0.0.1:9090 [-redis 127.0.0.1:6379]
+// With -dialect aspnet it is the same bound for the aspnet contract
+// (aspnet.go): an HS512 access token verified and signed, an opaque
+// refresh token checked and made with HMAC-SHA256.
+//
+//	floor -addr 127.0.0.1:9090 [-redis 127.0.0.1:6379] [-dialect aspnet]
 package main
 
 import (
@@ -61,7 +65,11 @@ func main() {
 	redisAddr := flag.String("redis", "", "Redis address; empty: no store")
 	rt := flag.Duration("read-timeout", 0, "fasthttp ReadTimeout (0: none)")
 	wt := flag.Duration("write-timeout", 0, "fasthttp WriteTimeout (0: none)")
+	dialect := flag.String("dialect", "spring", "spring or aspnet")
 	flag.Parse()
+	if *dialect == "aspnet" {
+		refresh, answer = refreshAspnet, answerAspnet
+	}
 	if *redisAddr != "" {
 		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{*redisAddr}, DisableCache: true})
 		if err != nil {
@@ -104,7 +112,29 @@ func login(ctx *fasthttp.RequestCtx) {
 	answer(ctx, sub, []byte(sid), 0)
 }
 
-func refresh(ctx *fasthttp.RequestCtx) {
+// The dialect's two steps; spring unless -dialect aspnet.
+var (
+	refresh = refreshSpring
+	answer  = answerSpring
+)
+
+// advanced runs the floor's rotation: false (and the status set) unless
+// the session was at gen.
+func advanced(ctx *fasthttp.RequestCtx, sid []byte, gen string) bool {
+	if store == nil {
+		return true
+	}
+	ok, err := advance.Exec(context.Background(), store, []string{"floor:{" + string(sid) + "}"}, []string{gen}).AsInt64()
+	switch {
+	case err != nil:
+		ctx.SetStatusCode(503)
+	case ok != 1:
+		ctx.SetStatusCode(401)
+	}
+	return err == nil && ok == 1
+}
+
+func refreshSpring(ctx *fasthttp.RequestCtx) {
 	body := ctx.PostBody()
 	const key = `"refreshToken":"`
 	i := bytes.Index(body, []byte(key))
@@ -134,18 +164,9 @@ func refresh(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(401)
 		return
 	}
-	if store != nil {
-		ok, err := advance.Exec(context.Background(), store, []string{"floor:{" + string(sid) + "}"}, []string{string(gen)}).AsInt64()
-		if err != nil {
-			ctx.SetStatusCode(503)
-			return
-		}
-		if ok != 1 {
-			ctx.SetStatusCode(401)
-			return
-		}
+	if advanced(ctx, sid, string(gen)) {
+		answer(ctx, sub, sid, g+1)
 	}
-	answer(ctx, sub, sid, g+1)
 }
 
 func field(b []byte, key string, end byte) []byte {
@@ -160,8 +181,8 @@ func field(b []byte, key string, end byte) []byte {
 	return nil
 }
 
-// answer writes the spring success body with a new access and refresh token.
-func answer(ctx *fasthttp.RequestCtx, sub, sid []byte, gen int64) {
+// answerSpring writes the spring success body with a new access and refresh token.
+func answerSpring(ctx *fasthttp.RequestCtx, sub, sid []byte, gen int64) {
 	b := bufs.Get().(*buffers)
 	defer bufs.Put(b)
 	now := time.Now().Unix()

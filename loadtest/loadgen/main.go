@@ -12,6 +12,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -249,8 +250,13 @@ func stringField(body []byte, key string) []byte {
 }
 
 // printSummary reads one Result a line and prints, per label, the medians of
-// the runs and the ratio of tokend's throughput to the floor's on the same
-// store ("<dialect>/memory" to "floor/none", "<dialect>/redis" to "floor/redis").
+// the runs and tokend's throughput as a share of a floor's on the same store
+// ("<dialect>/memory" to "floor/none", "<dialect>/redis" to "floor/redis";
+// and to "floor-<dialect>/…" where that ran). Shares are paired: the i-th
+// run of a label against the i-th run of its floor, which ran beside it,
+// then the median of those. This VM's speed drifts by a fifth between
+// minutes, so a ratio of two medians taken minutes apart can be off by
+// that much; adjacent runs drift together.
 func printSummary(file string) error {
 	f, err := os.Open(file)
 	if err != nil {
@@ -270,19 +276,8 @@ func printSummary(file string) error {
 		}
 		runs[r.Label] = append(runs[r.Label], r)
 	}
-	median := func(rs []Result, f func(Result) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = f(r)
-		}
-		slices.Sort(v)
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
-	}
 	rps := func(r Result) float64 { return r.RPS }
-	fmt.Println("| run | runs | req/s (median) | p50 ms | p99 ms | failures | vs floor |")
+	fmt.Println("| run | runs | req/s (median) | p50 ms | p99 ms | failures | share of the floor (median of paired runs; range) |")
 	fmt.Println("| --- | --- | --- | --- | --- | --- | --- |")
 	for _, l := range labels {
 		rs := runs[l]
@@ -290,18 +285,44 @@ func printSummary(file string) error {
 		for _, r := range rs {
 			fails += r.Failures
 		}
-		ratio := ""
-		if kind, store, _ := strings.Cut(l, "/"); kind != "floor" {
-			floor := "floor/" + store
+		var shares []string
+		if kind, store, _ := strings.Cut(l, "/"); !strings.HasPrefix(kind, "floor") {
 			if store == "memory" {
-				floor = "floor/none"
+				store = "none"
 			}
-			if fr, ok := runs[floor]; ok {
-				ratio = fmt.Sprintf("%.0f%% of %s", 100*median(rs, rps)/median(fr, rps), floor)
+			for _, floor := range []string{"floor/" + store, "floor-" + kind + "/" + store} {
+				if fr, ok := runs[floor]; ok {
+					med, lo, hi := pairedShare(rs, fr)
+					shares = append(shares, fmt.Sprintf("**%.0f%%** of %s (%.0f–%.0f%%)", 100*med, floor, 100*lo, 100*hi))
+				}
 			}
 		}
 		fmt.Printf("| %s | %d | %.0f | %.2f | %.2f | %d | %s |\n", l, len(rs), median(rs, rps),
-			median(rs, func(r Result) float64 { return r.P50ms }), median(rs, func(r Result) float64 { return r.P99ms }), fails, ratio)
+			median(rs, func(r Result) float64 { return r.P50ms }), median(rs, func(r Result) float64 { return r.P99ms }), fails, strings.Join(shares, "; "))
 	}
 	return sc.Err()
+}
+
+// pairedShare is the median, least and greatest of rs[i]/floor[i] in req/s.
+func pairedShare(rs, floor []Result) (med, lo, hi float64) {
+	n := min(len(rs), len(floor))
+	shares := make([]Result, n)
+	for i := range n {
+		shares[i].RPS = rs[i].RPS / floor[i].RPS
+	}
+	slices.SortFunc(shares, func(a, b Result) int { return cmp.Compare(a.RPS, b.RPS) })
+	return median(shares, func(r Result) float64 { return r.RPS }), shares[0].RPS, shares[n-1].RPS
+}
+
+// median of f over rs.
+func median(rs []Result, f func(Result) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
