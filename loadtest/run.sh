@@ -97,7 +97,9 @@ start_tokend() {
 start_floor() {
   local pp args=()
   pp=$(free_port)
-  [ "$1" = redis ] && args+=(-redis "127.0.0.1:$REDIS_PORT")
+  # the floor's client holds writes to Redis as long as tokend's does by
+  # default (TOKEND_REDIS_FLUSH_DELAY), so that it stays the bound
+  [ "$1" = redis ] && args+=(-redis "127.0.0.1:$REDIS_PORT" -flush-delay 20us)
   bin/floor -addr "127.0.0.1:$pp" -dialect "$2" "${args[@]}" 2>>"$TMP/floor.log" &
   FLOOR_PID=$!
   PIDS+=("$FLOOR_PID")

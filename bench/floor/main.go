@@ -66,12 +66,13 @@ func main() {
 	rt := flag.Duration("read-timeout", 0, "fasthttp ReadTimeout (0: none)")
 	wt := flag.Duration("write-timeout", 0, "fasthttp WriteTimeout (0: none)")
 	dialect := flag.String("dialect", "spring", "spring or aspnet")
+	flushDelay := flag.Duration("flush-delay", 0, "how long a write to Redis may wait for more commands (rueidis MaxFlushDelay; tokend's TOKEND_REDIS_FLUSH_DELAY)")
 	flag.Parse()
 	if *dialect == "aspnet" {
 		refresh, answer = refreshAspnet, answerAspnet
 	}
 	if *redisAddr != "" {
-		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{*redisAddr}, DisableCache: true})
+		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{*redisAddr}, DisableCache: true, MaxFlushDelay: *flushDelay})
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -28,6 +28,7 @@ type config struct {
 	RedisAddr     []string
 	RedisPassword string
 	StoreTimeout  time.Duration
+	FlushDelay    time.Duration
 	DenylistSize  int
 	Issuer        string
 	AccessTTL     time.Duration
@@ -114,6 +115,7 @@ var settings = []setting{
 	}},
 	{"TOKEND_REDIS_PASSWORD", "", "Redis password", str(func(c *config) *string { return &c.RedisPassword })},
 	{"TOKEND_STORE_TIMEOUT", "200ms", "longest wait for the store before answering 503", duration(func(c *config) *time.Duration { return &c.StoreTimeout }, time.Millisecond)},
+	{"TOKEND_REDIS_FLUSH_DELAY", "20us", "how long a write to Redis may wait for concurrent refreshes' commands to go with it (0: at once)", duration(func(c *config) *time.Duration { return &c.FlushDelay }, 0)},
 	{"TOKEND_DENYLIST_SIZE", "1000000", "revocations the local denylist holds per access-token lifetime at a 0.1% false-positive rate (0: no denylist)", func(c *config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 1_000_000_000 {

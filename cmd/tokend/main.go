@@ -139,7 +139,7 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 	var feed session.Feed
 	switch cfg.Store {
 	case "redis":
-		r, err := session.DialRedis(cfg.RedisAddr, cfg.RedisPassword, cfg.StoreTimeout)
+		r, err := session.DialRedis(cfg.RedisAddr, cfg.RedisPassword, cfg.StoreTimeout, session.FlushDelay(cfg.FlushDelay))
 		if err != nil {
 			return nil, fmt.Errorf("TOKEND_REDIS_ADDR: %w", err)
 		}

@@ -202,6 +202,7 @@ func TestSettings(t *testing.T) {
 		{map[string]string{"TOKEND_REFRESH_TTL": "-1h"}, "TOKEND_REFRESH_TTL"},
 		{map[string]string{"TOKEND_SESSION_MAX": "0"}, "TOKEND_SESSION_MAX"},
 		{map[string]string{"TOKEND_REUSE_GRACE": "ten"}, "TOKEND_REUSE_GRACE"},
+		{map[string]string{"TOKEND_REDIS_FLUSH_DELAY": "-1us"}, "TOKEND_REDIS_FLUSH_DELAY"},
 		{map[string]string{"TOKEND_LEGACY_TOKENS": "maybe"}, "TOKEND_LEGACY_TOKENS"},
 		{map[string]string{"TOKEND_DIALECT": "soap"}, "TOKEND_DIALECT"},
 		{map[string]string{"TOKEND_STORE": "etcd"}, "TOKEND_STORE"},
@@ -242,7 +243,8 @@ func TestSettings(t *testing.T) {
 	cfg, err = parseConfig(nil, func(string) string { return "" }, &bytes.Buffer{})
 	if err != nil || cfg.AccessTTL != 30*time.Minute || cfg.RefreshTTL != 720*time.Hour || cfg.SessionMax != 2160*time.Hour ||
 		cfg.ReuseGrace != 10*time.Second || cfg.LegacyTokens || cfg.Dialect != "spring" || cfg.Store != "memory" ||
-		cfg.Addr != ":8080" || cfg.AdminAddr != "127.0.0.1:8081" || cfg.HMACAlg != "HS256" || cfg.StoreTimeout != 200*time.Millisecond {
+		cfg.Addr != ":8080" || cfg.AdminAddr != "127.0.0.1:8081" || cfg.HMACAlg != "HS256" || cfg.StoreTimeout != 200*time.Millisecond ||
+		cfg.FlushDelay != 20*time.Microsecond {
 		t.Fatalf("defaults: %+v, %v", cfg, err)
 	}
 }

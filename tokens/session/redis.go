@@ -51,17 +51,33 @@ func NewRedis(client rueidis.Client, timeout time.Duration) *Redis {
 	return &Redis{client: client, timeout: timeout, deadlines: newDeadlines(timeout)}
 }
 
+// A RedisOption tunes the client DialRedis makes.
+type RedisOption func(*rueidis.ClientOption)
+
+// FlushDelay lets the client hold a write to Redis for up to d, so that the
+// commands of concurrent refreshes leave in one write and Redis reads them
+// in one go: fewer syscalls on both sides, which on a busy machine buys more
+// throughput and lower latency than d costs (rueidis' MaxFlushDelay; 0
+// writes at once).
+func FlushDelay(d time.Duration) RedisOption {
+	return func(o *rueidis.ClientOption) { o.MaxFlushDelay = d }
+}
+
 // DialRedis connects to addrs (comma-separated seeds; rueidis finds out
 // whether they are a Cluster).
-func DialRedis(addrs []string, password string, timeout time.Duration) (*Redis, error) {
-	c, err := rueidis.NewClient(rueidis.ClientOption{
+func DialRedis(addrs []string, password string, timeout time.Duration, opts ...RedisOption) (*Redis, error) {
+	o := rueidis.ClientOption{
 		InitAddress:      addrs,
 		Password:         password,
 		DisableCache:     true, // no client-side caching: every rotation must see Redis
 		ConnWriteTimeout: timeout,
 		// a Redis that went away is noticed within one timeout, not the OS default
 		Dialer: net.Dialer{Timeout: timeout, KeepAlive: 15 * time.Second},
-	})
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c, err := rueidis.NewClient(o)
 	if err != nil {
 		return nil, fmt.Errorf("redis %v: %w", addrs, err)
 	}
