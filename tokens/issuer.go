@@ -85,12 +85,13 @@ func (is *Issuer) Start(ctx context.Context, sub string, p *Pair) error {
 	if err != nil {
 		return err
 	}
-	now := is.codec.clock.Now().Truncate(time.Millisecond)
+	at := is.codec.clock.Now()
+	now := at.Truncate(time.Millisecond) // what the stores keep
 	s := session.Session{ID: id, Subject: sub, Created: now, Rotated: now, Expires: now.Add(is.cfg.SessionMax)}
 	if err := is.store.Create(ctx, s, is.cfg.RefreshTTL); err != nil {
 		return fmt.Errorf("start session: %w", err)
 	}
-	p.Retry, p.At = false, now
+	p.Retry, p.At = false, at
 	return is.issue(s, p)
 }
 
