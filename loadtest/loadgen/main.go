@@ -12,7 +12,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -305,13 +304,12 @@ func printSummary(file string) error {
 
 // pairedShare is the median, least and greatest of rs[i]/floor[i] in req/s.
 func pairedShare(rs, floor []Result) (med, lo, hi float64) {
-	n := min(len(rs), len(floor))
-	shares := make([]Result, n)
-	for i := range n {
-		shares[i].RPS = rs[i].RPS / floor[i].RPS
+	shares := make([]float64, min(len(rs), len(floor)))
+	for i := range shares {
+		shares[i] = rs[i].RPS / floor[i].RPS
 	}
-	slices.SortFunc(shares, func(a, b Result) int { return cmp.Compare(a.RPS, b.RPS) })
-	return median(shares, func(r Result) float64 { return r.RPS }), shares[0].RPS, shares[n-1].RPS
+	slices.Sort(shares)
+	return middle(shares), shares[0], shares[len(shares)-1]
 }
 
 // median of f over rs.
@@ -321,6 +319,11 @@ func median(rs []Result, f func(Result) float64) float64 {
 		v[i] = f(r)
 	}
 	slices.Sort(v)
+	return middle(v)
+}
+
+// middle is the median of sorted values.
+func middle(v []float64) float64 {
 	if len(v)%2 == 1 {
 		return v[len(v)/2]
 	}
