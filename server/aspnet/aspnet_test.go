@@ -138,7 +138,7 @@ func TestAppendPair(t *testing.T) {
 // top-level members in order, ASCII case-insensitive, last one wins.
 func reference(body []byte) (tok, refresh json.RawMessage, ok bool) {
 	var members map[string]json.RawMessage
-	if json.Unmarshal(body, &members) != nil {
+	if json.Unmarshal(body, &members) != nil || members == nil { // null decodes into a nil map: not an object either
 		return nil, nil, false
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
