@@ -8,7 +8,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 K6_VERSION ?= v1.8.1
 K6        ?= $(shell command -v k6 2>/dev/null || echo $$($(GO) env GOPATH)/bin/k6)
 
-.PHONY: run build test vet fmt-check race allocs fuzz bench loadtest throughput profile k6 redis-server clean
+.PHONY: run build test vet fmt-check tidy-check race allocs fuzz bench loadtest throughput profile k6 redis-server clean
 
 ## run: start tokend on its embedded defaults (memory store, ephemeral key)
 run:
@@ -19,11 +19,18 @@ build:
 	$(GO) build -o bin/tokend ./cmd/tokend
 
 ## test: everything — format, vet, race tests (real Redis on free ports), allocation bounds, short fuzz runs
-test: redis-server fmt-check vet race allocs fuzz
+test: redis-server fmt-check tidy-check vet race allocs fuzz
 
 fmt-check:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# go.mod and go.sum say exactly what the code imports: go mod tidy changes nothing.
+tidy-check:
+	@d=$$(mktemp -d); cp go.mod go.sum $$d/; $(GO) mod tidy; \
+	if ! cmp -s go.mod $$d/go.mod || ! cmp -s go.sum $$d/go.sum; then \
+	  diff -u $$d/go.mod go.mod; cp $$d/go.mod $$d/go.sum .; rm -rf $$d; \
+	  echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; fi; rm -rf $$d
 
 vet:
 	$(GO) vet ./...

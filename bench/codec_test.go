@@ -17,10 +17,10 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
-	"tokend/server"
-	"tokend/server/aspnet"
-	"tokend/server/spring"
-	"tokend/tokens"
+	"github.com/tokend/tokend/server"
+	"github.com/tokend/tokend/server/aspnet"
+	"github.com/tokend/tokend/server/spring"
+	"github.com/tokend/tokend/tokens"
 )
 
 // jwksPath holds one key of every algorithm benchmarked (and tested).

@@ -11,12 +11,12 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"tokend/server"
-	"tokend/server/spring"
-	"tokend/tokens"
-	"tokend/tokens/denylist"
-	"tokend/tokens/session"
-	"tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/server"
+	"github.com/tokend/tokend/server/spring"
+	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/tokens/denylist"
+	"github.com/tokend/tokend/tokens/session"
+	"github.com/tokend/tokend/tokens/session/redistest"
 )
 
 // following starts a denylist over feed and waits until it has caught up.

@@ -12,12 +12,12 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
-	"tokend/server"
-	"tokend/server/aspnet"
-	"tokend/server/spring"
-	"tokend/tokens"
-	"tokend/tokens/session"
-	"tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/server"
+	"github.com/tokend/tokend/server/aspnet"
+	"github.com/tokend/tokend/server/spring"
+	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/tokens/session"
+	"github.com/tokend/tokend/tokens/session/redistest"
 )
 
 const (

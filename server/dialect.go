@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"tokend/tokens"
+	"github.com/tokend/tokend/tokens"
 )
 
 // Errors the server itself produces; a Dialect maps them, with the tokens

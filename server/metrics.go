@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"tokend/tokens"
-	"tokend/tokens/session"
+	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/tokens/session"
 )
 
 // Metrics are tokend's Prometheus series. The series of a (route, status)

@@ -19,7 +19,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"github.com/valyala/fasthttp/pprofhandler"
 
-	"tokend/tokens"
+	"github.com/tokend/tokend/tokens"
 )
 
 // Issuer is what the server needs of tokens.Issuer.

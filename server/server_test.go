@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"tokend/server"
-	"tokend/server/spring"
-	"tokend/tokens"
+	"github.com/tokend/tokend/server"
+	"github.com/tokend/tokend/server/spring"
+	"github.com/tokend/tokend/tokens"
 )
 
 // panicky is an Issuer whose Refresh panics: the server must answer 500 in

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"tokend/tokens"
-	"tokend/tokens/denylist"
-	"tokend/tokens/session"
+	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/tokens/denylist"
+	"github.com/tokend/tokend/tokens/session"
 )
 
 type claimsKey struct{}

@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"tokend/tokens/session"
+	"github.com/tokend/tokend/tokens/session"
 )
 
 // Lifetimes and rules of an Issuer (DESIGN §7).

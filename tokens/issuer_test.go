@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"tokend/tokens/session"
+	"github.com/tokend/tokend/tokens/session"
 )
 
 type movingClock struct{ t time.Time }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"tokend/tokens/session"
+	"github.com/tokend/tokend/tokens/session"
 )
 
 const testSID = "AAECAwQFBgcICQoLDA0ODw" // base64url of bytes 0..15

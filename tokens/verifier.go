@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"tokend/tokens/session"
+	"github.com/tokend/tokend/tokens/session"
 )
 
 // Denylist answers, from local memory where it can, whether a session was

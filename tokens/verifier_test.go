@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"tokend/tokens/session"
+	"github.com/tokend/tokend/tokens/session"
 )
 
 // fixedDenylist denies the sessions it holds.

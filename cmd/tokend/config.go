@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"tokend/tokens"
+	"github.com/tokend/tokend/tokens"
 )
 
 // config is every setting of DESIGN §7, parsed and checked.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"tokend/tokens"
+	"github.com/tokend/tokend/tokens"
 )
 
 // keysFile returns the keys of tokens/testdata/keys.jwks (ed-1, hs256-1,

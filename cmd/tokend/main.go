@@ -15,12 +15,12 @@ import (
 	"syscall"
 	"time"
 
-	"tokend/server"
-	"tokend/server/aspnet"
-	"tokend/server/spring"
-	"tokend/tokens"
-	"tokend/tokens/denylist"
-	"tokend/tokens/session"
+	"github.com/tokend/tokend/server"
+	"github.com/tokend/tokend/server/aspnet"
+	"github.com/tokend/tokend/server/spring"
+	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/tokens/denylist"
+	"github.com/tokend/tokend/tokens/session"
 )
 
 func main() {

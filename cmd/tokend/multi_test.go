@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/tokens/session/redistest"
 )
 
 // introspect asks in's admin listener about token (RFC 7662 form).

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/tokens/session/redistest"
 )
 
 // TestAdmin: sessions, subject revocation and deletion, probes and metrics

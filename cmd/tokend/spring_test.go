@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"tokend/tokens"
+	"github.com/tokend/tokend/tokens"
 )
 
 var timestampRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d$`)

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"tokend/server"
-	"tokend/tokens"
-	"tokend/tokens/session"
+	"github.com/tokend/tokend/server"
+	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/tokens/session"
 )
 
 // Dialect is the aspnet wire contract; the zero value is ready to use.

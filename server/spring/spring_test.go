@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"tokend/server"
+	"github.com/tokend/tokend/server"
 )
 
 // FuzzDecode: Decode never panics, and agrees with encoding/json on what

@@ -12,7 +12,7 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 
-	"tokend/tokens/session"
+	"github.com/tokend/tokend/tokens/session"
 )
 
 // Config sizes a Denylist. Zero fields take the defaults.

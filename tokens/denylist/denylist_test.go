@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"tokend/tokens/session"
-	"tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/tokens/session"
+	"github.com/tokend/tokend/tokens/session/redistest"
 )
 
 // counting is a real store whose Lookups are counted, so a test can prove

@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"tokend/tokens/session"
-	"tokend/tokens/session/sessiontest"
+	"github.com/tokend/tokend/tokens/session"
+	"github.com/tokend/tokend/tokens/session/sessiontest"
 )
 
 func TestMemoryContract(t *testing.T) {

@@ -8,9 +8,9 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"tokend/tokens/session"
-	"tokend/tokens/session/redistest"
-	"tokend/tokens/session/sessiontest"
+	"github.com/tokend/tokend/tokens/session"
+	"github.com/tokend/tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/tokens/session/sessiontest"
 )
 
 func dial(t *testing.T, addrs ...string) *session.Redis {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"tokend/tokens/session"
+	"github.com/tokend/tokend/tokens/session"
 )
 
 // follower runs Feed.Follow in the background and collects what it hears.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"tokend/tokens/session"
+	"github.com/tokend/tokend/tokens/session"
 )
 
 // Store is what the suite checks: a session store that also publishes its
