@@ -127,7 +127,7 @@ func BenchmarkIntrospect(b *testing.B) {
 func BenchmarkRevocationPropagation(b *testing.B) {
 	srv := redistest.Start(b)
 	dial := func() *session.Redis {
-		r, err := session.DialRedis([]string{srv.Addr}, "", time.Second)
+		r, err := session.DialRedis([]string{srv.Addr}, time.Second)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -126,7 +126,7 @@ func redisStore(b testing.TB) session.Store {
 // back too, so that a benchmark can count the commands that reached it.
 func redisServer(b testing.TB) (*redistest.Server, *session.Redis) {
 	srv := redistest.Start(b)
-	r, err := session.DialRedis([]string{srv.Addr}, "", time.Second)
+	r, err := session.DialRedis([]string{srv.Addr}, time.Second)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -24,6 +24,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	outcomes *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	lost     prometheus.Counter
 
 	byOut  [numOutcomes]prometheus.Counter
 	mu     sync.Mutex // serialises adding series
@@ -56,9 +57,13 @@ func NewMetrics() *Metrics {
 			Name: "tokend_request_duration_seconds", Help: "Time to answer, by route.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 		}, []string{"route"}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tokend_rotations_lost_total",
+			Help: "Rotations the store acknowledged and then lost (failover, restart), advanced past when the client presented its newer token.",
+		}),
 	}
 	m.series.Store(&map[routeStatus]requestSeries{})
-	m.Registry.MustRegister(m.requests, m.outcomes, m.duration,
+	m.Registry.MustRegister(m.requests, m.outcomes, m.duration, m.lost,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for o := outcome(0); o < numOutcomes; o++ {
 		m.byOut[o] = m.outcomes.WithLabelValues(o.String())
@@ -98,12 +103,26 @@ func (m *Metrics) add(k routeStatus) requestSeries {
 
 func (m *Metrics) outcome(o outcome) { m.byOut[o].Inc() }
 
+// refreshed counts a refresh answered 200.
+func (m *Metrics) refreshed(p *tokens.Pair) {
+	switch {
+	case p.Retry:
+		m.outcome(outRetry)
+	case p.Lost > 0:
+		m.outcome(outRecovered)
+		m.lost.Add(float64(p.Lost))
+	default:
+		m.outcome(outAdvanced)
+	}
+}
+
 // outcome classifies a refresh for tokend_refresh_outcomes_total.
 type outcome uint8
 
 const (
 	outAdvanced outcome = iota
 	outRetry
+	outRecovered
 	outReuse
 	outRevoked
 	outDeleted
@@ -119,7 +138,7 @@ const (
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"advanced", "retry", "reuse", "revoked", "subject_deleted",
+var outcomeNames = [numOutcomes]string{"advanced", "retry", "recovered", "reuse", "revoked", "subject_deleted",
 	"unknown_session", "expired", "invalid", "malformed", "invalid_access_token", "not_owner", "bad_request", "unavailable", "error"}
 
 func (o outcome) String() string { return outcomeNames[o] }

@@ -257,11 +257,7 @@ func (s *Server) refresh(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, err)
 		return
 	}
-	if st.pair.Retry {
-		s.cfg.Metrics.outcome(outRetry)
-	} else {
-		s.cfg.Metrics.outcome(outAdvanced)
-	}
+	s.cfg.Metrics.refreshed(&st.pair)
 	s.ok(ctx, st)
 }
 

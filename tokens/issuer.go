@@ -69,6 +69,7 @@ type Pair struct {
 	RefreshExpiresIn time.Duration
 	Session          session.Session
 	Retry            bool      // the pair re-issues one issued before (grace window)
+	Lost             int64     // rotations the store had lost and this refresh advanced past
 	At               time.Time // when the issuer decided: the answer's timestamp
 	buf              []byte
 	claims           Claims // of the tokens issued
@@ -91,7 +92,7 @@ func (is *Issuer) Start(ctx context.Context, sub string, p *Pair) error {
 	if err := is.store.Create(ctx, s, is.cfg.RefreshTTL); err != nil {
 		return fmt.Errorf("start session: %w", err)
 	}
-	p.Retry, p.At = false, at
+	p.Retry, p.Lost, p.At = false, 0, at
 	return is.issue(s, p)
 }
 
@@ -129,7 +130,11 @@ func (is *Issuer) Refresh(ctx context.Context, refresh, access []byte, p *Pair) 
 	rot, err := is.store.Rotate(ctx, st)
 	switch {
 	case err == nil:
-		p.Retry, p.At = rot.Retry, now
+		p.Retry, p.Lost, p.At = rot.Retry, rot.Lost, now
+		if rot.Lost > 0 {
+			is.log.Warn("session record was behind its refresh token: the store lost acknowledged rotations; advanced past them",
+				"sid", st.ID, "gen", st.Gen, "lost", rot.Lost)
+		}
 		return is.issue(rot.Session, p)
 	case errors.Is(err, session.ErrReuse):
 		is.log.Warn("refresh token reuse detected; session revoked", "sid", st.ID, "gen", st.Gen)

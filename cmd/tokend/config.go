@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +27,16 @@ type config struct {
 	RefreshKeys   [][]byte
 	Store         string
 	RedisAddr     []string
+	RedisUsername string
 	RedisPassword string
+	RedisTLS      bool
+	RedisCAFile   string
+	RedisCertFile string
+	RedisKeyFile  string
+	RedisTLSName  string
+	RedisSentinel string
+	WaitReplicas  int
+	MaxInflight   int
 	StoreTimeout  time.Duration
 	FlushDelay    time.Duration
 	DenylistSize  int
@@ -38,12 +48,19 @@ type config struct {
 	LegacyTokens  bool
 	DrainTimeout  time.Duration
 	LogLevel      string
+
+	// given are the settings set by flag or environment, secrets redacted,
+	// for the start line.
+	given []string
 }
 
-// setting is one environment variable with its flag and default.
+// setting is one environment variable with its flag and default. A secret
+// may come from a file instead (TOKEND_X_FILE, --x-file), is never printed,
+// and is logged as [redacted].
 type setting struct {
 	env, def, help string
 	set            func(c *config, v string) error
+	secret         bool
 }
 
 // flagName turns TOKEND_ACCESS_TTL into access-ttl.
@@ -67,6 +84,28 @@ func oneOf(dst func(*config) *string, allowed ...string) func(*config, string) e
 	}
 }
 
+func boolean(dst func(*config) *bool) func(*config, string) error {
+	return func(c *config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		*dst(c) = b
+		return nil
+	}
+}
+
+func count(dst func(*config) *int, max int) func(*config, string) error {
+	return func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > max {
+			return fmt.Errorf("%q is not a count from 0 to %d", v, max)
+		}
+		*dst(c) = n
+		return nil
+	}
+}
+
 func duration(dst func(*config) *time.Duration, min time.Duration) func(*config, string) error {
 	return func(c *config, v string) error {
 		d, err := time.ParseDuration(v)
@@ -82,14 +121,14 @@ func duration(dst func(*config) *time.Duration, min time.Duration) func(*config,
 }
 
 var settings = []setting{
-	{"TOKEND_DIALECT", "spring", "wire contract: spring or aspnet", oneOf(func(c *config) *string { return &c.Dialect }, "spring", "aspnet")},
-	{"TOKEND_ADDR", ":8080", "public listener", str(func(c *config) *string { return &c.Addr })},
-	{"TOKEND_ADMIN_ADDR", "127.0.0.1:8081", "admin listener", str(func(c *config) *string { return &c.AdminAddr })},
-	{"TOKEND_ADMIN_TOKEN", "", "Bearer token the admin listener demands (required off loopback)", str(func(c *config) *string { return &c.AdminToken })},
-	{"TOKEND_KEYS_FILE", "", "JWKS file of private signing keys", str(func(c *config) *string { return &c.KeysFile })},
-	{"TOKEND_SIGNING_KID", "", "kid of the key that signs (default: the first)", str(func(c *config) *string { return &c.SigningKID })},
-	{"TOKEND_HMAC_SECRET", "", "one shared HMAC secret instead of a keys file", str(func(c *config) *string { return &c.HMACSecret })},
-	{"TOKEND_HMAC_ALG", "HS256", "algorithm of the HMAC secret", oneOf(func(c *config) *string { return &c.HMACAlg }, "HS256", "HS384", "HS512")},
+	{"TOKEND_DIALECT", "spring", "wire contract: spring or aspnet", oneOf(func(c *config) *string { return &c.Dialect }, "spring", "aspnet"), false},
+	{"TOKEND_ADDR", ":8080", "public listener", str(func(c *config) *string { return &c.Addr }), false},
+	{"TOKEND_ADMIN_ADDR", "127.0.0.1:8081", "admin listener", str(func(c *config) *string { return &c.AdminAddr }), false},
+	{"TOKEND_ADMIN_TOKEN", "", "Bearer token the admin listener demands (required off loopback)", str(func(c *config) *string { return &c.AdminToken }), true},
+	{"TOKEND_KEYS_FILE", "", "JWKS file of private signing keys", str(func(c *config) *string { return &c.KeysFile }), false},
+	{"TOKEND_SIGNING_KID", "", "kid of the key that signs (default: the first)", str(func(c *config) *string { return &c.SigningKID }), false},
+	{"TOKEND_HMAC_SECRET", "", "one shared HMAC secret instead of a keys file", str(func(c *config) *string { return &c.HMACSecret }), true},
+	{"TOKEND_HMAC_ALG", "HS256", "algorithm of the HMAC secret", oneOf(func(c *config) *string { return &c.HMACAlg }, "HS256", "HS384", "HS512"), false},
 	{"TOKEND_REFRESH_KEY", "", "aspnet: MAC keys of opaque refresh tokens, comma-separated, 32+ bytes each, the first makes new tokens (default: derived from the signing keys)", func(c *config, v string) error {
 		c.RefreshKeys = nil
 		if v == "" {
@@ -100,9 +139,9 @@ var settings = []setting{
 		}
 		_, err := tokens.NewMACKeys(c.RefreshKeys...)
 		return err
-	}},
-	{"TOKEND_STORE", "memory", "session store: memory or redis", oneOf(func(c *config) *string { return &c.Store }, "memory", "redis")},
-	{"TOKEND_REDIS_ADDR", "127.0.0.1:6379", "Redis addresses, comma-separated (standalone or Cluster seeds)", func(c *config, v string) error {
+	}, true},
+	{"TOKEND_STORE", "memory", "session store: memory or redis", oneOf(func(c *config) *string { return &c.Store }, "memory", "redis"), false},
+	{"TOKEND_REDIS_ADDR", "127.0.0.1:6379", "Redis addresses, comma-separated (standalone, Cluster seeds, or the sentinels)", func(c *config, v string) error {
 		c.RedisAddr = nil
 		for _, a := range strings.Split(v, ",") {
 			a = strings.TrimSpace(a)
@@ -112,50 +151,45 @@ var settings = []setting{
 			c.RedisAddr = append(c.RedisAddr, a)
 		}
 		return nil
-	}},
-	{"TOKEND_REDIS_PASSWORD", "", "Redis password", str(func(c *config) *string { return &c.RedisPassword })},
-	{"TOKEND_STORE_TIMEOUT", "200ms", "longest wait for the store before answering 503", duration(func(c *config) *time.Duration { return &c.StoreTimeout }, time.Millisecond)},
-	{"TOKEND_REDIS_FLUSH_DELAY", "20us", "how long a write to Redis may wait for concurrent refreshes' commands to go with it (0: at once)", duration(func(c *config) *time.Duration { return &c.FlushDelay }, 0)},
-	{"TOKEND_DENYLIST_SIZE", "1000000", "revocations the local denylist holds per access-token lifetime at a 0.1% false-positive rate (0: no denylist)", func(c *config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 1_000_000_000 {
-			return fmt.Errorf("%q is not a count from 0 to 1000000000", v)
-		}
-		c.DenylistSize = n
-		return nil
-	}},
-	{"TOKEND_ISSUER", "tokend", "iss of every token", str(func(c *config) *string { return &c.Issuer })},
-	{"TOKEND_ACCESS_TTL", "30m", "access token lifetime", duration(func(c *config) *time.Duration { return &c.AccessTTL }, time.Second)},
-	{"TOKEND_REFRESH_TTL", "720h", "refresh token lifetime", duration(func(c *config) *time.Duration { return &c.RefreshTTL }, time.Second)},
-	{"TOKEND_SESSION_MAX", "2160h", "absolute session lifetime", duration(func(c *config) *time.Duration { return &c.SessionMax }, time.Second)},
-	{"TOKEND_REUSE_GRACE", "10s", "window in which the previous refresh token may be retried", duration(func(c *config) *time.Duration { return &c.ReuseGrace }, 0)},
-	{"TOKEND_LEGACY_TOKENS", "false", "accept the old backend's refresh tokens once", func(c *config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("%q is not true or false", v)
-		}
-		c.LegacyTokens = b
-		return nil
-	}},
-	{"TOKEND_DRAIN_TIMEOUT", "25s", "how long SIGTERM waits for requests in flight", duration(func(c *config) *time.Duration { return &c.DrainTimeout }, 0)},
-	{"TOKEND_LOG_LEVEL", "info", "debug, info, warn or error", oneOf(func(c *config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
+	}, false},
+	{"TOKEND_REDIS_USERNAME", "", "Redis ACL user (empty: the default user)", str(func(c *config) *string { return &c.RedisUsername }), false},
+	{"TOKEND_REDIS_PASSWORD", "", "Redis password (of the ACL user, or requirepass)", str(func(c *config) *string { return &c.RedisPassword }), true},
+	{"TOKEND_REDIS_TLS", "false", "TLS to Redis, verified against the system roots (implied by the other TLS settings)", boolean(func(c *config) *bool { return &c.RedisTLS }), false},
+	{"TOKEND_REDIS_TLS_CA_FILE", "", "PEM CA certificates that verify Redis instead of the system roots", str(func(c *config) *string { return &c.RedisCAFile }), false},
+	{"TOKEND_REDIS_TLS_CERT_FILE", "", "PEM client certificate for mutual TLS (with TOKEND_REDIS_TLS_KEY_FILE)", str(func(c *config) *string { return &c.RedisCertFile }), false},
+	{"TOKEND_REDIS_TLS_KEY_FILE", "", "PEM private key of the client certificate", str(func(c *config) *string { return &c.RedisKeyFile }), false},
+	{"TOKEND_REDIS_TLS_SERVER_NAME", "", "name Redis' certificate must carry (default: the host of the address)", str(func(c *config) *string { return &c.RedisTLSName }), false},
+	{"TOKEND_REDIS_SENTINEL_MASTER", "", "name of the master the sentinels at TOKEND_REDIS_ADDR monitor (empty: no Sentinel)", str(func(c *config) *string { return &c.RedisSentinel }), false},
+	{"TOKEND_REDIS_WAIT_REPLICAS", "0", "replicas that must acknowledge each write (WAIT) before it is answered; fewer in time is a 503", count(func(c *config) *int { return &c.WaitReplicas }, 16), false},
+	{"TOKEND_STORE_TIMEOUT", "200ms", "longest wait for the store before answering 503", duration(func(c *config) *time.Duration { return &c.StoreTimeout }, time.Millisecond), false},
+	{"TOKEND_REDIS_FLUSH_DELAY", "20us", "how long a write to Redis may wait for concurrent refreshes' commands to go with it (0: at once)", duration(func(c *config) *time.Duration { return &c.FlushDelay }, 0), false},
+	{"TOKEND_DENYLIST_SIZE", "1000000", "revocations the local denylist holds per access-token lifetime at a 0.1% false-positive rate (0: no denylist)", count(func(c *config) *int { return &c.DenylistSize }, 1_000_000_000), false},
+	{"TOKEND_ISSUER", "tokend", "iss of every token", str(func(c *config) *string { return &c.Issuer }), false},
+	{"TOKEND_ACCESS_TTL", "30m", "access token lifetime", duration(func(c *config) *time.Duration { return &c.AccessTTL }, time.Second), false},
+	{"TOKEND_REFRESH_TTL", "720h", "refresh token lifetime", duration(func(c *config) *time.Duration { return &c.RefreshTTL }, time.Second), false},
+	{"TOKEND_SESSION_MAX", "2160h", "absolute session lifetime", duration(func(c *config) *time.Duration { return &c.SessionMax }, time.Second), false},
+	{"TOKEND_REUSE_GRACE", "10s", "window in which the previous refresh token may be retried", duration(func(c *config) *time.Duration { return &c.ReuseGrace }, 0), false},
+	{"TOKEND_LEGACY_TOKENS", "false", "accept the old backend's refresh tokens once", boolean(func(c *config) *bool { return &c.LegacyTokens }), false},
+	{"TOKEND_DRAIN_TIMEOUT", "25s", "how long SIGTERM waits for requests in flight", duration(func(c *config) *time.Duration { return &c.DrainTimeout }, 0), false},
+	{"TOKEND_LOG_LEVEL", "info", "debug, info, warn or error", oneOf(func(c *config) *string { return &c.LogLevel }, "debug", "info", "warn", "error"), false},
 }
 
 // errHelp is returned for --help: usage was printed, nothing is wrong.
 var errHelp = flag.ErrHelp
 
 // parseConfig reads settings from flags, then the environment, then the
-// defaults. The error names the setting and what is wrong, in one line.
+// defaults; a secret also from the file its _FILE variant names. The error
+// names the setting and what is wrong, in one line.
 func parseConfig(args []string, getenv func(string) string, usage io.Writer) (config, error) {
 	fs := flag.NewFlagSet("tokend", flag.ContinueOnError)
 	fs.SetOutput(usage)
 	values := make([]*string, len(settings))
+	files := make([]*string, len(settings))
 	for i, s := range settings {
-		def := s.def
-		if v := getenv(s.env); v != "" {
-			def = v
+		values[i] = fs.String(s.flagName(), orDefault(getenv(s.env), s.def), s.help+" ("+s.env+")")
+		if s.secret {
+			files[i] = fs.String(s.flagName()+"-file", getenv(s.env+"_FILE"), "file holding "+s.env+"; one trailing newline is trimmed ("+s.env+"_FILE)")
 		}
-		values[i] = fs.String(s.flagName(), def, s.help+" ("+s.env+")")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -166,13 +200,46 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	flagged := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { flagged[f.Name] = true })
 	var c config
 	for i, s := range settings {
-		if err := s.set(&c, *values[i]); err != nil {
+		v := *values[i]
+		given := flagged[s.flagName()] || getenv(s.env) != ""
+		if files[i] != nil && *files[i] != "" {
+			if given {
+				return config{}, fmt.Errorf("%s_FILE (--%s-file): set %s or %s_FILE, not both", s.env, s.flagName(), s.env, s.env)
+			}
+			b, err := os.ReadFile(*files[i])
+			if err != nil {
+				return config{}, fmt.Errorf("%s_FILE (--%s-file): %w", s.env, s.flagName(), err)
+			}
+			v, given = trimNewline(string(b)), true
+		}
+		if err := s.set(&c, v); err != nil {
 			return config{}, fmt.Errorf("%s (--%s): %w", s.env, s.flagName(), err)
+		}
+		if given {
+			if s.secret {
+				v = "[redacted]"
+			}
+			c.given = append(c.given, s.env+"="+v)
 		}
 	}
 	return c, c.check()
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// trimNewline drops the one line ending an editor or `echo` leaves.
+func trimNewline(v string) string {
+	v = strings.TrimSuffix(v, "\n")
+	return strings.TrimSuffix(v, "\r")
 }
 
 // check applies the rules that span settings.
@@ -190,6 +257,10 @@ func (c config) check() error {
 		return errors.New("TOKEND_REFRESH_KEY: only the aspnet dialect has opaque refresh tokens; unset it or set TOKEND_DIALECT=aspnet")
 	case c.LegacyTokens && c.Dialect != "spring":
 		return errors.New("TOKEND_LEGACY_TOKENS: only the spring backend's refresh tokens can be verified; the aspnet backend's were rows of its database")
+	case c.WaitReplicas > 0 && c.ReuseGrace == 0:
+		return errors.New("TOKEND_REDIS_WAIT_REPLICAS: needs TOKEND_REUSE_GRACE above 0: a client retries a refresh whose WAIT timed out with the same token, which only the grace window answers")
+	case c.RedisCertFile != "" && c.RedisKeyFile == "" || c.RedisCertFile == "" && c.RedisKeyFile != "":
+		return errors.New("TOKEND_REDIS_TLS_CERT_FILE: mutual TLS needs both TOKEND_REDIS_TLS_CERT_FILE and TOKEND_REDIS_TLS_KEY_FILE")
 	case c.AdminToken == "" && !loopback(c.AdminAddr):
 		return fmt.Errorf("TOKEND_ADMIN_ADDR: %q is not a loopback address; set TOKEND_ADMIN_TOKEN to expose the admin listener", c.AdminAddr)
 	}

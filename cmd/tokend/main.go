@@ -91,7 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	served := make(chan error, 1)
 	go func() { served <- a.server.Serve(public, admin) }()
 	a.log.Info("tokend listening", "public", public.Addr().String(), "admin", admin.Addr().String(),
-		"dialect", cfg.Dialect, "store", cfg.Store, "signing_kid", a.codec.Keys().Signing().ID)
+		"dialect", cfg.Dialect, "store", cfg.Store, "signing_kid", a.codec.Keys().Signing().ID, "settings", cfg.given)
 	if h.ready != nil {
 		h.ready(public.Addr().String(), admin.Addr().String())
 	}
@@ -139,9 +139,9 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 	var feed session.Feed
 	switch cfg.Store {
 	case "redis":
-		r, err := session.DialRedis(cfg.RedisAddr, cfg.RedisPassword, cfg.StoreTimeout, session.FlushDelay(cfg.FlushDelay))
+		r, err := dialRedis(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("TOKEND_REDIS_ADDR: %w", err)
+			return nil, err
 		}
 		r.Retention = cfg.AccessTTL // a revocation matters while an access token of the session may live
 		a.store, a.close, feed = r, r.Close, r

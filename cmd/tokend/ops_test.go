@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/tokens"
 	"github.com/tokend/tokend/tokens/session/redistest"
 )
 
@@ -220,6 +221,15 @@ func TestSettings(t *testing.T) {
 		{map[string]string{"TOKEND_REFRESH_KEY": strings.Repeat("k", 32)}, "TOKEND_REFRESH_KEY"},
 		{map[string]string{"TOKEND_DIALECT": "aspnet", "TOKEND_LEGACY_TOKENS": "true"}, "TOKEND_LEGACY_TOKENS"},
 		{map[string]string{"TOKEND_DIALECT": "aspnet", "TOKEND_HMAC_ALG": "HS512", "TOKEND_HMAC_SECRET": testSecret}, "TOKEND_HMAC_SECRET"},
+		{map[string]string{"TOKEND_HMAC_SECRET": testSecret, "TOKEND_HMAC_SECRET_FILE": "../../tokens/testdata/keys.jwks"}, "TOKEND_HMAC_SECRET_FILE"},
+		{map[string]string{"TOKEND_HMAC_SECRET_FILE": "/no/such/file"}, "TOKEND_HMAC_SECRET_FILE"},
+		{map[string]string{"TOKEND_REDIS_PASSWORD_FILE": "/no/such/file"}, "TOKEND_REDIS_PASSWORD_FILE"},
+		{map[string]string{"TOKEND_REDIS_TLS": "yes please"}, "TOKEND_REDIS_TLS"},
+		{map[string]string{"TOKEND_STORE": "redis", "TOKEND_REDIS_TLS_CA_FILE": "/no/such/ca.pem"}, "TOKEND_REDIS_TLS_CA_FILE"},
+		{map[string]string{"TOKEND_STORE": "redis", "TOKEND_REDIS_TLS_CA_FILE": "../../tokens/testdata/keys.jwks"}, "TOKEND_REDIS_TLS_CA_FILE"},
+		{map[string]string{"TOKEND_REDIS_TLS_CERT_FILE": "client.pem"}, "TOKEND_REDIS_TLS_CERT_FILE"},
+		{map[string]string{"TOKEND_REDIS_WAIT_REPLICAS": "-1"}, "TOKEND_REDIS_WAIT_REPLICAS"},
+		{map[string]string{"TOKEND_REDIS_WAIT_REPLICAS": "1", "TOKEND_REUSE_GRACE": "0s"}, "TOKEND_REDIS_WAIT_REPLICAS"},
 	}
 	for i, tc := range cases {
 		t.Run(fmt.Sprint(i, "_", tc.want), func(t *testing.T) {
@@ -246,6 +256,46 @@ func TestSettings(t *testing.T) {
 		cfg.Addr != ":8080" || cfg.AdminAddr != "127.0.0.1:8081" || cfg.HMACAlg != "HS256" || cfg.StoreTimeout != 200*time.Millisecond ||
 		cfg.FlushDelay != 20*time.Microsecond {
 		t.Fatalf("defaults: %+v, %v", cfg, err)
+	}
+}
+
+// TestSecretFiles: a secret read from its _FILE variant works as the value
+// would (one trailing newline trimmed), and the start line names every
+// setting given with secrets redacted.
+func TestSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	secret, admin := filepath.Join(dir, "hmac"), filepath.Join(dir, "admin")
+	if err := os.WriteFile(secret, []byte(testSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(admin, []byte("admin-token-from-file\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, "memory", map[string]string{"TOKEND_HMAC_SECRET": "", "TOKEND_HMAC_SECRET_FILE": secret,
+		"TOKEND_ADMIN_TOKEN_FILE": admin, "TOKEND_ACCESS_TTL": "5m"})
+	if r := in.postJSON(in.admin+"/admin/sessions", `{"sub":"alice"}`); r.status != 401 {
+		t.Fatalf("admin without the file's token = %d; want 401", r.status)
+	}
+	r := in.do(http.MethodPost, in.admin+"/admin/sessions", "application/json", []byte(`{"sub":"alice"}`),
+		"Authorization", "Bearer admin-token-from-file")
+	_, refresh := pair(t, r)
+	// tokens verify with the secret as written, without its newline
+	ks, err := tokens.HMACKeySet([]byte(testSecret), "HS256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cl tokens.Claims
+	if err := tokens.NewCodec(ks, "tokend", in.clock).Parse([]byte(refresh), tokens.Refresh, &cl); err != nil {
+		t.Fatalf("refresh token does not verify with the file's secret: %v", err)
+	}
+	logs := in.logs.String()
+	for _, want := range []string{`"TOKEND_HMAC_SECRET=[redacted]"`, `"TOKEND_ADMIN_TOKEN=[redacted]"`, `"TOKEND_ACCESS_TTL=5m"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("start line lacks %s: %s", want, logs)
+		}
+	}
+	if strings.Contains(logs, testSecret) || strings.Contains(logs, "admin-token-from-file") {
+		t.Errorf("a secret reached the log: %s", logs)
 	}
 }
 

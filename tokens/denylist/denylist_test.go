@@ -91,7 +91,7 @@ func stores(t *testing.T) map[string]func(t *testing.T) store {
 		},
 		"redis": func(t *testing.T) store {
 			srv := redistest.Start(t)
-			r, err := session.DialRedis([]string{srv.Addr}, "", time.Second)
+			r, err := session.DialRedis([]string{srv.Addr}, time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -242,7 +242,7 @@ func TestBloomRate(t *testing.T) {
 // The denylist resumes after Redis goes away and comes back.
 func TestDenylistSurvivesRedisRestart(t *testing.T) {
 	srv := redistest.Start(t)
-	r, err := session.DialRedis([]string{srv.Addr}, "", 200*time.Millisecond)
+	r, err := session.DialRedis([]string{srv.Addr}, 200*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,11 +145,13 @@ func decide(s *Session, st0 state, st Step) (Rotation, error) {
 		return Rotation{}, fmt.Errorf("session %s: %w", s.ID, ErrRevoked)
 	case !st.Now.Before(s.Expires):
 		return Rotation{}, fmt.Errorf("session %s: %w", s.ID, ErrExpired)
-	case s.Gen == st.Gen:
+	case s.Gen <= st.Gen:
+		// A token ahead of its record was signed for rotations the record
+		// has lost (a failover, a restart, a restore): it advances past them.
 		next := *s
-		next.Gen++
+		next.Gen = st.Gen + 1
 		next.Rotated = st.Now
-		return Rotation{Session: next}, nil
+		return Rotation{Session: next, Lost: st.Gen - s.Gen}, nil
 	case s.Gen == st.Gen+1 && st.Now.Sub(s.Rotated) < st.Grace:
 		return Rotation{Session: *s, Retry: true}, nil
 	}

@@ -9,9 +9,9 @@ import (
 )
 
 func TestMemoryContract(t *testing.T) {
-	sessiontest.Run(t, func(t *testing.T) sessiontest.Store {
+	sessiontest.Run(t, func(t *testing.T) (sessiontest.Store, sessiontest.Rewind) {
 		m := session.NewMemory(time.Minute)
 		t.Cleanup(m.Close)
-		return m
+		return m, func(_ *testing.T, id string) func() { return m.Snapshot(id) }
 	})
 }

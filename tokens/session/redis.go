@@ -2,7 +2,10 @@ package session
 
 import (
 	"context"
+	"crypto/sha1"
+	"crypto/tls"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -24,11 +27,29 @@ var (
 	//go:embed lua/index.lua
 	indexLua string
 
-	rotateScript = rueidis.NewLuaScript(rotateLua)
-	createScript = rueidis.NewLuaScript(createLua)
-	revokeScript = rueidis.NewLuaScript(revokeLua)
-	indexScript  = rueidis.NewLuaScript(indexLua)
+	rotateScript = newScript(rotateLua)
+	createScript = newScript(createLua)
+	revokeScript = newScript(revokeLua)
+	indexScript  = newScript(indexLua)
 )
+
+// script is a Lua script with its SHA-1, which the WAIT path needs to send
+// EVALSHA and WAIT down one connection.
+type script struct {
+	*rueidis.Lua
+	src, sha string
+}
+
+func newScript(src string) script {
+	sum := sha1.Sum([]byte(src))
+	return script{Lua: rueidis.NewLuaScript(src), src: src, sha: hex.EncodeToString(sum[:])}
+}
+
+// ErrNotReplicated: the write was made on the primary, but fewer replicas
+// than TOKEND_REDIS_WAIT_REPLICAS acknowledged it in time. It is
+// ErrUnavailable to callers: nothing is issued, and the client's retry is
+// answered by the grace rule with the same pair.
+var ErrNotReplicated = fmt.Errorf("%w: replicas did not acknowledge the write in time", ErrUnavailable)
 
 // Redis is a Store in Redis, standalone or Cluster, shared by any number of
 // tokend instances. One small hash per session; the hash tag in its key is
@@ -38,6 +59,9 @@ type Redis struct {
 	client    rueidis.Client
 	timeout   time.Duration
 	deadlines *deadlines
+	// wait replicas: every write is followed by WAIT on its connection
+	replicas int64
+	waitMS   int64
 	// Retention is how long revocations stay in the stream other instances
 	// catch up from: the longest access-token life (DefaultRetention if 0).
 	// Set it before use.
@@ -52,7 +76,30 @@ func NewRedis(client rueidis.Client, timeout time.Duration) *Redis {
 }
 
 // A RedisOption tunes the client DialRedis makes.
-type RedisOption func(*rueidis.ClientOption)
+type RedisOption func(*redisOptions)
+
+type redisOptions struct {
+	rueidis.ClientOption
+	replicas int64
+}
+
+// Auth logs in as an ACL user (username "" is the default user, as with a
+// bare requirepass).
+func Auth(username, password string) RedisOption {
+	return func(o *redisOptions) { o.Username, o.Password = username, password }
+}
+
+// TLS speaks TLS to Redis (and to the sentinels, with Sentinel).
+func TLS(c *tls.Config) RedisOption {
+	return func(o *redisOptions) { o.TLSConfig = c }
+}
+
+// Sentinel makes the addresses those of sentinels that monitor master: the
+// client asks them for the primary and follows their failovers. The
+// sentinels take the same credentials and TLS as Redis.
+func Sentinel(master string) RedisOption {
+	return func(o *redisOptions) { o.Sentinel.MasterSet = master }
+}
 
 // FlushDelay lets the client hold a write to Redis for up to d, so that the
 // commands of concurrent refreshes leave in one write and Redis reads them
@@ -60,28 +107,69 @@ type RedisOption func(*rueidis.ClientOption)
 // throughput and lower latency than d costs (rueidis' MaxFlushDelay; 0
 // writes at once).
 func FlushDelay(d time.Duration) RedisOption {
-	return func(o *rueidis.ClientOption) { o.MaxFlushDelay = d }
+	return func(o *redisOptions) { o.MaxFlushDelay = d }
+}
+
+// WaitReplicas makes every write wait, before it is answered, until n
+// replicas acknowledge it (WAIT n), for at most half the timeout; fewer is
+// ErrNotReplicated. An acknowledged rotation then survives a failover to
+// any of those replicas. 0 (the default) does not wait.
+func WaitReplicas(n int) RedisOption {
+	return func(o *redisOptions) { o.replicas = int64(n) }
 }
 
 // DialRedis connects to addrs (comma-separated seeds; rueidis finds out
-// whether they are a Cluster).
-func DialRedis(addrs []string, password string, timeout time.Duration, opts ...RedisOption) (*Redis, error) {
-	o := rueidis.ClientOption{
+// whether they are a Cluster, and with Sentinel they are the sentinels).
+func DialRedis(addrs []string, timeout time.Duration, opts ...RedisOption) (*Redis, error) {
+	o := redisOptions{ClientOption: rueidis.ClientOption{
 		InitAddress:      addrs,
-		Password:         password,
 		DisableCache:     true, // no client-side caching: every rotation must see Redis
 		ConnWriteTimeout: timeout,
 		// a Redis that went away is noticed within one timeout, not the OS default
 		Dialer: net.Dialer{Timeout: timeout, KeepAlive: 15 * time.Second},
-	}
+	}}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	c, err := rueidis.NewClient(o)
+	if o.Sentinel.MasterSet != "" {
+		o.Sentinel.Username, o.Sentinel.Password = o.Username, o.Password
+		o.Sentinel.TLSConfig, o.Sentinel.Dialer = o.TLSConfig, o.Dialer
+		// besides +switch-master events, which a dropped connection misses
+		o.Sentinel.TopologyRefreshInterval = 5 * time.Second
+	}
+	c, err := rueidis.NewClient(o.ClientOption)
 	if err != nil {
 		return nil, fmt.Errorf("redis %v: %w", addrs, err)
 	}
-	return NewRedis(c, timeout), nil
+	r := NewRedis(c, timeout)
+	r.replicas, r.waitMS = o.replicas, max(1, timeout.Milliseconds()/2)
+	return r, nil
+}
+
+// exec runs a script. With WaitReplicas, WAIT follows it on the same
+// connection (one DoMulti), and the script's answer counts only once enough
+// replicas hold what it wrote.
+func (r *Redis) exec(ctx context.Context, s script, keys, args []string) rueidis.RedisResult {
+	if r.replicas == 0 {
+		return s.Exec(ctx, r.client, keys, args)
+	}
+	wait := r.client.B().Wait().Numreplicas(r.replicas).Timeout(r.waitMS).Build()
+	res := r.client.DoMulti(ctx, r.client.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build(), wait)
+	if err, ok := rueidis.IsRedisErr(res[0].Error()); ok && err.IsNoScript() {
+		wait = r.client.B().Wait().Numreplicas(r.replicas).Timeout(r.waitMS).Build()
+		res = r.client.DoMulti(ctx, r.client.B().Eval().Script(s.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build(), wait)
+	}
+	if res[0].Error() != nil {
+		return res[0]
+	}
+	n, err := res[1].AsInt64()
+	if err != nil {
+		return res[1]
+	}
+	if n < r.replicas {
+		return rueidis.NewErrorResult(fmt.Errorf("WAIT %d: %d acknowledged: %w", r.replicas, n, ErrNotReplicated))
+	}
+	return res[0]
 }
 
 // Close closes the client.
@@ -95,7 +183,7 @@ func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 // unavailable wraps a client error: anything but a Redis error reply means
 // the store could not be asked in time.
 func unavailable(op string, err error) error {
-	if _, ok := rueidis.IsRedisErr(err); ok {
+	if _, ok := rueidis.IsRedisErr(err); ok || errors.Is(err, ErrUnavailable) {
 		return fmt.Errorf("redis %s: %w", op, err)
 	}
 	return fmt.Errorf("redis %s: %w: %v", op, ErrUnavailable, err)
@@ -105,7 +193,7 @@ func unavailable(op string, err error) error {
 func (r *Redis) Create(ctx context.Context, s Session, idle time.Duration) error {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
-	ok, err := createScript.Exec(ctx, r.client, []string{sessionKey(s.ID)},
+	ok, err := r.exec(ctx, createScript, []string{sessionKey(s.ID)},
 		[]string{s.Subject, ms(s.Created), ms(s.Expires), ms(until(s.Rotated, idle, s.Expires))}).AsInt64()
 	if err != nil {
 		return unavailable("create", err)
@@ -117,7 +205,7 @@ func (r *Redis) Create(ctx context.Context, s Session, idle time.Duration) error
 }
 
 func (r *Redis) index(ctx context.Context, s Session) error {
-	err := indexScript.Exec(ctx, r.client, []string{subjectKey(s.Subject)}, []string{s.ID, ms(s.Expires)}).Error()
+	err := r.exec(ctx, indexScript, []string{subjectKey(s.Subject)}, []string{s.ID, ms(s.Expires)}).Error()
 	if err != nil {
 		return unavailable("index", err)
 	}
@@ -133,7 +221,7 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	if st.Gen == -1 {
 		args = append(args, st.Subject, ms(st.Expires))
 	}
-	res, err := rotateScript.Exec(ctx, r.client, []string{sessionKey(st.ID)}, args).ToArray()
+	res, err := r.exec(ctx, rotateScript, []string{sessionKey(st.ID)}, args).ToArray()
 	if err != nil {
 		return Rotation{}, unavailable("rotate", err)
 	}
@@ -173,12 +261,12 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	return Rotation{}, fmt.Errorf("session %s: %w", st.ID, sentinel)
 }
 
-// rotation decodes {code, sub, gen, created, expires, rotated}.
+// rotation decodes {code, sub, gen, created, expires, rotated, lost}.
 func rotation(id string, res []rueidis.RedisMessage) (Rotation, error) {
-	if len(res) != 6 {
+	if len(res) != 7 {
 		return Rotation{}, errors.New("redis rotate: bad reply length")
 	}
-	var n [4]int64
+	var n [5]int64
 	sub, err := res[1].ToString()
 	for i := range n {
 		if err != nil {
@@ -192,14 +280,14 @@ func rotation(id string, res []rueidis.RedisMessage) (Rotation, error) {
 	return Rotation{Session: Session{
 		ID: id, Subject: sub, Gen: n[0],
 		Created: time.UnixMilli(n[1]), Expires: time.UnixMilli(n[2]), Rotated: time.UnixMilli(n[3]),
-	}}, nil
+	}, Lost: n[4]}, nil
 }
 
 // Revoke implements Store.
 func (r *Redis) Revoke(ctx context.Context, id string) error {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
-	res := revokeScript.Exec(ctx, r.client, []string{sessionKey(id)}, []string{"1"})
+	res := r.exec(ctx, revokeScript, []string{sessionKey(id)}, []string{"1"})
 	rev, ok, _, err := revokeReply(id, res)
 	if err != nil || !ok {
 		return err
@@ -247,11 +335,7 @@ func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, e
 	n := 0
 	var revs []Revocation
 	if len(ids) > 0 {
-		execs := make([]rueidis.LuaExec, len(ids))
-		for i, id := range ids {
-			execs[i] = rueidis.LuaExec{Keys: []string{sessionKey(id)}, Args: []string{to}}
-		}
-		for i, res := range revokeScript.ExecMulti(ctx, r.client, execs...) {
+		for i, res := range r.revokeAll(ctx, ids, to) {
 			rev, ok, ended, err := revokeReply(ids[i], res)
 			if err != nil {
 				return n, err
@@ -273,6 +357,23 @@ func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, e
 		}
 	}
 	return n, nil
+}
+
+// revokeAll runs revoke.lua on each session: pipelined, or one at a time
+// when each write must be followed by its WAIT.
+func (r *Redis) revokeAll(ctx context.Context, ids []string, to string) []rueidis.RedisResult {
+	if r.replicas > 0 {
+		res := make([]rueidis.RedisResult, len(ids))
+		for i, id := range ids {
+			res[i] = r.exec(ctx, revokeScript, []string{sessionKey(id)}, []string{to})
+		}
+		return res
+	}
+	execs := make([]rueidis.LuaExec, len(ids))
+	for i, id := range ids {
+		execs[i] = rueidis.LuaExec{Keys: []string{sessionKey(id)}, Args: []string{to}}
+	}
+	return revokeScript.ExecMulti(ctx, r.client, execs...)
 }
 
 // Ping implements Store.

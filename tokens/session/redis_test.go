@@ -15,7 +15,7 @@ import (
 
 func dial(t *testing.T, addrs ...string) *session.Redis {
 	t.Helper()
-	r, err := session.DialRedis(addrs, "", 200*time.Millisecond)
+	r, err := session.DialRedis(addrs, 200*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,10 +25,43 @@ func dial(t *testing.T, addrs ...string) *session.Redis {
 
 func TestRedisContract(t *testing.T) {
 	srv := redistest.Start(t)
-	sessiontest.Run(t, func(t *testing.T) sessiontest.Store {
+	sessiontest.Run(t, func(t *testing.T) (sessiontest.Store, sessiontest.Rewind) {
 		srv.Flush(t) // each case starts from an empty store
-		return dial(t, srv.Addr)
+		return dial(t, srv.Addr), rewind(srv.Addr)
 	})
+}
+
+// rewind is the Rewind of a Redis store: DUMP and PTTL of the session's key
+// now, RESTORE … REPLACE (or DEL) later. The record comes back byte for
+// byte, as on a replica that missed the writes in between.
+func rewind(addrs ...string) sessiontest.Rewind {
+	return func(t *testing.T, id string) func() {
+		t.Helper()
+		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		ctx, key := context.Background(), "tokend:s:{"+id+"}"
+		dump, err := c.Do(ctx, c.B().Dump().Key(key).Build()).ToString()
+		missing := rueidis.IsRedisNil(err)
+		if err != nil && !missing {
+			t.Fatalf("DUMP %s: %v", key, err)
+		}
+		pttl, err := c.Do(ctx, c.B().Pttl().Key(key).Build()).AsInt64()
+		if err != nil {
+			t.Fatalf("PTTL %s: %v", key, err)
+		}
+		return func() {
+			cmd := c.B().Del().Key(key).Build()
+			if !missing {
+				cmd = c.B().Restore().Key(key).Ttl(max(pttl, 0)).SerializedValue(dump).Replace().Build()
+			}
+			if err := c.Do(ctx, cmd).Error(); err != nil {
+				t.Fatalf("restore %s: %v", key, err)
+			}
+		}
+	}
 }
 
 // The same suite against a real 3-master Cluster, given only its seeds:
@@ -36,9 +69,9 @@ func TestRedisContract(t *testing.T) {
 // one node.
 func TestRedisClusterContract(t *testing.T) {
 	cl := redistest.StartCluster(t, 3)
-	sessiontest.Run(t, func(t *testing.T) sessiontest.Store {
+	sessiontest.Run(t, func(t *testing.T) (sessiontest.Store, sessiontest.Rewind) {
 		cl.Flush(t)
-		return dial(t, cl.Addrs()...)
+		return dial(t, cl.Addrs()...), rewind(cl.Addrs()...)
 	})
 }
 

@@ -54,10 +54,16 @@ type Rotation struct {
 	// Retry is true when the session did not move: the caller reissues the
 	// pair for Gen, which it already issued once.
 	Retry bool
+	// Lost counts the rotations the record had lost: the token presented was
+	// that many generations ahead of it. Only a store that lost acknowledged
+	// writes (asynchronous replication, a failover, fsync every second, a
+	// restore) is ever behind a token tokend signed.
+	Lost int64
 }
 
 // Store keeps sessions. Rotate is one atomic check-and-advance: of many
 // concurrent Steps with the same (ID, Gen), exactly one advances.
+
 type Store interface {
 	// Create records a new session at generation 0; it lives until
 	// s.Rotated+idle, capped at s.Expires, unless rotated.

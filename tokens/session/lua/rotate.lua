@@ -1,10 +1,11 @@
--- Rotate a session: the whole rotation rule of DESIGN §4 in one atomic step.
+-- Rotate a session: the whole rotation rule (docs/design.md) in one atomic step.
 -- KEYS[1]  session hash: u sub, g gen, c created, e expires, r rotated (ms), x state
 -- ARGV     gen presented, the next gen (gen + 1), now ms, grace ms,
 --          idle deadline ms (now + idle), owner ('' = anyone),
 --          [sub, expires ms: adoption]
--- Returns  {code, sub, gen, created, expires, rotated}
---   code 1 advanced, 2 retry, 3 reuse (now revoked: {3, sub}), 4 revoked, 5 deleted,
+-- Returns  {code, sub, gen, created, expires, rotated, lost}
+--   code 1 advanced (lost: rotations the record had lost), 2 retry,
+--        3 reuse (now revoked: {3, sub}), 4 revoked, 5 deleted,
 --        6 expired, 7 another subject's session, 0 missing
 -- What it writes it takes from ARGV and the record as strings: a Lua number
 -- is turned back into a string with snprintf, a visible share of the script.
@@ -20,7 +21,7 @@ if not s[1] then
   local exp = tonumber(ARGV[8])
   redis.call('HSET', KEYS[1], 'u', ARGV[7], 'g', 0, 'c', ARGV[3], 'e', ARGV[8], 'r', ARGV[3], 'x', 0)
   redis.call('PEXPIREAT', KEYS[1], math.min(exp, tonumber(ARGV[5])))
-  return {1, ARGV[7], 0, now, exp, now}
+  return {1, ARGV[7], 0, now, exp, now, 0}
 end
 
 local cur, created, exp, rot = tonumber(s[2]), tonumber(s[3]), tonumber(s[4]), tonumber(s[5])
@@ -28,16 +29,22 @@ if owner ~= '' and owner ~= s[1] then return {7} end
 if s[6] == '2' then return {5} end
 if s[6] == '1' then return {4} end
 if now >= exp then return {6} end
-if cur == gen then
+-- cur < gen: a token ahead of its record was signed for rotations the record
+-- lost (a failover to a replica that missed them, an fsync that did not
+-- happen): it advances past them, so the client holding it stays logged in.
+if cur <= gen then
   redis.call('HSET', KEYS[1], 'g', ARGV[2], 'r', ARGV[3])
   -- the record lives as long as the newest refresh token: idle deadline or the session's end
   local deadline = ARGV[5]
   if exp < tonumber(deadline) then deadline = s[4] end
   redis.call('PEXPIREAT', KEYS[1], deadline)
-  return {1, s[1], cur + 1, created, exp, now}
+  return {1, s[1], gen + 1, created, exp, now, gen - cur}
 end
 if cur == gen + 1 and now - rot < grace then
-  return {2, s[1], cur, created, exp, rot}
+  -- written again (the same value) so that WAIT, when asked for, confirms
+  -- this connection's replicas hold the rotation the retry hands out again
+  redis.call('HSET', KEYS[1], 'g', s[2])
+  return {2, s[1], cur, created, exp, rot, 0}
 end
 redis.call('HSET', KEYS[1], 'x', 1)
 return {3, s[1]}

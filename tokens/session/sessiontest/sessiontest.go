@@ -21,18 +21,32 @@ type Store interface {
 	session.Feed
 }
 
-// Run checks store against the rotation rule, the revocation contract and
-// the revocation feed. newStore returns a fresh, empty store for each
-// subtest.
-func Run(t *testing.T, newStore func(t *testing.T) Store) {
+// Rewind remembers a session record as it is now; calling restore puts it
+// back exactly, as a failover to a replica that missed the writes in
+// between does, or a restart that lost them (fsync every second). The
+// suite uses it to prove that a store's loss logs no honest client out.
+type Rewind func(t *testing.T, id string) (restore func())
+
+// Run checks store against the rotation rule, the revocation contract, the
+// revocation feed and lost writes. newStore returns a fresh, empty store for
+// each subtest, and the Rewind of that store.
+func Run(t *testing.T, newStore func(t *testing.T) (Store, Rewind)) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.run(t, newStore(t))
+			st, _ := newStore(t)
+			tc.run(t, st)
 		})
 	}
 	for _, tc := range feedCases {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.run(t, newStore(t))
+			st, _ := newStore(t)
+			tc.run(t, st)
+		})
+	}
+	for _, tc := range lossCases {
+		t.Run(tc.name, func(t *testing.T) {
+			st, rewind := newStore(t)
+			tc.run(t, st, rewind)
 		})
 	}
 }
@@ -76,6 +90,15 @@ func mustAdvance(t *testing.T, st session.Store, s session.Step) session.Rotatio
 	r, err := rotate(t, st, s)
 	if err != nil || r.Retry || r.Gen != s.Gen+1 {
 		t.Fatalf("Rotate(gen %d) = %+v, %v; want advance to %d", s.Gen, r, err, s.Gen+1)
+	}
+	return r
+}
+
+func mustAdvanceTo(t *testing.T, st session.Store, s session.Step, gen int64) session.Rotation {
+	t.Helper()
+	r, err := rotate(t, st, s)
+	if err != nil || r.Retry || r.Gen != gen || !r.Rotated.Equal(s.Now) {
+		t.Fatalf("Rotate(gen %d) = %+v, %v; want advance to %d at %v", s.Gen, r, err, gen, s.Now)
 	}
 	return r
 }
@@ -137,9 +160,14 @@ var cases = []struct {
 		_, err := rotate(t, st, step(s.ID, 0, 2*time.Second, grace))
 		wantErr(t, err, session.ErrReuse)
 	}},
-	{"FutureGenerationIsReuse", func(t *testing.T, st session.Store) {
+	{"AheadOfRecordAdvances", func(t *testing.T, st session.Store) {
+		// only a record that lost rotations is behind a token tokend signed
 		s := create(t, st, "alice")
-		_, err := rotate(t, st, step(s.ID, 7, time.Second, grace))
+		r := mustAdvanceTo(t, st, step(s.ID, 7, time.Second, grace), 8)
+		if r.Lost != 7 {
+			t.Fatalf("Lost = %d; want 7", r.Lost)
+		}
+		_, err := rotate(t, st, step(s.ID, 6, time.Second+grace, grace))
 		wantErr(t, err, session.ErrReuse)
 	}},
 	{"GraceZeroNeverRetries", func(t *testing.T, st session.Store) {
@@ -329,4 +357,77 @@ func concurrently(t *testing.T, st session.Store, s session.Step) (advanced, ret
 		}
 	}
 	return advanced, retries, rejected
+}
+
+// lossCases: the store acknowledged rotations and then lost them. The
+// client holds a token ahead of the record; it must stay logged in, and an
+// older token replayed must still be caught.
+var lossCases = []struct {
+	name string
+	run  func(t *testing.T, st Store, rewind Rewind)
+}{
+	{"LostRotationAdvances", func(t *testing.T, st Store, rewind Rewind) {
+		s := create(t, st, "alice")
+		restore := rewind(t, s.ID)
+		mustAdvance(t, st, step(s.ID, 0, time.Second, grace)) // the client now holds gen 1
+		restore()                                             // the failover lost it: the record is at gen 0
+		r := mustAdvanceTo(t, st, step(s.ID, 1, time.Minute, grace), 2)
+		if r.Lost != 1 || r.Subject != "alice" || !r.Expires.Equal(s.Expires) {
+			t.Fatalf("rotation = %+v; want gen 2 of alice's session, 1 rotation lost", r)
+		}
+		// the client whose answer was lost retries: the same generation again
+		again, err := rotate(t, st, step(s.ID, 1, time.Minute+time.Second, grace))
+		if err != nil || !again.Retry || again.Gen != 2 {
+			t.Fatalf("retry after recovery = %+v, %v; want Retry of gen 2", again, err)
+		}
+		mustAdvance(t, st, step(s.ID, 2, 2*time.Minute, grace))
+	}},
+	{"SeveralLostRotationsAdvance", func(t *testing.T, st Store, rewind Rewind) {
+		s := create(t, st, "alice")
+		restore := rewind(t, s.ID)
+		for g := int64(0); g < 3; g++ {
+			mustAdvance(t, st, step(s.ID, g, time.Duration(g+1)*time.Second, grace))
+		}
+		restore() // a restore from an older snapshot: three rotations gone
+		if r := mustAdvanceTo(t, st, step(s.ID, 3, time.Minute, grace), 4); r.Lost != 3 {
+			t.Fatalf("Lost = %d; want 3", r.Lost)
+		}
+	}},
+	{"ReplayAfterLossIsCaught", func(t *testing.T, st Store, rewind Rewind) {
+		// gen 0 was stolen; the client rotated to 1, then to 2, and the store lost the second
+		s := create(t, st, "alice")
+		mustAdvance(t, st, step(s.ID, 0, time.Second, grace))
+		restore := rewind(t, s.ID)
+		mustAdvance(t, st, step(s.ID, 1, 2*time.Second, grace))
+		restore()
+		mustAdvanceTo(t, st, step(s.ID, 2, time.Minute, grace), 3) // the honest client goes on
+		_, err := rotate(t, st, step(s.ID, 0, 2*time.Minute, grace))
+		wantErr(t, err, session.ErrReuse)
+		_, err = rotate(t, st, step(s.ID, 3, 2*time.Minute, grace))
+		wantErr(t, err, session.ErrRevoked)
+	}},
+	{"ReplayBeforeHonestAfterLossIsCaught", func(t *testing.T, st Store, rewind Rewind) {
+		s := create(t, st, "alice")
+		mustAdvance(t, st, step(s.ID, 0, time.Second, grace))
+		restore := rewind(t, s.ID)
+		mustAdvance(t, st, step(s.ID, 1, 2*time.Second, grace))
+		restore()
+		// the thief's gen-0 token comes first: it is reuse of gen 0 whatever was lost
+		_, err := rotate(t, st, step(s.ID, 0, time.Minute, grace))
+		wantErr(t, err, session.ErrReuse)
+		_, err = rotate(t, st, step(s.ID, 2, time.Minute, grace))
+		wantErr(t, err, session.ErrRevoked)
+	}},
+	{"LostCreationIsNotFound", func(t *testing.T, st Store, rewind Rewind) {
+		// a lost record cannot be told from an evicted one, which may have
+		// been revoked: it is not brought back
+		s := session.Session{ID: newID(t), Subject: "alice", Created: base, Rotated: base, Expires: base.Add(24 * time.Hour)}
+		restore := rewind(t, s.ID)
+		if err := st.Create(context.Background(), s, idle); err != nil {
+			t.Fatal(err)
+		}
+		restore()
+		_, err := rotate(t, st, step(s.ID, 0, time.Second, grace))
+		wantErr(t, err, session.ErrNotFound)
+	}},
 }
