@@ -67,7 +67,8 @@ func (s *syncBuffer) String() string {
 var stores = []string{"memory", "redis"}
 
 // start runs tokend with env over the defaults of the tests (HMAC secret,
-// ports 0, the given store) until the test ends.
+// ports 0, the given store; on Redis a redis-server of its own unless env
+// names one) until the test ends.
 func start(t *testing.T, store string, env map[string]string) *instance {
 	t.Helper()
 	in := &instance{t: t, clock: &clock{t: time.Now().Truncate(time.Second)}, logs: &syncBuffer{}}
@@ -77,7 +78,7 @@ func start(t *testing.T, store string, env map[string]string) *instance {
 		"TOKEND_HMAC_SECRET": testSecret,
 		"TOKEND_STORE":       store,
 	}
-	if store == "redis" {
+	if _, own := env["TOKEND_REDIS_ADDR"]; store == "redis" && !own {
 		in.redis = redistest.Start(t)
 		vars["TOKEND_REDIS_ADDR"] = in.redis.Addr
 	}

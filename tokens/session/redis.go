@@ -122,8 +122,11 @@ func WaitReplicas(n int) RedisOption {
 // whether they are a Cluster, and with Sentinel they are the sentinels).
 func DialRedis(addrs []string, timeout time.Duration, opts ...RedisOption) (*Redis, error) {
 	o := redisOptions{ClientOption: rueidis.ClientOption{
-		InitAddress:      addrs,
-		DisableCache:     true, // no client-side caching: every rotation must see Redis
+		InitAddress:  addrs,
+		DisableCache: true, // no client-side caching: every rotation must see Redis
+		// no CLIENT SETINFO: Redis before 7.2 lacks it, and a minimal ACL user
+		// that may not run it would fill ACL LOG with one denial per connection
+		ClientSetInfo:    rueidis.DisableClientSetInfo,
 		ConnWriteTimeout: timeout,
 		// a Redis that went away is noticed within one timeout, not the OS default
 		Dialer: net.Dialer{Timeout: timeout, KeepAlive: 15 * time.Second},

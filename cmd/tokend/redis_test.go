@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tokend/tokend/tokens/session/redistest"
+)
+
+// minimalACL is what tokend's Redis user needs and no more (the README
+// gives it): its own keys, the scripts and the commands they call, the
+// revocation stream, WAIT, and the connection handshake.
+const minimalACL = "resetkeys ~tokend:* resetchannels -@all " +
+	"+hello +auth +ping +cluster|slots " +
+	"+evalsha +eval +script|load +hmget +hset +exists +pexpireat +pexpiretime +sadd +smembers +del " +
+	"+xadd +xrange +xread +wait"
+
+// startFails runs tokend with env and wants it to refuse to start: exit 2
+// and one line naming want. It returns that line.
+func startFails(t *testing.T, env map[string]string, want string) string {
+	t.Helper()
+	vars := map[string]string{"TOKEND_ADDR": "127.0.0.1:0", "TOKEND_ADMIN_ADDR": "127.0.0.1:0", "TOKEND_HMAC_SECRET": testSecret}
+	for k, v := range env {
+		vars[k] = v
+	}
+	var out bytes.Buffer
+	code := run(t.Context(), nil, func(k string) string { return vars[k] }, &out, hooks{})
+	line := strings.TrimSpace(out.String())
+	if code != 2 || strings.Count(line, "\n") != 0 || !strings.HasPrefix(line, "tokend: "+want) {
+		t.Fatalf("exit %d, output %q; want exit 2 and one line naming %s", code, line, want)
+	}
+	return line
+}
+
+// rotateThrough drives one user through both dialects' rotation on in: a login,
+// two refreshes, the replay of the first refresh token caught as reuse.
+func rotateThrough(t *testing.T, in *instance, dialect, sub string) {
+	t.Helper()
+	if dialect == "aspnet" {
+		tok, r0 := in.aspnetLogin(sub)
+		tok, r1 := aspnetPair(t, in.aspnetRefresh(tok, r0))
+		tok, _ = aspnetPair(t, in.aspnetRefresh(tok, r1))
+		if r := in.aspnetRefresh(tok, r0); r.status != 404 {
+			t.Fatalf("replayed refresh token: %d %s; want 404", r.status, r.raw)
+		}
+		return
+	}
+	_, r0 := in.login(sub)
+	_, r1 := pair(t, in.refresh(r0))
+	pair(t, in.refresh(r1))
+	springError(t, in.refresh(r0), 401, "Invalid JWT token")
+}
+
+func dialectEnv(dialect string, env map[string]string) map[string]string {
+	out := map[string]string{"TOKEND_STORE": "redis"}
+	if dialect == "aspnet" {
+		for k, v := range aspnetEnv {
+			out[k] = v
+		}
+	}
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
+}
+
+// TestRedisTLS: tokend reaches a redis-server that speaks only TLS to it
+// and wants a client certificate, verifying the server against the given
+// CA and name; every setting missing or wrong stops the start with a line
+// that says why.
+func TestRedisTLS(t *testing.T) {
+	certs := redistest.NewCerts(t)
+	srv := redistest.StartWith(t, redistest.Config{TLS: certs})
+	mutual := map[string]string{"TOKEND_REDIS_ADDR": srv.TLSAddr, "TOKEND_REDIS_TLS_CA_FILE": certs.CA,
+		"TOKEND_REDIS_TLS_CERT_FILE": certs.ClientCert, "TOKEND_REDIS_TLS_KEY_FILE": certs.ClientKey}
+	with := func(extra ...string) map[string]string {
+		env := map[string]string{}
+		for k, v := range mutual {
+			env[k] = v
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			if extra[i+1] == "" {
+				delete(env, extra[i])
+			} else {
+				env[extra[i]] = extra[i+1]
+			}
+		}
+		return dialectEnv("spring", env)
+	}
+	for _, dialect := range []string{"spring", "aspnet"} {
+		t.Run(dialect, func(t *testing.T) {
+			in := start(t, "redis", dialectEnv(dialect, mutual))
+			rotateThrough(t, in, dialect, "alice")
+		})
+	}
+	t.Run("server name", func(t *testing.T) {
+		in := start(t, "redis", with("TOKEND_REDIS_TLS_SERVER_NAME", redistest.ServerName))
+		rotateThrough(t, in, "spring", "bob")
+	})
+	refused := []struct {
+		name string
+		env  map[string]string
+		why  string
+	}{
+		{"system roots do not know the test CA", with("TOKEND_REDIS_TLS_CA_FILE", "", "TOKEND_REDIS_TLS", "true"), "certificate signed by unknown authority"},
+		{"another server name", with("TOKEND_REDIS_TLS_SERVER_NAME", "redis.example.com"), "redis.example.com"},
+		{"no client certificate", with("TOKEND_REDIS_TLS_CERT_FILE", "", "TOKEND_REDIS_TLS_KEY_FILE", ""), "TOKEND_REDIS_ADDR"},
+		{"plain TCP to the TLS port", dialectEnv("spring", map[string]string{"TOKEND_REDIS_ADDR": srv.TLSAddr}), "TOKEND_REDIS_ADDR"},
+	}
+	for _, c := range refused {
+		t.Run(c.name, func(t *testing.T) {
+			if line := startFails(t, c.env, "TOKEND_REDIS_ADDR"); !strings.Contains(line, c.why) {
+				t.Fatalf("%q does not say %q", line, c.why)
+			}
+		})
+	}
+}
+
+// TestRedisACL: logged in as an ACL user allowed only minimalACL, two
+// instances of each dialect rotate, catch reuse, revoke, and hear each
+// other's revocations through the stream; Redis denied tokend nothing
+// (ACL LOG stays empty). A wrong password stops the start.
+func TestRedisACL(t *testing.T) {
+	srv := redistest.StartWith(t, redistest.Config{
+		Args: append([]string{"--user", "tokend", "on", ">acl-password-0123456789"}, strings.Fields(minimalACL)...),
+	})
+	pw := filepath.Join(t.TempDir(), "redis-password")
+	if err := os.WriteFile(pw, []byte("acl-password-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, dialect := range []string{"spring", "aspnet"} {
+		t.Run(dialect, func(t *testing.T) {
+			env := dialectEnv(dialect, map[string]string{"TOKEND_REDIS_ADDR": srv.Addr,
+				"TOKEND_REDIS_USERNAME": "tokend", "TOKEND_REDIS_PASSWORD_FILE": pw})
+			a, b := start(t, "redis", env), start(t, "redis", env)
+			rotateThrough(t, a, dialect, "carol-"+dialect)
+			rotateThrough(t, b, dialect, "carol-"+dialect)
+			// a revocation on a reaches b's denylist through the stream
+			var access string
+			if dialect == "aspnet" {
+				access, _ = a.aspnetLogin("dave-" + dialect)
+			} else {
+				access, _ = a.login("dave-" + dialect)
+			}
+			if r := b.introspect(access); r.body["active"] != true {
+				t.Fatalf("b: introspection before revocation = %s", r.raw)
+			}
+			if r := a.postJSON(a.admin+"/admin/subjects/dave-"+dialect+"/revoke", ""); r.status != 200 {
+				t.Fatalf("revoke on a: %d %s", r.status, r.raw)
+			}
+			waitUntil(t, func() bool { return b.introspect(access).body["active"] == false })
+		})
+	}
+	if denied := srv.Do(t, "ACL", "LOG"); denied != "" {
+		t.Fatalf("Redis denied tokend's user something (ACL LOG):\n%s", denied)
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		startFails(t, map[string]string{"TOKEND_STORE": "redis", "TOKEND_REDIS_ADDR": srv.Addr,
+			"TOKEND_REDIS_USERNAME": "tokend", "TOKEND_REDIS_PASSWORD": "not-the-password"}, "TOKEND_REDIS_ADDR")
+	})
+}
