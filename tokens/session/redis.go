@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -184,12 +185,28 @@ func subjectKey(sub string) string { return "tokend:u:{" + sub + "}" }
 func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
 // unavailable wraps a client error: anything but a Redis error reply means
-// the store could not be asked in time.
+// the store could not be asked in time, and so do the replies of a Redis
+// that cannot take the write now (transientReply).
 func unavailable(op string, err error) error {
-	if _, ok := rueidis.IsRedisErr(err); ok || errors.Is(err, ErrUnavailable) {
+	re, isReply := rueidis.IsRedisErr(err)
+	if errors.Is(err, ErrUnavailable) || (isReply && !transientReply(re)) {
 		return fmt.Errorf("redis %s: %w", op, err)
 	}
 	return fmt.Errorf("redis %s: %w: %v", op, ErrUnavailable, err)
+}
+
+// transientReply: Redis refused for a while, not for good: out of memory
+// under noeviction, loading its AOF after a restart, a replica since a
+// failover, a Cluster or Sentinel without a primary, a busy script. The
+// client gets 503 and its retry is answered by the rotation rule.
+func transientReply(e *rueidis.RedisError) bool {
+	msg := e.Error()
+	for _, prefix := range []string{"OOM ", "LOADING ", "READONLY ", "MASTERDOWN ", "BUSY ", "TRYAGAIN ", "CLUSTERDOWN ", "NOREPLICAS "} {
+		if strings.HasPrefix(msg, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // Create implements Store.

@@ -94,6 +94,7 @@ func (s *Server) start() {
 		s.cmd = exec.Command(bin,
 			"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 			"--save", "", "--appendonly", "no", "--dir", s.dir,
+			"--repl-diskless-sync-delay", "0", // a replica syncs at once, not after 5 s
 			"--daemonize", "no", "--logfile", "", "--loglevel", "warning")
 	}
 	s.cmd.Args = append(s.cmd.Args, s.args...)
