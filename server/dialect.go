@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/tokens/session"
 )
 
 // Errors the server itself produces; a Dialect maps them, with the tokens
@@ -20,6 +21,14 @@ var (
 	ErrMethod = errors.New("method not allowed")
 	// ErrInternal: a handler panicked or failed unexpectedly.
 	ErrInternal = errors.New("internal error")
+	// ErrHeaderTooLarge: the request's headers do not fit the read buffer
+	// (431).
+	ErrHeaderTooLarge = errors.New("request header fields too large")
+	// ErrTimeout: the request did not arrive within the read timeout (408).
+	ErrTimeout = errors.New("request timeout")
+	// ErrOverloaded: more requests in flight than Config.MaxInflight; it is
+	// a session.ErrUnavailable to dialects, the 503 a client retries.
+	ErrOverloaded = fmt.Errorf("%w: requests in flight over the limit", session.ErrUnavailable)
 )
 
 // The bad requests the server itself finds, before a dialect reads a field.
@@ -29,6 +38,9 @@ var (
 	ErrTooLarge    = fmt.Errorf("%w: body over the size limit", ErrBadRequest)
 	ErrNotJSON     = fmt.Errorf("%w: body is not JSON", ErrBadRequest)
 	ErrNotObject   = fmt.Errorf("%w: body is not a JSON object", ErrBadRequest)
+	// ErrHTTP: the HTTP layer could not parse the request (request line,
+	// a header, Content-Length with Transfer-Encoding, chunked framing).
+	ErrHTTP = fmt.Errorf("%w: malformed HTTP request", ErrBadRequest)
 	// ErrSubject: POST /admin/sessions without a usable "sub".
 	ErrSubject = fmt.Errorf("%w: sub is missing, blank, not a string or not 1 to 256 bytes of UTF-8", ErrBadRequest)
 )

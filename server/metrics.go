@@ -103,6 +103,9 @@ func (m *Metrics) add(k routeStatus) requestSeries {
 
 func (m *Metrics) outcome(o outcome) { m.byOut[o].Inc() }
 
+// shed counts a refresh or revoke refused because MaxInflight were in flight.
+func (m *Metrics) shed() { m.outcome(outShed) }
+
 // refreshed counts a refresh answered 200.
 func (m *Metrics) refreshed(p *tokens.Pair) {
 	switch {
@@ -134,12 +137,13 @@ const (
 	outNotOwner
 	outBadRequest
 	outUnavailable
+	outShed
 	outError
 	numOutcomes
 )
 
 var outcomeNames = [numOutcomes]string{"advanced", "retry", "recovered", "reuse", "revoked", "subject_deleted",
-	"unknown_session", "expired", "invalid", "malformed", "invalid_access_token", "not_owner", "bad_request", "unavailable", "error"}
+	"unknown_session", "expired", "invalid", "malformed", "invalid_access_token", "not_owner", "bad_request", "unavailable", "shed", "error"}
 
 func (o outcome) String() string { return outcomeNames[o] }
 

@@ -11,9 +11,11 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/goccy/go-json"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
@@ -53,6 +55,13 @@ type Config struct {
 	ReloadKeys func() (signingKID string, keys int, err error)
 	// Ready, when set, must also be nil for /readyz: the denylist caught up.
 	Ready func() error
+	// MaxInflight bounds the refresh and revoke requests served at once;
+	// the ones beyond it get the dialect's 503 with Retry-After at once
+	// instead of queueing for the store (0: no bound).
+	MaxInflight int
+	// ReadTimeout bounds how long a request may take to arrive, headers and
+	// body (10 s): slow clients are cut off, not waited for.
+	ReadTimeout time.Duration
 }
 
 // Introspector is what POST /admin/introspect needs of tokens.Verifier.
@@ -62,10 +71,11 @@ type Introspector interface {
 
 // Server serves the public and the admin listener.
 type Server struct {
-	cfg    Config
-	public *fasthttp.Server
-	admin  *fasthttp.Server
-	prom   fasthttp.RequestHandler
+	cfg      Config
+	public   *fasthttp.Server
+	admin    *fasthttp.Server
+	prom     fasthttp.RequestHandler
+	inflight atomic.Int64
 }
 
 // MaxBody is the default limit on request bodies (DESIGN §8).
@@ -79,6 +89,9 @@ func New(cfg Config) *Server {
 	if cfg.Clock == nil {
 		cfg.Clock = tokens.SystemClock
 	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 10 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -86,9 +99,14 @@ func New(cfg Config) *Server {
 		cfg.Metrics = NewMetrics()
 	}
 	s := &Server{cfg: cfg}
+	cfg.Metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tokend_requests_in_flight", Help: "Refresh and revoke requests being served (TOKEND_MAX_INFLIGHT bounds them).",
+	}, func() float64 { return float64(s.inflight.Load()) }))
 	s.prom = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
 	s.public = s.newHTTP("tokend", s.servePublic)
+	s.public.ErrorHandler = s.publicHTTPError
 	s.admin = s.newHTTP("tokend-admin", s.serveAdmin)
+	s.admin.ErrorHandler = s.adminHTTPError
 	return s
 }
 
@@ -96,13 +114,14 @@ func (s *Server) newHTTP(name string, h fasthttp.RequestHandler) *fasthttp.Serve
 	return &fasthttp.Server{
 		Name:        "tokend",
 		Handler:     h,
-		ReadTimeout: 10 * time.Second,
+		ReadTimeout: s.cfg.ReadTimeout,
 		IdleTimeout: 90 * time.Second,
 		// No WriteTimeout: it costs two timer updates per response, and every
 		// answer (under 2 KiB) fits the socket buffer; a client that stops
 		// reading is cut off by ReadTimeout/IdleTimeout at its next request.
-		// Bodies over MaxBody get a 400 in the dialect's shape; only truly
-		// huge ones are cut off by fasthttp itself with 413.
+		// Bodies over MaxBody get a 400 in the dialect's shape from the
+		// handler; over 64 KiB fasthttp stops reading, and publicHTTPError
+		// answers the same 400. Headers must fit 4 KiB (ReadBufferSize).
 		MaxRequestBodySize: 64 << 10,
 		Logger:             slogPrinter{s.cfg.Logger.With("listener", name)},
 	}
@@ -119,8 +138,8 @@ func (s *Server) AdminHandler() fasthttp.RequestHandler { return s.serveAdmin }
 // error of either listener.
 func (s *Server) Serve(public, admin net.Listener) error {
 	errc := make(chan error, 2)
-	go func() { errc <- s.public.Serve(public) }()
-	go func() { errc <- s.admin.Serve(admin) }()
+	go func() { errc <- s.public.Serve(lingerListener{public}) }()
+	go func() { errc <- s.admin.Serve(lingerListener{admin}) }()
 	err := <-errc
 	if err2 := <-errc; err == nil {
 		err = err2
@@ -174,13 +193,15 @@ func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
 	switch string(publicPath(ctx)) {
 	case refreshPath:
 		route = routeRefresh
-		if s.method(ctx, fasthttp.MethodPost) {
+		if s.method(ctx, fasthttp.MethodPost) && s.admit(ctx) {
 			s.refresh(ctx)
+			s.inflight.Add(-1)
 		}
 	case "/api/auth/revoke":
 		route = routeRevoke
-		if s.method(ctx, fasthttp.MethodPost) {
+		if s.method(ctx, fasthttp.MethodPost) && s.admit(ctx) {
 			s.revoke(ctx)
+			s.inflight.Add(-1)
 		}
 	case "/.well-known/jwks.json":
 		route = routeJWKS
@@ -224,6 +245,21 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, route string, start time.Time,
 		s.fail(ctx, ErrInternal)
 	}
 	s.cfg.Metrics.request(route, ctx.Response.StatusCode(), time.Since(start).Seconds())
+}
+
+// admit counts a request in flight, or answers 503 at once when
+// MaxInflight are: past saturation a fast refusal the client retries
+// later beats a queue that makes every answer late. The caller that was
+// admitted decrements inflight (not deferred: a panic is answered 500 and
+// the counter may drift by one, which a limit in the hundreds absorbs).
+func (s *Server) admit(ctx *fasthttp.RequestCtx) bool {
+	if s.inflight.Add(1) <= int64(s.cfg.MaxInflight) || s.cfg.MaxInflight == 0 {
+		return true
+	}
+	s.inflight.Add(-1)
+	s.cfg.Metrics.shed()
+	s.fail(ctx, ErrOverloaded)
+	return false
 }
 
 func (s *Server) method(ctx *fasthttp.RequestCtx, want string) bool {
@@ -322,6 +358,7 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, err error) {
 	status, body := s.cfg.Dialect.AppendError(st.out[:0], err, s.cfg.Clock.Now())
 	st.out = body
 	switch {
+	case err == ErrOverloaded: // counted, not logged: a log line per shed request would add to the overload
 	case status == fasthttp.StatusServiceUnavailable:
 		s.cfg.Logger.Warn("store unavailable", "request_id", ctx.ID(), "path", string(ctx.Path()), "err", err)
 	case status >= 500:

@@ -37,6 +37,7 @@ type config struct {
 	RedisSentinel string
 	WaitReplicas  int
 	MaxInflight   int
+	ReadTimeout   time.Duration
 	StoreTimeout  time.Duration
 	FlushDelay    time.Duration
 	DenylistSize  int
@@ -161,6 +162,8 @@ var settings = []setting{
 	{"TOKEND_REDIS_TLS_SERVER_NAME", "", "name Redis' certificate must carry (default: the host of the address)", str(func(c *config) *string { return &c.RedisTLSName }), false},
 	{"TOKEND_REDIS_SENTINEL_MASTER", "", "name of the master the sentinels at TOKEND_REDIS_ADDR monitor (empty: no Sentinel)", str(func(c *config) *string { return &c.RedisSentinel }), false},
 	{"TOKEND_REDIS_WAIT_REPLICAS", "0", "replicas that must acknowledge each write (WAIT) before it is answered; fewer in time is a 503", count(func(c *config) *int { return &c.WaitReplicas }, 16), false},
+	{"TOKEND_MAX_INFLIGHT", "512", "refresh and revoke requests served at once; beyond it the dialect's 503 with Retry-After at once (0: no bound)", count(func(c *config) *int { return &c.MaxInflight }, 1_000_000), false},
+	{"TOKEND_READ_TIMEOUT", "10s", "longest a request may take to arrive (headers and body); slower clients are disconnected", duration(func(c *config) *time.Duration { return &c.ReadTimeout }, time.Millisecond), false},
 	{"TOKEND_STORE_TIMEOUT", "200ms", "longest wait for the store before answering 503", duration(func(c *config) *time.Duration { return &c.StoreTimeout }, time.Millisecond), false},
 	{"TOKEND_REDIS_FLUSH_DELAY", "20us", "how long a write to Redis may wait for concurrent refreshes' commands to go with it (0: at once)", duration(func(c *config) *time.Duration { return &c.FlushDelay }, 0), false},
 	{"TOKEND_DENYLIST_SIZE", "1000000", "revocations the local denylist holds per access-token lifetime at a 0.1% false-positive rate (0: no denylist)", count(func(c *config) *int { return &c.DenylistSize }, 1_000_000_000), false},

@@ -193,6 +193,8 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 		Introspector: verifier,
 		ReloadKeys:   a.reloadKeys,
 		Ready:        a.ready,
+		MaxInflight:  cfg.MaxInflight,
+		ReadTimeout:  cfg.ReadTimeout,
 	})
 	if ks.Ephemeral {
 		log.Warn("NO SIGNING KEY CONFIGURED: signing with an ephemeral Ed25519 key; every token dies with this process. " +

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -161,4 +163,61 @@ func TestRedisACL(t *testing.T) {
 		startFails(t, map[string]string{"TOKEND_STORE": "redis", "TOKEND_REDIS_ADDR": srv.Addr,
 			"TOKEND_REDIS_USERNAME": "tokend", "TOKEND_REDIS_PASSWORD": "not-the-password"}, "TOKEND_REDIS_ADDR")
 	})
+}
+
+// TestMaxInflight: with TOKEND_MAX_INFLIGHT requests waiting on the store,
+// the next one is refused at once with the dialect's 503 and Retry-After,
+// counted as shed; the ones admitted are answered when the store is back.
+func TestMaxInflight(t *testing.T) {
+	for _, dialect := range []string{"spring", "aspnet"} {
+		t.Run(dialect, func(t *testing.T) {
+			in := start(t, "redis", dialectEnv(dialect, map[string]string{"TOKEND_MAX_INFLIGHT": "1", "TOKEND_STORE_TIMEOUT": "2s"}))
+			var slow, fast func() reply
+			if dialect == "aspnet" {
+				tok, r0 := in.aspnetLogin("erin")
+				tok2, r1 := in.aspnetLogin("frank")
+				slow, fast = func() reply { return in.aspnetRefresh(tok, r0) }, func() reply { return in.aspnetRefresh(tok2, r1) }
+			} else {
+				_, r0 := in.login("erin")
+				_, r1 := in.login("frank")
+				slow, fast = func() reply { return in.refresh(r0) }, func() reply { return in.refresh(r1) }
+			}
+			in.redis.Do(t, "CLIENT", "PAUSE", "700", "WRITE") // the store holds every rotation for 0.7 s
+			held := make(chan reply, 1)
+			go func() { held <- slow() }()
+			waitUntil(t, func() bool { return metric(t, in, `tokend_requests_in_flight`) >= 1 })
+			r := fast()
+			if r.status != 503 || r.header.Get("Retry-After") == "" {
+				t.Fatalf("request over the limit: %d %s (Retry-After %q); want 503 with Retry-After", r.status, r.raw, r.header.Get("Retry-After"))
+			}
+			if dialect == "aspnet" {
+				aspnetCode(t, r, 503, "service_unavailable", "over the limit")
+			} else {
+				springError(t, r, 503, "Service temporarily unavailable")
+			}
+			if h := <-held; h.status != 200 {
+				t.Fatalf("the admitted request: %d %s; want 200 once the store answers", h.status, h.raw)
+			}
+			if n := metric(t, in, `tokend_refresh_outcomes_total{outcome="shed"}`); n != 1 {
+				t.Fatalf("shed outcomes %v; want 1", n)
+			}
+		})
+	}
+}
+
+// metric reads one sample of in's /metrics (name with its labels as
+// written there); -1 when absent.
+func metric(t *testing.T, in *instance, name string) float64 {
+	t.Helper()
+	r := in.do(http.MethodGet, in.admin+"/metrics", "", nil)
+	for _, line := range strings.Split(string(r.raw), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric %s: %q", name, line)
+			}
+			return f
+		}
+	}
+	return -1
 }

@@ -222,6 +222,7 @@ var errorTable = func() []wireError {
 	return append(rows,
 		row(server.ErrContentType, 400, validation("The request body must be JSON (Content-Type: application/json).")),
 		row(server.ErrTooLarge, 400, validation("The request body is too large.")),
+		row(server.ErrHTTP, 400, validation("The request is not valid HTTP.")),
 		row(server.ErrNotJSON, 400, validation("The request body is not valid JSON.")),
 		row(server.ErrNotObject, 400, validation("The request body must be a JSON object.")),
 		row(server.ErrSubject, 400, validation("The sub field is required.")),
@@ -239,6 +240,8 @@ var errorTable = func() []wireError {
 		row(session.ErrReuse, 404, invalidRefreshToken),
 		row(session.ErrNotOwner, 404, invalidRefreshToken),
 		row(session.ErrUnavailable, 503, entry{"service_unavailable", "Service temporarily unavailable", "Failure"}),
+		row(server.ErrHeaderTooLarge, 431, validation("The request headers are too large.")),
+		row(server.ErrTimeout, 408, entry{"request_timeout", "Request timeout", "Failure"}),
 		row(server.ErrNoRoute, 404, entry{"not_found", "Not found", "NotFound"}),
 		row(server.ErrMethod, 405, entry{"method_not_allowed", "Method not allowed", "Failure"}),
 	)

@@ -139,6 +139,8 @@ var errorTable = []wireError{
 	row(session.ErrDeleted, 401, "Unauthorized", "Invalid JWT token"),
 	row(session.ErrReuse, 401, "Unauthorized", "Invalid JWT token"),
 	row(session.ErrUnavailable, 503, "Service Unavailable", "Service temporarily unavailable"),
+	row(server.ErrHeaderTooLarge, 431, "Request Header Fields Too Large", "Request header fields too large"),
+	row(server.ErrTimeout, 408, "Request Timeout", "Request timeout"),
 	row(server.ErrNoRoute, 404, "Not Found", "No endpoint found"),
 	row(server.ErrMethod, 405, "Method Not Allowed", "Request method not supported"),
 }
