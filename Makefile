@@ -8,7 +8,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 K6_VERSION ?= v1.8.1
 K6        ?= $(shell command -v k6 2>/dev/null || echo $$($(GO) env GOPATH)/bin/k6)
 
-.PHONY: run build test vet fmt-check tidy-check race allocs fuzz bench loadtest throughput drills overload profile k6 redis-server clean
+.PHONY: run build test vet fmt-check tidy-check race allocs fuzz bench loadtest throughput drills overload wait-cost profile k6 redis-server clean
 
 ## run: start tokend on its embedded defaults (memory store, ephemeral key)
 run:
@@ -70,6 +70,10 @@ throughput: redis-server
 ## drills: every fault drill in its long form (minutes); prints the table bench/RESULTS.md keeps (bench/drills.md)
 drills: redis-server
 	$(GO) test -count=1 -timeout 30m -v ./loadtest/drill -args -drill.full -drill.table=$(CURDIR)/bench/drills.md
+
+## wait-cost: WAIT 0 against WAIT 1 with a real replica (RUNS=3)
+wait-cost: redis-server
+	loadtest/wait-cost.sh
 
 ## overload: 64 and 2000 connections against TOKEND_MAX_INFLIGHT 512 and 0 (about a minute)
 overload: redis-server
