@@ -30,9 +30,16 @@ func TestRedisRefusalsAreUnavailable(t *testing.T) {
 	ctx := context.Background()
 	st := dial(t, primary.Addr)
 	newSession(t, st, "before")
+	replica.WaitKey(t, "tokend:s:{before}", 5*time.Second) // it has it before it is written to below
+
+	// a client that still writes to a server that became a replica
+	now := time.Now()
+	old := dial(t, replica.Addr)
+	if _, err := old.Rotate(ctx, session.Step{ID: "before", Gen: 0, Now: now, Idle: time.Hour}); !errors.Is(err, session.ErrUnavailable) {
+		t.Fatalf("Rotate on a replica: %v; want ErrUnavailable", err)
+	}
 
 	primary.Do(t, "CONFIG", "SET", "maxmemory", "1") // every write is now OOM
-	now := time.Now()
 	err := st.Create(ctx, session.Session{ID: "oom", Subject: "alice", Created: now, Rotated: now, Expires: now.Add(time.Hour)}, time.Hour)
 	if !errors.Is(err, session.ErrUnavailable) {
 		t.Fatalf("Create with Redis out of memory: %v; want ErrUnavailable", err)
@@ -41,12 +48,6 @@ func TestRedisRefusalsAreUnavailable(t *testing.T) {
 		t.Fatalf("Rotate with Redis out of memory: %v; want ErrUnavailable", err)
 	}
 	primary.Do(t, "CONFIG", "SET", "maxmemory", "0")
-
-	// a client that still writes to a server that became a replica
-	old := dial(t, replica.Addr)
-	if _, err := old.Rotate(ctx, session.Step{ID: "before", Gen: 0, Now: now, Idle: time.Hour}); !errors.Is(err, session.ErrUnavailable) {
-		t.Fatalf("Rotate on a replica: %v; want ErrUnavailable", err)
-	}
 }
 
 // TestRedisWaitReplicas: with WaitReplicas(1) a rotation is answered only

@@ -64,9 +64,9 @@ func (c *Cluster) WaitOK(t testing.TB, d time.Duration) {
 			continue
 		}
 		for {
-			info, err := bulk(s.Addr, "CLUSTER INFO")
+			info, err := do(s.Addr, "CLUSTER", "INFO")
 			if err == nil && strings.Contains(info, "cluster_state:ok") {
-				if repl, err := bulk(s.Addr, "INFO replication"); err == nil &&
+				if repl, err := do(s.Addr, "INFO", "replication"); err == nil &&
 					(strings.Contains(repl, "role:master") || strings.Contains(repl, "master_link_status:up")) {
 					break
 				}
@@ -86,7 +86,7 @@ func (c *Cluster) Master(t testing.TB) *Server {
 		if s.cmd == nil {
 			continue
 		}
-		if repl, err := bulk(s.Addr, "INFO replication"); err == nil && strings.Contains(repl, "role:master") {
+		if repl, err := do(s.Addr, "INFO", "replication"); err == nil && strings.Contains(repl, "role:master") {
 			return s
 		}
 	}

@@ -173,34 +173,20 @@ func (s *Server) Do(t testing.TB, args ...string) string {
 // Flush empties the server (FLUSHALL).
 func (s *Server) Flush(t testing.TB) {
 	t.Helper()
-	if line, err := send(s.Addr, "FLUSHALL"); err != nil || line != "+OK\r\n" {
-		t.Fatalf("FLUSHALL on %s: %q, %v", s.Addr, line, err)
+	if v, err := do(s.Addr, "FLUSHALL"); err != nil || v != "OK" {
+		t.Fatalf("FLUSHALL on %s: %q, %v", s.Addr, v, err)
 	}
 }
 
 func ping(addr string) error {
-	line, err := send(addr, "PING")
+	v, err := do(addr, "PING")
 	if err != nil {
 		return err
 	}
-	if line != "+PONG\r\n" {
-		return fmt.Errorf("unexpected reply %q", line)
+	if v != "PONG" {
+		return fmt.Errorf("unexpected reply %q", v)
 	}
 	return nil
-}
-
-// send writes one inline command and reads the first line of the reply.
-func send(addr, cmd string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
-		return "", err
-	}
-	return bufio.NewReader(c).ReadString('\n')
 }
 
 // do sends args as a RESP array and reads the reply.
@@ -265,40 +251,12 @@ func readReply(r *bufio.Reader) (string, error) {
 	return "", fmt.Errorf("unexpected reply %q", line)
 }
 
-// bulk sends one inline command and reads a bulk-string reply (INFO,
-// CLUSTER INFO).
-func bulk(addr, cmd string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
-		return "", err
-	}
-	r := bufio.NewReader(c)
-	head, err := r.ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
-	if err != nil || !strings.HasPrefix(head, "$") {
-		return "", fmt.Errorf("%s: reply %q", cmd, head)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return "", err
-	}
-	return string(body), nil
-}
-
 // Calls returns how many times the server has run command (lower case, as
 // INFO commandstats names it: "evalsha", "hset"), so a test can prove that
 // something never reached Redis.
 func (s *Server) Calls(t testing.TB, command string) int {
 	t.Helper()
-	body, err := bulk(s.Addr, "INFO commandstats")
+	body, err := do(s.Addr, "INFO", "commandstats")
 	if err != nil {
 		t.Fatalf("INFO on %s: %v", s.Addr, err)
 	}

@@ -12,12 +12,17 @@ import (
 )
 
 // StartReplica starts a redis-server that replicates primary and waits
-// until it has synchronised.
+// until it has synchronised and receives the primary's writes.
 func StartReplica(t testing.TB, primary *Server, cfg Config) *Server {
 	t.Helper()
 	cfg.Args = append(cfg.Args, "--replicaof", "127.0.0.1", strconv.Itoa(primary.port))
 	s := StartWith(t, cfg)
 	s.WaitInfo(t, "replication", "master_link_status:up", 20*time.Second)
+	// and the command stream flows: after a diskless sync the primary holds
+	// it until the replica's first ACK, up to a second later
+	marker := "redistest:synced:" + s.Addr
+	primary.Do(t, "SET", marker, "1")
+	s.WaitKey(t, marker, 20*time.Second)
 	return s
 }
 
@@ -26,7 +31,7 @@ func (s *Server) WaitInfo(t testing.TB, section, line string, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		info, err := bulk(s.Addr, "INFO "+section)
+		info, err := do(s.Addr, "INFO", section)
 		if err == nil && strings.Contains(info, line) {
 			return
 		}
@@ -34,6 +39,21 @@ func (s *Server) WaitInfo(t testing.TB, section, line string, d time.Duration) {
 			t.Fatalf("redis-server %s: no %q in INFO %s within %v: %v\n%s", s.Addr, line, section, d, err, info)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// WaitKey waits until key exists on s (a replica has received it).
+func (s *Server) WaitKey(t testing.TB, key string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if v, err := do(s.Addr, "EXISTS", key); err == nil && v == "1" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server %s: no key %q within %v", s.Addr, key, d)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -124,7 +144,7 @@ func (ss *Sentinels) WaitFailover(t testing.TB, old string, d time.Duration) str
 	deadline := time.Now().Add(d)
 	for {
 		if p := ss.Primary(t); p != old {
-			if v, err := bulk(p, "INFO replication"); err == nil && strings.Contains(v, "role:master") {
+			if v, err := do(p, "INFO", "replication"); err == nil && strings.Contains(v, "role:master") {
 				return p
 			}
 		}
