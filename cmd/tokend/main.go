@@ -1,6 +1,8 @@
 // Command tokend serves refresh-token rotation for mobile clients: settings
 // from flags and TOKEND_* variables, keys, store, dialect and listeners
-// wired here; SIGTERM drains, SIGHUP reloads the keys file.
+// wired here; SIGTERM drains, SIGHUP reloads the keys file. Its subcommands
+// (tokend help) make and rotate key files, print the version, and probe a
+// running instance for container health checks.
 package main
 
 import (
@@ -24,6 +26,9 @@ import (
 )
 
 func main() {
+	if code, ok := command(os.Args[1:], os.Getenv, os.Stdout, os.Stderr); ok {
+		os.Exit(code)
+	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stderr, hooks{}))
 }
 

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tokend/tokend/tokens"
+)
+
+// keysCommand runs `tokend keys new|add|sign|remove|public`. Every command
+// that writes checks the result the way TOKEND_KEYS_FILE is checked at start,
+// and replaces the file atomically with mode 0600.
+func keysCommand(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("which one: new, add, sign, remove or public (tokend help)")
+	}
+	fs := flag.NewFlagSet("tokend keys "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	alg := fs.String("alg", "ES256", "algorithm: one of "+strings.Join(tokens.Algorithms(), ", "))
+	kid := fs.String("kid", "", "key id (default: the algorithm, the date and a random suffix)")
+	bits := fs.Int("bits", 2048, "RSA key size")
+	sign := fs.Bool("sign", false, "add: the new key signs from the next start or reload")
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("one FILE, got %d arguments", len(pos))
+	}
+	file := pos[0]
+	newKey := func() (json.RawMessage, error) {
+		if *kid == "" {
+			*kid = defaultKID(*alg)
+		}
+		return tokens.GenerateJWK(*alg, *kid, *bits)
+	}
+
+	switch args[0] {
+	case "new":
+		k, err := newKey()
+		if err != nil {
+			return err
+		}
+		if err := writeKeys(file, []json.RawMessage{k}, true, stdout); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "wrote %s: %s key %q (signing)\n", file, *alg, *kid)
+	case "add":
+		keys, err := readKeys(file)
+		if err != nil {
+			return err
+		}
+		k, err := newKey()
+		if err != nil {
+			return err
+		}
+		if *sign {
+			keys = slices.Insert(keys, 0, k) // the first key signs
+		} else {
+			keys = append(keys, k)
+		}
+		if err := writeKeys(file, keys, false, stdout); err != nil {
+			return err
+		}
+		role := "verifying; published now, make it the signer later with tokend keys sign"
+		if *sign {
+			role = "signing"
+		}
+		fmt.Fprintf(stderr, "added %s key %q to %s (%s); reload: SIGHUP or POST /admin/keys/reload\n", *alg, *kid, file, role)
+	case "sign", "remove":
+		if *kid == "" {
+			return errors.New("--kid names the key")
+		}
+		keys, err := readKeys(file)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(keys, func(k json.RawMessage) bool { return kidOf(k) == *kid })
+		if i < 0 {
+			return fmt.Errorf("%s has no key %q", file, *kid)
+		}
+		k := keys[i]
+		keys = slices.Delete(keys, i, i+1)
+		if args[0] == "sign" {
+			keys = slices.Insert(keys, 0, k)
+		} else if i == 0 {
+			return fmt.Errorf("%q signs: make another key the signer first (tokend keys sign)", *kid)
+		}
+		if err := writeKeys(file, keys, false, stdout); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "%s: %s %q; reload: SIGHUP or POST /admin/keys/reload\n", file, map[string]string{"sign": "signing with", "remove": "removed"}[args[0]], *kid)
+	case "public":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		ks, err := tokens.ParseJWKS(b, "")
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		for _, k := range ks.Keys() {
+			if k.Symmetric() {
+				fmt.Fprintf(stderr, "left out %q: an HMAC secret has no public half\n", k.ID)
+			}
+		}
+		var out bytes.Buffer
+		_ = json.Indent(&out, ks.JWKS(), "", "  ")
+		out.WriteByte('\n')
+		_, err = stdout.Write(out.Bytes())
+		return err
+	default:
+		return fmt.Errorf("no keys command %q: new, add, sign, remove or public", args[0])
+	}
+	return nil
+}
+
+// defaultKID names a key by algorithm and day, with a random suffix so that
+// two keys made the same day differ: es256-20261202-9f3a.
+func defaultKID(alg string) string {
+	var r [2]byte
+	_, _ = rand.Read(r[:])
+	return strings.ToLower(alg) + "-" + time.Now().UTC().Format("20060102") + "-" + hex.EncodeToString(r[:])
+}
+
+// readKeys returns the keys of a JWKS file as they are written, so that a
+// rewrite changes only what the command changes.
+func readKeys(file string) ([]json.RawMessage, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(b, &set); err != nil {
+		return nil, fmt.Errorf("%s: not a JWKS document: %w", file, err)
+	}
+	return set.Keys, nil
+}
+
+func kidOf(k json.RawMessage) string {
+	var v struct {
+		Kid string `json:"kid"`
+	}
+	_ = json.Unmarshal(k, &v)
+	return v.Kid
+}
+
+// writeKeys checks keys as tokend would load them and writes them to file
+// (- is stdout) with mode 0600, through a temporary file and a rename so a
+// running tokend never reloads half a file. create refuses an existing file.
+func writeKeys(file string, keys []json.RawMessage, create bool, stdout io.Writer) error {
+	var b bytes.Buffer
+	b.WriteString("{\"keys\": [\n")
+	for i, k := range keys {
+		b.WriteString("  ")
+		b.Write(k)
+		if i < len(keys)-1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString("]}\n")
+	if _, err := tokens.ParseJWKS(b.Bytes(), ""); err != nil {
+		return fmt.Errorf("the result would not load: %w", err)
+	}
+	if file == "-" {
+		_, err := stdout.Write(b.Bytes())
+		return err
+	}
+	if create {
+		if _, err := os.Lstat(file); err == nil {
+			return fmt.Errorf("%s exists: keys are not overwritten (tokend keys add adds one)", file)
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after the rename, a no-op
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b.Bytes()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
+}
