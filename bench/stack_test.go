@@ -53,12 +53,13 @@ func newStack(b testing.TB, store session.Store, dialect string) *stack {
 	if dialect == "aspnet" {
 		d, refresh, cfg.NameID = aspnet.Dialect{}, tokens.Opaque{Codec: codec}, true
 	}
-	is := tokens.NewIssuer(codec, refresh, store, cfg)
+	metrics := server.NewMetrics() // as cmd/tokend wires it: store calls timed
+	is := tokens.NewIssuer(codec, refresh, metrics.Store(store), cfg)
 	if feed, ok := store.(session.Feed); ok {
 		is.SetDenylist(following(b, feed)) // as cmd/tokend runs by default: every refresh consults it
 	}
 	srv := server.New(server.Config{Dialect: d, Issuer: is, JWKS: func() []byte { return ks.JWKS() },
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics})
 	return &stack{issuer: is, handler: srv.PublicHandler(), aspnet: dialect == "aspnet"}
 }
 

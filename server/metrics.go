@@ -25,6 +25,8 @@ type Metrics struct {
 	outcomes *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	lost     prometheus.Counter
+	feedLag  prometheus.Histogram
+	store    *storeSeries
 
 	byOut  [numOutcomes]prometheus.Counter
 	mu     sync.Mutex // serialises adding series
@@ -62,8 +64,14 @@ func NewMetrics() *Metrics {
 			Help: "Rotations the store acknowledged and then lost (failover, restart), advanced past when the client presented its newer token.",
 		}),
 	}
+	m.feedLag = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "tokend_denylist_feed_lag_seconds",
+		Help:    "Time from a revocation's publication to this instance hearing it (clock skew between instances included).",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	})
 	m.series.Store(&map[routeStatus]requestSeries{})
-	m.Registry.MustRegister(m.requests, m.outcomes, m.duration, m.lost,
+	m.store = newStoreSeries(m.Registry)
+	m.Registry.MustRegister(m.requests, m.outcomes, m.duration, m.lost, m.feedLag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for o := outcome(0); o < numOutcomes; o++ {
 		m.byOut[o] = m.outcomes.WithLabelValues(o.String())

@@ -140,6 +140,9 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 		return nil, err
 	}
 	a := &app{cfg: cfg, log: log, codec: tokens.NewCodec(ks, cfg.Issuer, clock)}
+	metrics := server.NewMetrics()
+	v := buildVersion()
+	metrics.BuildInfo(v.Version, v.Revision, v.Go)
 
 	var feed session.Feed
 	switch cfg.Store {
@@ -156,7 +159,9 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 	}
 	verifier := tokens.NewVerifierFor(a.codec)
 	if cfg.DenylistSize > 0 {
-		d, err := denylist.New(feed, denylist.Config{Capacity: cfg.DenylistSize, Window: cfg.AccessTTL, Logger: log})
+		d, err := denylist.New(metrics.Feed(feed), denylist.Config{
+			Capacity: cfg.DenylistSize, Window: cfg.AccessTTL, Logger: log, OnHeard: metrics.FeedLag,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("TOKEND_DENYLIST_SIZE: %w", err)
 		}
@@ -164,6 +169,7 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 		closeStore := a.close
 		a.close = func() { d.Close(); closeStore() }
 		verifier.SetDenylist(d)
+		metrics.Denylist(d.Stats, time.Now) // the denylist's own clock: ages of real time
 	}
 
 	var (
@@ -180,7 +186,7 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 		}
 		refresh = opaque
 	}
-	issuer := tokens.NewIssuer(a.codec, refresh, a.store, tokens.Config{
+	issuer := tokens.NewIssuer(a.codec, refresh, metrics.Store(a.store), tokens.Config{
 		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, SessionMax: cfg.SessionMax,
 		Grace: cfg.ReuseGrace, Legacy: cfg.LegacyTokens, NameID: cfg.Dialect == "aspnet",
 	})
@@ -200,6 +206,7 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 		Ready:        a.ready,
 		MaxInflight:  cfg.MaxInflight,
 		ReadTimeout:  cfg.ReadTimeout,
+		Metrics:      metrics,
 	})
 	if ks.Ephemeral {
 		log.Warn("NO SIGNING KEY CONFIGURED: signing with an ephemeral Ed25519 key; every token dies with this process. " +

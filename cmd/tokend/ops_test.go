@@ -9,10 +9,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/tokend/tokend/tokens"
 	"github.com/tokend/tokend/tokens/session/redistest"
@@ -356,4 +361,107 @@ func TestSIGTERMDrains(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("tokend did not exit within 10s of SIGTERM\n%s", logs.String())
 	}
+}
+
+// scrape parses GET /metrics of in into its families.
+func scrape(t *testing.T, in *instance, header ...string) map[string]*dto.MetricFamily {
+	t.Helper()
+	r := in.do(http.MethodGet, in.admin+"/metrics", "", nil, header...)
+	if r.status != 200 {
+		t.Fatalf("GET /metrics = %d", r.status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(r.raw))
+	if err != nil {
+		t.Fatalf("metrics are not the Prometheus text format: %v", err)
+	}
+	return fams
+}
+
+// value returns the value of the series of name whose labels include
+// labels (name=value pairs), and whether there is one.
+func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
+	f, ok := fams[name]
+	if !ok {
+		return 0, false
+	}
+next:
+	for _, m := range f.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for i := 0; i+1 < len(labels); i += 2 {
+			if have[labels[i]] != labels[i+1] {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+// TestMetrics: build info, store latency by operation, and the denylist's
+// state, with values that follow what the instance did.
+func TestMetrics(t *testing.T) {
+	for _, store := range stores {
+		t.Run(store, func(t *testing.T) {
+			in := start(t, store, nil)
+			_, rt := in.login("alice")
+			in.login("alice")
+			_, rt = pair(t, in.refresh(rt))
+			if r := in.postJSON(in.admin+"/admin/subjects/alice/revoke", ""); r.body["revoked"] != float64(2) {
+				t.Fatalf("revoke: %s", r.raw)
+			}
+			// the denylist hears both revocations (on Redis through the stream)
+			waitUntil(t, func() bool { v, _ := value(scrape(t, in), "tokend_denylist_revocations_heard_total"); return v >= 2 })
+			springError(t, in.refresh(rt), 401, "Invalid JWT token")
+
+			fams := scrape(t, in)
+			want := []struct {
+				name   string
+				labels []string
+				ok     func(float64) bool
+				what   string
+			}{
+				{"tokend_build_info", []string{"goversion", runtime.Version()}, eq(1), "1 with the Go version"},
+				{"tokend_store_duration_seconds", []string{"op", "create"}, eq(2), "2 creates"},
+				{"tokend_store_duration_seconds", []string{"op", "rotate"}, atLeast(1), "a rotation"},
+				{"tokend_store_duration_seconds", []string{"op", "revoke_subject"}, eq(1), "1 subject revocation"},
+				{"tokend_store_failures_total", []string{"op", "rotate"}, eq(0), "no failures"},
+				{"tokend_denylist_ready", nil, eq(1), "ready"},
+				{"tokend_denylist_feed_silence_seconds", nil, between(0, 3), "heard from within 3s"},
+				{"tokend_denylist_last_revocation_timestamp_seconds", nil, between(float64(time.Now().Add(-time.Minute).Unix()), float64(time.Now().Unix()+1)), "this minute"},
+				{"tokend_denylist_feed_lag_seconds", nil, atLeast(2), "two lags observed"},
+				{"tokend_denylist_filter_hits_total", nil, atLeast(1), "the revoked token's check"},
+				{"tokend_denylist_cache_hits_total", nil, atLeast(1), "answered from the cache"},
+				{"tokend_denylist_confirmations_total", nil, eq(0), "no confirmation needed"},
+				{"tokend_denylist_false_positives_total", nil, eq(0), "none"},
+				{"tokend_denylist_confirmation_failures_total", nil, eq(0), "none"},
+				{"tokend_denylist_generations_total", nil, eq(1), "the first"},
+				{"tokend_denylist_bloom_fill_ratio", []string{"generation", "current"}, between(1e-9, 0.01), "two keys' bits"},
+				{"tokend_denylist_bloom_fill_ratio", []string{"generation", "previous"}, eq(0), "empty"},
+				{"tokend_denylist_bloom_bytes", nil, atLeast(1 << 20), "the default size"},
+			}
+			for _, w := range want {
+				v, ok := value(fams, w.name, w.labels...)
+				if !ok || !w.ok(v) {
+					t.Errorf("%s%v = %v (present %v); want %s", w.name, w.labels, v, ok, w.what)
+				}
+			}
+		})
+	}
+}
+
+func eq(want float64) func(float64) bool     { return func(v float64) bool { return v == want } }
+func atLeast(min float64) func(float64) bool { return func(v float64) bool { return v >= min } }
+func between(lo, hi float64) func(float64) bool {
+	return func(v float64) bool { return v >= lo && v <= hi }
 }

@@ -3,6 +3,7 @@ package denylist
 import (
 	"hash/maphash"
 	"math"
+	"math/bits"
 	"sync/atomic"
 )
 
@@ -53,3 +54,12 @@ func (b *bloom) has(key string) bool {
 
 // bytes is the filter's memory.
 func (b *bloom) bytes() int { return len(b.bits) * 8 }
+
+// fill is the share of bits set: the false-positive rate is about fill^k.
+func (b *bloom) fill() float64 {
+	n := 0
+	for i := range b.bits {
+		n += bits.OnesCount64(b.bits[i].Load())
+	}
+	return float64(n) / float64(b.m)
+}

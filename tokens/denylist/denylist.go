@@ -35,6 +35,9 @@ type Config struct {
 	// Now is the clock that ages the filter's generations (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// OnHeard, when set, is told how long each revocation took from its
+	// publication to this instance, once caught up (for a lag histogram).
+	OnHeard func(lag time.Duration)
 }
 
 func (c *Config) defaults() {
@@ -74,7 +77,10 @@ type Denylist struct {
 
 	events  atomic.Uint64 // revocations heard: a lookup that overlapped one is not cached
 	lastAt  atomic.Int64  // unix ms of the newest revocation heard, to resume after a failure
-	lookups atomic.Uint64 // confirmations asked of the store
+	current atomic.Int64  // unix ms when the feed last delivered or said it was current
+
+	// Counters of the slow path only: a check the filter answers counts nothing.
+	filterHits, cacheHits, lookups, falsePositives, lookupErrors, generationsStarted atomic.Uint64
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -106,6 +112,7 @@ func New(feed session.Feed, cfg Config) (*Denylist, error) {
 	}
 	d := &Denylist{feed: feed, cfg: cfg, seed: maphash.MakeSeed(), cache: cache, ready: make(chan struct{})}
 	d.gens.Store(&generations{cur: d.newBloom(), prev: d.newBloom(), since: cfg.Now()})
+	d.generationsStarted.Store(1)
 	return d, nil
 }
 
@@ -124,7 +131,7 @@ func (d *Denylist) Run(ctx context.Context) error {
 	since := d.cfg.Now().Add(-d.cfg.Window)
 	pause := 50 * time.Millisecond
 	for {
-		err := d.feed.Follow(ctx, since, d.Add, func() { d.readyOnce.Do(func() { close(d.ready) }) })
+		err := d.feed.Follow(ctx, since, d.Add, d.caughtUp)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -141,9 +148,21 @@ func (d *Denylist) Run(ctx context.Context) error {
 	}
 }
 
+// caughtUp is the feed saying it is current: the first time, the denylist
+// is ready; every time, it is alive.
+func (d *Denylist) caughtUp() {
+	d.current.Store(d.cfg.Now().UnixMilli())
+	d.readyOnce.Do(func() { close(d.ready) })
+}
+
 // Add records a revocation heard from the feed: into the filter, and into
 // the cache as a confirmed answer (it comes from the store itself).
 func (d *Denylist) Add(r session.Revocation) {
+	now := d.cfg.Now()
+	d.current.Store(now.UnixMilli())
+	if d.cfg.OnHeard != nil && d.isReady() { // the catch-up's old news is no lag
+		d.cfg.OnHeard(now.Sub(r.At))
+	}
 	d.events.Add(1)
 	if ms := r.At.UnixMilli(); ms > d.lastAt.Load() {
 		d.lastAt.Store(ms) // one feed goroutine writes: no lost update
@@ -166,6 +185,7 @@ func (d *Denylist) generation() *generations {
 	if g = d.gens.Load(); now.Sub(g.since) >= d.cfg.Window {
 		g = &generations{cur: d.newBloom(), prev: g.cur, since: now}
 		d.gens.Store(g)
+		d.generationsStarted.Add(1)
 	}
 	return g
 }
@@ -181,14 +201,20 @@ func (d *Denylist) Check(ctx context.Context, id string) (session.Revocation, bo
 	if !g.cur.has(id) && !g.prev.has(id) {
 		return session.Revocation{}, false, nil
 	}
+	d.filterHits.Add(1)
 	if a, ok := d.cache.Get(id); ok {
+		d.cacheHits.Add(1)
 		return a.rev, a.revoked, nil
 	}
 	heard := d.events.Load()
 	d.lookups.Add(1)
 	rev, revoked, err := d.feed.Lookup(ctx, id)
 	if err != nil {
+		d.lookupErrors.Add(1)
 		return session.Revocation{}, false, fmt.Errorf("%w: %w", ErrUnconfirmed, err)
+	}
+	if !revoked {
+		d.falsePositives.Add(1)
 	}
 	switch {
 	case revoked:
@@ -199,16 +225,50 @@ func (d *Denylist) Check(ctx context.Context, id string) (session.Revocation, bo
 	return rev, revoked, nil
 }
 
-// Stats are the denylist's counters, for metrics and logs.
-type Stats struct {
-	Heard       uint64 // revocations heard from the feed (repeats included)
-	Lookups     uint64 // filter hits confirmed with the store
-	BloomBytes  int    // memory of the two filter generations
-	BloomProbes int    // hash probes per key
+func (d *Denylist) isReady() bool {
+	select {
+	case <-d.ready:
+		return true
+	default:
+		return false
+	}
 }
 
-// Stats returns the counters.
+// Stats are the denylist's state and counters, for metrics.
+type Stats struct {
+	Ready       bool      // caught up with the revocations published before it started
+	Heard       uint64    // revocations heard from the feed (repeats included)
+	LastHeard   time.Time // publication time of the newest revocation heard (zero: none yet)
+	LastCurrent time.Time // when the feed last delivered or said it was current (zero: never)
+
+	FilterHits     uint64 // checks the filter could not answer alone
+	CacheHits      uint64 // filter hits answered from the cache
+	Lookups        uint64 // filter hits confirmed with the store
+	FalsePositives uint64 // confirmations that found the session not revoked
+	LookupErrors   uint64 // confirmations the store did not answer
+
+	Generations uint64     // filter generations started, the first included
+	Fill        [2]float64 // share of bits set in the current and the previous generation
+	BloomBytes  int        // memory of the two filter generations
+	BloomProbes int        // hash probes per key
+}
+
+// Stats returns the state and counters. Fill counts bits: call it per
+// scrape, not per request.
 func (d *Denylist) Stats() Stats {
 	g := d.gens.Load()
-	return Stats{Heard: d.events.Load(), Lookups: d.lookups.Load(), BloomBytes: g.cur.bytes() + g.prev.bytes(), BloomProbes: g.cur.k}
+	st := Stats{
+		Ready: d.isReady(), Heard: d.events.Load(),
+		FilterHits: d.filterHits.Load(), CacheHits: d.cacheHits.Load(), Lookups: d.lookups.Load(),
+		FalsePositives: d.falsePositives.Load(), LookupErrors: d.lookupErrors.Load(),
+		Generations: d.generationsStarted.Load(), Fill: [2]float64{g.cur.fill(), g.prev.fill()},
+		BloomBytes: g.cur.bytes() + g.prev.bytes(), BloomProbes: g.cur.k,
+	}
+	if ms := d.lastAt.Load(); ms > 0 {
+		st.LastHeard = time.UnixMilli(ms)
+	}
+	if ms := d.current.Load(); ms > 0 {
+		st.LastCurrent = time.UnixMilli(ms)
+	}
+	return st
 }

@@ -179,6 +179,9 @@ func TestDenylist(t *testing.T) {
 				if c.lookups.Load() != 1 {
 					t.Fatal("a confirmed answer was not cached")
 				}
+				if st := d.Stats(); st.FilterHits != 2 || st.CacheHits != 1 || st.Lookups != 1 || st.FalsePositives != 1 || st.LookupErrors != 0 {
+					t.Fatalf("stats %+v; want 2 filter hits, 1 cache hit, 1 lookup, 1 false positive", st)
+				}
 				// a revocation replaces the cached "not revoked" at once
 				if err := st.Revoke(ctx, "innocent"); err != nil {
 					t.Fatal(err)
@@ -212,6 +215,48 @@ func TestDenylistGenerations(t *testing.T) {
 		if got := g.cur.has("old") || g.prev.has("old"); got != s.want {
 			t.Fatalf("step %d: remembered %v; want %v", i, got, s.want)
 		}
+	}
+	if n := d.Stats().Generations; n != 3 { // the first, then at 61s and at 3m2s
+		t.Fatalf("%d generations started; want 3", n)
+	}
+}
+
+// Stats say what the metrics need: ready, the newest revocation, when the
+// feed was last heard from (a quiet feed too), the lag, the filter's fill.
+func TestDenylistStats(t *testing.T) {
+	st := session.NewMemory(0)
+	defer st.Close()
+	var mu sync.Mutex
+	var lags []time.Duration
+	d, _ := running(t, st, Config{Capacity: 1000, OnHeard: func(l time.Duration) { mu.Lock(); lags = append(lags, l); mu.Unlock() }})
+	s0 := d.Stats()
+	if !s0.Ready || s0.Heard != 0 || !s0.LastHeard.IsZero() || s0.LastCurrent.IsZero() || s0.Fill != [2]float64{} || s0.Generations != 1 {
+		t.Fatalf("a fresh denylist: %+v", s0)
+	}
+	newSession(t, st, "s1", "alice")
+	if err := st.Revoke(context.Background(), "s1"); err != nil {
+		t.Fatal(err)
+	}
+	awaitRevoked(t, d, "s1")
+	s1 := d.Stats()
+	if s1.Heard != 1 || s1.LastHeard.IsZero() || s1.Fill[0] <= 0 || s1.Fill[1] != 0 || s1.BloomProbes < 1 {
+		t.Fatalf("after one revocation: %+v", s1)
+	}
+	if want := float64(s1.BloomProbes) / float64(s1.BloomBytes/2*8); s1.Fill[0] > want {
+		t.Fatalf("fill %v after one key; at most %v", s1.Fill[0], want)
+	}
+	mu.Lock()
+	if len(lags) != 1 || lags[0] < 0 || lags[0] > time.Second {
+		t.Fatalf("lags %v; want one, under a second", lags)
+	}
+	mu.Unlock()
+	// silence: the feed still says it is current
+	waitFor := time.Now().Add(session.FeedHeartbeat + time.Second)
+	for !d.Stats().LastCurrent.After(s1.LastCurrent) {
+		if time.Now().After(waitFor) {
+			t.Fatal("LastCurrent did not move during a quiet FeedHeartbeat")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

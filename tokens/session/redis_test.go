@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -201,9 +202,10 @@ func TestRedisFollowThroughQuiet(t *testing.T) {
 	defer cancel()
 	got := make(chan session.Revocation, 1)
 	ready := make(chan struct{})
+	var once sync.Once
 	done := make(chan error, 1)
 	go func() {
-		done <- st.Follow(ctx, time.Now(), func(r session.Revocation) { got <- r }, func() { close(ready) })
+		done <- st.Follow(ctx, time.Now(), func(r session.Revocation) { got <- r }, func() { once.Do(func() { close(ready) }) })
 	}()
 	<-ready
 	time.Sleep(2500 * time.Millisecond)

@@ -21,7 +21,8 @@ import (
 // the script answers, one XADD per revocation (pipelined for a subject).
 const revocationStream = "tokend:revocations"
 
-// followBlock is how long one XREAD waits for news before asking again.
+// followBlock is how long one XREAD waits for news before asking again
+// (under FeedHeartbeat: an empty answer is the heartbeat).
 const followBlock = time.Second
 
 // publish appends revocations to the stream, trimming entries older than
@@ -86,7 +87,8 @@ func (r *Redis) Follow(ctx context.Context, since time.Time, fn func(Revocation)
 		res := r.client.Do(ctx, r.client.B().Xread().Count(512).Block(followBlock.Milliseconds()).Streams().Key(revocationStream).Id(last).Build())
 		streams, err := res.AsXRead()
 		if rueidis.IsRedisNil(err) {
-			continue // no news within followBlock
+			caughtUp() // no news within followBlock: current
+			continue
 		}
 		if err != nil {
 			if ctx.Err() != nil {

@@ -27,14 +27,20 @@ func (r Revocation) Err() error {
 // A Feed publishes revocations to every instance. Both stores are Feeds.
 //
 // Follow calls fn for every revocation published at or after since (the
-// catch-up), then caughtUp once, then fn for each new revocation until ctx
-// ends or the feed fails; it returns why it stopped. The same revocation may
+// catch-up), then caughtUp, then fn for each new revocation until ctx ends
+// or the feed fails; it returns why it stopped. It calls caughtUp again at
+// least every FeedHeartbeat while it knows it is current, so a silent feed
+// can be told from a stuck one. The same revocation may
 // be delivered more than once. Lookup asks the store itself whether id is
 // revoked: the confirmation of a denylist hit.
 type Feed interface {
 	Follow(ctx context.Context, since time.Time, fn func(Revocation), caughtUp func()) error
 	Lookup(ctx context.Context, id string) (Revocation, bool, error)
 }
+
+// FeedHeartbeat is the longest a working Feed stays silent: it calls
+// caughtUp at least this often.
+const FeedHeartbeat = 2 * time.Second
 
 // memoryFeed fans a Memory store's revocations out to its followers.
 type memoryFeed struct {
@@ -91,8 +97,16 @@ func (m *Memory) Follow(ctx context.Context, since time.Time, fn func(Revocation
 		}
 	}
 	caughtUp()
-	<-ctx.Done()
-	return ctx.Err()
+	tick := time.NewTicker(FeedHeartbeat / 2) // in process: always current
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			caughtUp()
+		}
+	}
 }
 
 // Lookup implements Feed.

@@ -12,10 +12,11 @@ import (
 
 // follower runs Feed.Follow in the background and collects what it hears.
 type follower struct {
-	mu    sync.Mutex
-	got   []session.Revocation
-	ready chan struct{}
-	done  chan error
+	mu      sync.Mutex
+	got     []session.Revocation
+	current int // caughtUp calls
+	ready   chan struct{}
+	done    chan error
 }
 
 func follow(t *testing.T, f session.Feed, since time.Time) *follower {
@@ -27,7 +28,14 @@ func follow(t *testing.T, f session.Feed, since time.Time) *follower {
 			fl.mu.Lock()
 			fl.got = append(fl.got, r)
 			fl.mu.Unlock()
-		}, func() { close(fl.ready) })
+		}, func() {
+			fl.mu.Lock()
+			fl.current++
+			if fl.current == 1 {
+				close(fl.ready)
+			}
+			fl.mu.Unlock()
+		})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -145,6 +153,23 @@ var feedCases = []struct {
 		late := follow(t, st, time.Now().Add(time.Second))
 		if late.heard(s.ID) {
 			t.Fatal("the catch-up went back before since")
+		}
+	}},
+	{"FeedCurrentAgain", func(t *testing.T, st Store) {
+		// a quiet feed still says it is current: the denylist's liveness
+		fl := follow(t, st, time.Now())
+		deadline := time.Now().Add(session.FeedHeartbeat + 2*time.Second)
+		for {
+			fl.mu.Lock()
+			n := fl.current
+			fl.mu.Unlock()
+			if n >= 2 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("caughtUp called %d times in %s of silence; want again within FeedHeartbeat", n, session.FeedHeartbeat+2*time.Second)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}},
 	{"Lookup", func(t *testing.T, st Store) {

@@ -1,0 +1,227 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tokend/tokend/tokens/denylist"
+	"github.com/tokend/tokend/tokens/session"
+)
+
+// Store operations, as the op label of tokend_store_duration_seconds.
+const (
+	opCreate = iota
+	opRotate
+	opRevoke
+	opRevokeSubject
+	opPing
+	opLookup
+	numOps
+)
+
+var opNames = [numOps]string{"create", "rotate", "revoke", "revoke_subject", "ping", "lookup"}
+
+// storeSeries are resolved once per op: timing a call costs two clock reads
+// and the histogram's atomic adds.
+type storeSeries struct {
+	latency  [numOps]prometheus.Observer
+	failures [numOps]prometheus.Counter
+}
+
+func newStoreSeries(reg prometheus.Registerer) *storeSeries {
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tokend_store_duration_seconds",
+		Help:    "Time the session store took to answer, by operation (lookup: a denylist confirmation).",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+	}, []string{"op"})
+	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokend_store_failures_total",
+		Help: "Store calls that failed: unavailable, timed out or an unexpected error (not a rule's answer such as reuse).",
+	}, []string{"op"})
+	reg.MustRegister(latency, failures)
+	s := &storeSeries{}
+	for op := range numOps {
+		s.latency[op] = latency.WithLabelValues(opNames[op])
+		s.failures[op] = failures.WithLabelValues(opNames[op])
+	}
+	return s
+}
+
+// observe records one call of op that started at start.
+func (s *storeSeries) observe(op int, start time.Time, err error) {
+	s.latency[op].Observe(time.Since(start).Seconds())
+	if err != nil && (errors.Is(err, session.ErrUnavailable) || classify(err) == outError) {
+		s.failures[op].Inc()
+	}
+}
+
+// Store returns st with every call timed into tokend_store_duration_seconds.
+func (m *Metrics) Store(st session.Store) session.Store { return timedStore{st, m.store} }
+
+// Feed returns f with Lookup (the denylist's confirmations) timed.
+func (m *Metrics) Feed(f session.Feed) session.Feed { return timedFeed{f, m.store} }
+
+type timedStore struct {
+	session.Store
+	m *storeSeries
+}
+
+func (t timedStore) Create(ctx context.Context, s session.Session, idle time.Duration) error {
+	start := time.Now()
+	err := t.Store.Create(ctx, s, idle)
+	t.m.observe(opCreate, start, err)
+	return err
+}
+
+func (t timedStore) Rotate(ctx context.Context, st session.Step) (session.Rotation, error) {
+	start := time.Now()
+	r, err := t.Store.Rotate(ctx, st)
+	t.m.observe(opRotate, start, err)
+	return r, err
+}
+
+func (t timedStore) Revoke(ctx context.Context, id string) error {
+	start := time.Now()
+	err := t.Store.Revoke(ctx, id)
+	t.m.observe(opRevoke, start, err)
+	return err
+}
+
+func (t timedStore) RevokeSubject(ctx context.Context, sub string, deleted bool) (int, error) {
+	start := time.Now()
+	n, err := t.Store.RevokeSubject(ctx, sub, deleted)
+	t.m.observe(opRevokeSubject, start, err)
+	return n, err
+}
+
+func (t timedStore) Ping(ctx context.Context) error {
+	start := time.Now()
+	err := t.Store.Ping(ctx)
+	t.m.observe(opPing, start, err)
+	return err
+}
+
+type timedFeed struct {
+	session.Feed
+	m *storeSeries
+}
+
+func (t timedFeed) Lookup(ctx context.Context, id string) (session.Revocation, bool, error) {
+	start := time.Now()
+	r, ok, err := t.Feed.Lookup(ctx, id)
+	t.m.observe(opLookup, start, err)
+	return r, ok, err
+}
+
+// FeedLag observes how long a revocation took to reach this instance; it is
+// the denylist's Config.OnHeard.
+func (m *Metrics) FeedLag(lag time.Duration) { m.feedLag.Observe(lag.Seconds()) }
+
+// Denylist exports the denylist's state, read once per scrape (counting the
+// filters' bits is not free); now is the clock ages are measured with.
+func (m *Metrics) Denylist(stats func() denylist.Stats, now func() time.Time) {
+	m.Registry.MustRegister(&denylistCollector{stats: stats, now: now})
+}
+
+// denylistMetrics are the series of the denylist: name, help, type and value.
+var denylistMetrics = []struct {
+	name, help string
+	typ        prometheus.ValueType
+	value      func(s denylist.Stats, now time.Time) float64
+}{
+	{"tokend_denylist_ready", "1 once the denylist has caught up with the revocations published before this instance started.",
+		prometheus.GaugeValue, func(s denylist.Stats, _ time.Time) float64 { return b2f(s.Ready) }},
+	{"tokend_denylist_feed_silence_seconds", "Seconds since the revocation feed last delivered a revocation or confirmed it was current (every second or two when healthy; -1: never).",
+		prometheus.GaugeValue, func(s denylist.Stats, now time.Time) float64 { return since(now, s.LastCurrent) }},
+	{"tokend_denylist_last_revocation_timestamp_seconds", "Publication time of the newest revocation heard (0: none yet).",
+		prometheus.GaugeValue, func(s denylist.Stats, _ time.Time) float64 { return unix(s.LastHeard) }},
+	{"tokend_denylist_revocations_heard_total", "Revocations heard from the feed, repeats included.",
+		prometheus.CounterValue, func(s denylist.Stats, _ time.Time) float64 { return float64(s.Heard) }},
+	{"tokend_denylist_filter_hits_total", "Checks the bloom filter could not answer alone (a revoked session or a false positive).",
+		prometheus.CounterValue, func(s denylist.Stats, _ time.Time) float64 { return float64(s.FilterHits) }},
+	{"tokend_denylist_cache_hits_total", "Filter hits answered from the cache of confirmed answers.",
+		prometheus.CounterValue, func(s denylist.Stats, _ time.Time) float64 { return float64(s.CacheHits) }},
+	{"tokend_denylist_confirmations_total", "Filter hits confirmed with the store.",
+		prometheus.CounterValue, func(s denylist.Stats, _ time.Time) float64 { return float64(s.Lookups) }},
+	{"tokend_denylist_false_positives_total", "Confirmations that found the session not revoked.",
+		prometheus.CounterValue, func(s denylist.Stats, _ time.Time) float64 { return float64(s.FalsePositives) }},
+	{"tokend_denylist_confirmation_failures_total", "Confirmations the store did not answer (the check fails closed: 503).",
+		prometheus.CounterValue, func(s denylist.Stats, _ time.Time) float64 { return float64(s.LookupErrors) }},
+	{"tokend_denylist_generations_total", "Bloom filter generations started (one per access-token lifetime), the first included.",
+		prometheus.CounterValue, func(s denylist.Stats, _ time.Time) float64 { return float64(s.Generations) }},
+	{"tokend_denylist_bloom_bytes", "Memory of the two bloom filter generations.",
+		prometheus.GaugeValue, func(s denylist.Stats, _ time.Time) float64 { return float64(s.BloomBytes) }},
+}
+
+var fillDesc = prometheus.NewDesc("tokend_denylist_bloom_fill_ratio",
+	"Share of the bloom filter's bits set, by generation (current, previous); the false-positive rate is about fill^probes.",
+	[]string{"generation"}, nil)
+
+type denylistCollector struct {
+	stats func() denylist.Stats
+	now   func() time.Time
+	descs []*prometheus.Desc
+	once  sync.Once
+}
+
+func (c *denylistCollector) desc() []*prometheus.Desc {
+	c.once.Do(func() {
+		for _, d := range denylistMetrics {
+			c.descs = append(c.descs, prometheus.NewDesc(d.name, d.help, nil, nil))
+		}
+	})
+	return c.descs
+}
+
+func (c *denylistCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.desc() {
+		ch <- d
+	}
+	ch <- fillDesc
+}
+
+func (c *denylistCollector) Collect(ch chan<- prometheus.Metric) {
+	s, now := c.stats(), c.now()
+	for i, d := range c.desc() {
+		ch <- prometheus.MustNewConstMetric(d, denylistMetrics[i].typ, denylistMetrics[i].value(s, now))
+	}
+	ch <- prometheus.MustNewConstMetric(fillDesc, prometheus.GaugeValue, s.Fill[0], "current")
+	ch <- prometheus.MustNewConstMetric(fillDesc, prometheus.GaugeValue, s.Fill[1], "previous")
+}
+
+func since(now, t time.Time) float64 {
+	if t.IsZero() {
+		return -1
+	}
+	return now.Sub(t).Seconds()
+}
+
+// BuildInfo exports tokend_build_info, 1, labelled with what the binary says
+// of itself.
+func (m *Metrics) BuildInfo(version, revision, goVersion string) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "tokend_build_info",
+		Help:        "1, labelled with the module version, VCS revision and Go version of the binary.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion},
+	})
+	g.Set(1)
+	m.Registry.MustRegister(g)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func unix(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixMilli()) / 1000
+}
