@@ -62,6 +62,9 @@ type Config struct {
 	// ReadTimeout bounds how long a request may take to arrive, headers and
 	// body (10 s): slow clients are cut off, not waited for.
 	ReadTimeout time.Duration
+	// OpenAPI is served as GET /openapi.yaml on the admin listener (nil:
+	// 404).
+	OpenAPI []byte
 }
 
 // Introspector is what POST /admin/introspect needs of tokens.Verifier.
@@ -173,6 +176,7 @@ const (
 	routePprof    = "pprof"
 	routeIntro    = "admin_introspect"
 	routeKeys     = "admin_keys_reload"
+	routeOpenAPI  = "openapi"
 	routeNone     = "none"
 )
 
@@ -425,6 +429,12 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		route = routeMetrics
 		if s.method(ctx, fasthttp.MethodGet) {
 			s.prom(ctx)
+		}
+	case path == "/openapi.yaml" && s.cfg.OpenAPI != nil:
+		route = routeOpenAPI
+		if s.method(ctx, fasthttp.MethodGet) {
+			ctx.SetContentType("application/yaml")
+			ctx.SetBody(s.cfg.OpenAPI)
 		}
 	case strings.HasPrefix(path, "/debug/pprof/"):
 		route = routePprof // profiles of a live instance; the admin listener guards them

@@ -295,6 +295,9 @@ func TestHTTPLayerErrors(t *testing.T) {
 			t.Run(dialect+"/"+c.name, func(t *testing.T) {
 				for range 5 { // a reset would show up in some of the runs
 					resp, body := rawHTTP(t, in.public, c.send)
+					// the answer is one the document gives for the refresh path
+					req, _ := http.NewRequest(http.MethodPost, in.public+"/api/auth/refresh", nil)
+					in.api.check(t, req, nil, resp.StatusCode, resp.Header, body)
 					var m map[string]any
 					if resp.StatusCode != c.status || resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(body, &m) != nil {
 						t.Fatalf("%d %s %q; want %d in the dialect's JSON", resp.StatusCode, resp.Header.Get("Content-Type"), body, c.status)

@@ -44,6 +44,7 @@ type instance struct {
 	clock  *clock
 	redis  *redistest.Server // nil on the memory store
 	logs   *syncBuffer
+	api    *contract // api/openapi.yaml, checking every exchange of do
 }
 
 type syncBuffer struct {
@@ -104,6 +105,7 @@ func start(t *testing.T, store string, env map[string]string) *instance {
 	case <-time.After(10 * time.Second):
 		t.Fatal("tokend did not start within 10s")
 	}
+	in.api = newContract(t, in.public, in.admin, vars["TOKEND_DIALECT"] == "aspnet")
 	t.Cleanup(func() {
 		cancel()
 		if code := <-done; code != 0 {
@@ -144,6 +146,7 @@ func (in *instance) do(method, url, contentType string, body []byte, header ...s
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	in.api.check(in.t, req, body, resp.StatusCode, resp.Header, raw)
 	r := reply{status: resp.StatusCode, header: resp.Header, raw: raw}
 	_ = json.Unmarshal(raw, &r.body)
 	return r

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tokend/tokend/api"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/server/aspnet"
 	"github.com/tokend/tokend/server/spring"
@@ -207,6 +208,7 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 		MaxInflight:  cfg.MaxInflight,
 		ReadTimeout:  cfg.ReadTimeout,
 		Metrics:      metrics,
+		OpenAPI:      api.OpenAPI,
 	})
 	if ks.Ephemeral {
 		log.Warn("NO SIGNING KEY CONFIGURED: signing with an ephemeral Ed25519 key; every token dies with this process. " +

@@ -206,6 +206,7 @@ func startProcess(t *testing.T, binary string, env map[string]string) *process {
 	pub := net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
 	adm := net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
 	p := &process{instance: &instance{t: t, public: "http://" + pub, admin: "http://" + adm, logs: &syncBuffer{}}}
+	p.api = newContract(t, p.public, p.admin, env["TOKEND_DIALECT"] == "aspnet")
 	p.cmd = exec.Command(binary)
 	p.cmd.Env = append(os.Environ(), "TOKEND_ADDR="+pub, "TOKEND_ADMIN_ADDR="+adm, "TOKEND_HMAC_SECRET="+testSecret)
 	for k, v := range env {
