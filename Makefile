@@ -8,18 +8,39 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 K6_VERSION ?= v1.8.1
 K6        ?= $(shell command -v k6 2>/dev/null || echo $$($(GO) env GOPATH)/bin/k6)
 
-.PHONY: run build test vet fmt-check tidy-check race allocs fuzz bench loadtest throughput drills overload wait-cost profile k6 redis-server clean
+.PHONY: run build test vet fmt-check tidy-check staticcheck race allocs fuzz bench loadtest throughput drills overload wait-cost profile k6 redis-server promtool image rootfs example clean
 
 ## run: start tokend on its embedded defaults (memory store, ephemeral key)
 run:
 	$(GO) run ./cmd/tokend
 
+# -buildvcs=auto: stamp the VCS revision (tokend version) even where GOFLAGS turns it off.
 ## build: the tokend binary in ./bin
 build:
-	$(GO) build -o bin/tokend ./cmd/tokend
+	$(GO) build -buildvcs=auto -o bin/tokend ./cmd/tokend
 
-## test: everything — format, vet, race tests (real Redis on free ports), allocation bounds, short fuzz runs
-test: redis-server fmt-check tidy-check vet race allocs fuzz
+IMAGE  ?= tokend:dev
+# docker when its daemon answers, else podman (daemonless)
+ENGINE ?= $(shell if docker info >/dev/null 2>&1; then echo docker; elif command -v podman >/dev/null 2>&1; then echo podman; fi)
+CA_CERTS ?= /etc/ssl/certs/ca-certificates.crt
+
+# The image's root file system: the static binary, CA certificates, a non-root user.
+rootfs:
+	rm -rf bin/image && mkdir -p bin/image/rootfs/etc/ssl/certs
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -trimpath -ldflags='-s -w' -o bin/image/rootfs/tokend ./cmd/tokend
+	@[ -r "$(CA_CERTS)" ] || { echo "no CA bundle at $(CA_CERTS): set CA_CERTS (Debian: apt-get install ca-certificates)"; exit 1; }
+	cp $(CA_CERTS) bin/image/rootfs/etc/ssl/certs/ca-certificates.crt
+	printf 'nonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin\n' > bin/image/rootfs/etc/passwd
+	printf 'nonroot:x:65532:\n' > bin/image/rootfs/etc/group
+
+## image: the container image $(IMAGE) (FROM scratch: no base image to pull), with docker or podman
+image: rootfs
+	@[ -n "$(ENGINE)" ] || { echo "no docker daemon and no podman (Debian: apt-get install podman)"; exit 1; }
+	$(ENGINE) build $(if $(findstring podman,$(ENGINE)),--format docker) -t $(IMAGE) .
+	$(ENGINE) image inspect $(IMAGE) --format '{{.Config.User}} {{.Config.Entrypoint}} {{.Size}} bytes'
+
+## test: everything — format, vet, staticcheck, race tests (real Redis and Prometheus on free ports), allocation bounds, short fuzz runs, the example
+test: redis-server promtool fmt-check tidy-check vet staticcheck race allocs fuzz example
 
 fmt-check:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
@@ -34,6 +55,14 @@ tidy-check:
 
 vet:
 	$(GO) vet ./...
+
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $$($(GO) env GOPATH)/bin/staticcheck)
+
+# staticcheck from the Go module proxy, installed the first time.
+staticcheck:
+	@[ -x "$(STATICCHECK)" ] || { echo "installing staticcheck $(STATICCHECK_VERSION)"; $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); }
+	$(STATICCHECK) ./...
 
 race:
 	$(GO) test -race -count=1 -timeout 10m ./...
@@ -97,6 +126,21 @@ redis-server:
 	    echo "redis-server or redis-cli is missing: install them (Debian/Ubuntu: apt-get install redis-server redis-tools; macOS: brew install redis)"; exit 1; \
 	  fi; }
 	@redis-server --version
+
+# The deploy tests run promtool (rules, config) and Prometheus itself: Debian's prometheus package.
+promtool:
+	@{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; }; then \
+	    echo "installing prometheus (apt-get: promtool and the server the deploy tests start)"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else \
+	    echo "promtool or prometheus is missing: install them (Debian/Ubuntu: apt-get install prometheus; macOS: brew install prometheus)"; exit 1; \
+	  fi; }
+	@promtool --version 2>&1 | head -1
+
+## example: build and test examples/resource-server (its own module) against a real tokend
+example:
+	cd examples/resource-server && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 clean:
 	rm -rf bin bench/latest.txt bench/cpu.prof

@@ -28,7 +28,6 @@ type Load struct {
 	Recorded Recorded // nil: no check of each 200
 	Client   *http.Client
 
-	mu        sync.Mutex
 	chains    []*chain
 	requests  atomic.Int64
 	ok        atomic.Int64
