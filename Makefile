@@ -139,8 +139,8 @@ promtool:
 	@promtool --version 2>&1 | head -1
 
 ## example: build and test examples/resource-server (its own module) against a real tokend
-example:
-	cd examples/resource-server && $(GO) vet ./... && $(GO) test -count=1 ./...
+example: staticcheck
+	cd examples/resource-server && $(GO) mod tidy -diff && $(GO) vet ./... && $(STATICCHECK) ./... && $(GO) test -count=1 ./...
 
 clean:
 	rm -rf bin bench/latest.txt bench/cpu.prof

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend/tokens/session/redistest"
+)
+
+// tokend is a real tokend process, built from this repository.
+type tokend struct{ public, admin, keys, bin string }
+
+func startTokend(t *testing.T, redisAddr string) *tokend {
+	t.Helper()
+	dir := t.TempDir()
+	td := &tokend{bin: filepath.Join(dir, "tokend"), keys: filepath.Join(dir, "keys.jwks")}
+	build := exec.Command("go", "build", "-o", td.bin, "./cmd/tokend")
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building tokend: %v\n%s", err, out)
+	}
+	td.run(t, "keys", "new", "--alg", "ES256", "--kid", "first", td.keys)
+	free := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	pub, adm := free(), free()
+	td.public, td.admin = "http://"+pub, "http://"+adm
+	cmd := exec.Command(td.bin)
+	cmd.Env = append(os.Environ(), "TOKEND_ADDR="+pub, "TOKEND_ADMIN_ADDR="+adm, "TOKEND_KEYS_FILE="+td.keys,
+		"TOKEND_STORE=redis", "TOKEND_REDIS_ADDR="+redisAddr)
+	logs := &strings.Builder{}
+	cmd.Stderr = &lockedWriter{w: logs}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("tokend exited: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("tokend log:\n%s", cmd.Stderr.(*lockedWriter).String())
+		}
+	})
+	waitUntil(t, "tokend ready", func() bool { s, _ := call(t, "GET", td.admin+"/readyz", "", ""); return s == 200 })
+	return td
+}
+
+func (td *tokend) run(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(td.bin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("tokend %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// login starts a session on tokend and returns its access token.
+func (td *tokend) login(t *testing.T, sub string) string {
+	t.Helper()
+	status, body := call(t, "POST", td.admin+"/admin/sessions", "", `{"sub":"`+sub+`"}`)
+	var r struct {
+		Result struct{ AccessToken string } `json:"result"`
+	}
+	if json.Unmarshal([]byte(body), &r); status != 200 || r.Result.AccessToken == "" {
+		t.Fatalf("login: %d %s", status, body)
+	}
+	return r.Result.AccessToken
+}
+
+// TestResourceServer: the example accepts tokend's access tokens, follows a
+// key rotation through the JWKS URL, and refuses a revoked session's tokens
+// at once through the denylist.
+func TestResourceServer(t *testing.T) {
+	redis := redistest.Start(t)
+	td := startTokend(t, redis.Addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h, err := newHandler(ctx, config{
+		JWKS: td.public + "/.well-known/jwks.json", Issuer: "tokend", Redis: redis.Addr,
+		Every: time.Hour, MinWait: 50 * time.Millisecond, Capacity: 1000, Window: 30 * time.Minute,
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(h)
+	defer api.Close()
+
+	alice := td.login(t, "alice")
+	status, body := call(t, "GET", api.URL+"/me", alice, "")
+	var me struct{ Sub, Sid string }
+	if json.Unmarshal([]byte(body), &me); status != 200 || me.Sub != "alice" || me.Sid == "" {
+		t.Fatalf("GET /me with alice's token: %d %s", status, body)
+	}
+
+	for name, token := range map[string]string{"no token": "", "not a token": "x.y.z", "tampered": alice[:len(alice)-4] + "AAAA"} {
+		status, body := call(t, "GET", api.URL+"/me", token, "")
+		if status != 401 {
+			t.Errorf("%s: %d %s; want 401", name, status, body)
+		}
+	}
+
+	// a key rotation on tokend: the example fetches the JWKS again when a
+	// token names the new key
+	td.run(t, "keys", "add", td.keys, "--alg", "EdDSA", "--kid", "second", "--sign")
+	if status, body := call(t, "POST", td.admin+"/admin/keys/reload", "", ""); status != 200 {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	bob := td.login(t, "bob")
+	waitUntil(t, "a token of the new key accepted", func() bool { s, _ := call(t, "GET", api.URL+"/me", bob, ""); return s == 200 })
+	if status, _ := call(t, "GET", api.URL+"/me", alice, ""); status != 200 {
+		t.Fatalf("a token of the old key after the rotation: %d", status)
+	}
+
+	// logout everywhere: alice's access token stops working before it expires
+	if status, body := call(t, "POST", td.admin+"/admin/subjects/alice/revoke", "", ""); status != 200 {
+		t.Fatalf("revoke: %d %s", status, body)
+	}
+	waitUntil(t, "a revoked session's token refused", func() bool { s, _ := call(t, "GET", api.URL+"/me", alice, ""); return s == 401 })
+	if status, _ := call(t, "GET", api.URL+"/me", bob, ""); status != 200 {
+		t.Fatalf("bob's token after alice's revocation: %d", status)
+	}
+}
+
+func call(t *testing.T, method, url, bearer, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == 401 && resp.Header.Get("WWW-Authenticate") == "" {
+		t.Errorf("%s %s: 401 without WWW-Authenticate", method, url)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+	}
+}
+
+// lockedWriter lets the process write its log while the test reads it.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *strings.Builder
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
+}
