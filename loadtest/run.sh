@@ -5,12 +5,16 @@
 #   loadtest/run.sh compare   the closed-loop generator against the floors
 #                             (spring's, aspnet's) and tokend (spring, aspnet),
 #                             memory and Redis, RUNS times; medians and shares
-#                             of the floor, paired run by run
+#                             of the floor, paired run by run. Then open loop
+#                             at 25%, 50% and 75% of the Redis floor's maximum
+#                             (FIXED_RUNS times): p50/p99/p99.9 from each
+#                             request's scheduled time, and the Redis CPU per
+#                             refresh of the floor and tokend, with the ratio
 #   loadtest/run.sh k6        the k6 scripts (refresh.js, attack.js) against
 #                             tokend on Redis, with their thresholds
 #   loadtest/run.sh profile   a CPU profile of tokend under the Redis load
 #
-# Settings (environment): DURATION (10s), WARMUP (2s), CONNS (64), RUNS (3),
+# Settings (environment): DURATION (10s), WARMUP (2s), CONNS (64), RUNS (3), FIXED_RUNS (2),
 # K6 (path of k6), OUT (bench/ by default: loadgen.jsonl, cpu.prof).
 set -euo pipefail
 
@@ -19,6 +23,7 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONNS=${CONNS:-64}
 RUNS=${RUNS:-3}
+FIXED_RUNS=${FIXED_RUNS:-2}
 OUT=${OUT:-bench}
 SECRET=loadtest-secret-0123456789abcdef-0123456789abcdef-0123456789abcdef
 TMP=$(mktemp -d)
@@ -107,8 +112,14 @@ start_floor() {
   PUB=http://127.0.0.1:$pp ADM=$PUB
 }
 
-loadgen() { # LABEL DIALECT
-  bin/loadgen -url "$PUB" -admin "$ADM" -dialect "$2" -label "$1" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" -json | tee -a "$OUT/loadgen.jsonl"
+# loadgen LABEL DIALECT PID [extra loadgen flags...]: one run, its JSON line
+# appended to loadgen.jsonl; with Redis running, its CPU per refresh too.
+loadgen() {
+  local label=$1 dialect=$2 pid=$3; shift 3
+  local cpu=(-pid "$pid")
+  [ -n "${REDIS_PORT:-}" ] && cpu+=(-redis "127.0.0.1:$REDIS_PORT")
+  bin/loadgen -url "$PUB" -admin "$ADM" -dialect "$dialect" -label "$label" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" \
+    "${cpu[@]}" -json "$@" | tee -a "$OUT/loadgen.jsonl"
 }
 
 compare() {
@@ -121,12 +132,13 @@ compare() {
     for store in memory redis; do
       local fstore=none
       [ "$store" = redis ] && fstore=redis
-      start_floor "$fstore" spring;  loadgen "floor/$fstore" spring;        stop "$FLOOR_PID"
-      start_tokend spring "$store";  loadgen "spring/$store" spring;       stop "$TOKEND_PID"
-      start_floor "$fstore" aspnet;  loadgen "floor-aspnet/$fstore" aspnet; stop "$FLOOR_PID"
-      start_tokend aspnet "$store";  loadgen "aspnet/$store" aspnet;       stop "$TOKEND_PID"
+      start_floor "$fstore" spring;  loadgen "floor/$fstore" spring "$FLOOR_PID";        stop "$FLOOR_PID"
+      start_tokend spring "$store";  loadgen "spring/$store" spring "$TOKEND_PID";       stop "$TOKEND_PID"
+      start_floor "$fstore" aspnet;  loadgen "floor-aspnet/$fstore" aspnet "$FLOOR_PID"; stop "$FLOOR_PID"
+      start_tokend aspnet "$store";  loadgen "aspnet/$store" aspnet "$TOKEND_PID";       stop "$TOKEND_PID"
     done
   done
+  fixed_rates
   bin/loadgen -summarize "$OUT/loadgen.jsonl"
   # what one session costs Redis
   start_tokend spring redis
@@ -136,6 +148,21 @@ compare() {
   echo "Redis MEMORY USAGE of one session record ($key): $(redis-cli -p "$REDIS_PORT" MEMORY USAGE "$key") bytes;" \
     "its subject index: $(redis-cli -p "$REDIS_PORT" MEMORY USAGE 'tokend:u:{4ef1c711-06ff-41ea-888a-456579e447d6}') bytes"
   stop "$TOKEND_PID"
+}
+
+# fixed_rates: open loop at 25/50/75% of the Redis floor's closed-loop
+# median, the floor and tokend (spring) in turn at each rate.
+fixed_rates() {
+  local max rate pct
+  max=$(bin/loadgen -summarize "$OUT/loadgen.jsonl" -median floor/redis)
+  for run in $(seq 1 "$FIXED_RUNS"); do
+    for pct in 25 50 75; do
+      rate=$((max * pct / 100))
+      log "open loop, run $run of $FIXED_RUNS: $rate refreshes/s ($pct% of the Redis floor's $max)"
+      start_floor redis spring;     loadgen "floor/redis @$pct%" spring "$FLOOR_PID" -rate "$rate";   stop "$FLOOR_PID"
+      start_tokend spring redis;    loadgen "spring/redis @$pct%" spring "$TOKEND_PID" -rate "$rate"; stop "$TOKEND_PID"
+    done
+  done
 }
 
 profile() {

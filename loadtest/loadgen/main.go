@@ -1,12 +1,22 @@
-// Command loadgen is a closed-loop load generator for the refresh endpoint,
-// lean enough to saturate tokend from the same 2-core machine (k6 cannot).
-// Each worker starts its own session through the admin API, then refreshes
-// in a loop, always with its newest tokens (a chain: a token is used once),
-// one request in flight per worker and connection. Every latency in the
-// measured window is kept; any answer but 200 is a failure, after which the
-// worker starts a new session.
+// Command loadgen is a load generator for the refresh endpoint, lean enough
+// to saturate tokend from the same 2-core machine (k6 cannot). Each worker
+// starts its own session through the admin API, then refreshes, always with
+// its newest tokens (a chain: a token is used once), one request in flight
+// per worker and connection. Every latency in the measured window is kept;
+// any answer but 200 is a failure, after which the worker starts a new
+// session.
+//
+// Closed loop (default): each worker sends its next request when the last
+// is answered. Open loop (-rate R): requests are scheduled at R per second
+// whatever the answers, and each latency counts from the request's
+// scheduled time, so a stall shows in the latencies of every request it
+// delayed (no coordinated omission).
+//
+// With -redis and -pid it also reports the CPU Redis (INFO cpu) and the
+// server process (/proc) spent per refresh answered 200 in the window.
 //
 //	loadgen -url http://127.0.0.1:8080 -admin http://127.0.0.1:8081 -c 64 -d 10s
+//	loadgen -rate 8000 -redis 127.0.0.1:6379 -pid $(pgrep tokend) ...
 package main
 
 import (
@@ -31,6 +41,9 @@ type options struct {
 	conns                                     int
 	duration, warmup                          time.Duration
 	asJSON                                    bool
+	rate                                      float64 // requests/s, open loop; 0: closed loop
+	redis                                     string  // Redis address for INFO cpu
+	pid                                       int     // server process for /proc CPU
 }
 
 // Result is one run's summary.
@@ -44,8 +57,15 @@ type Result struct {
 	P50ms    float64 `json:"p50_ms"`
 	P90ms    float64 `json:"p90_ms"`
 	P99ms    float64 `json:"p99_ms"`
+	P999ms   float64 `json:"p999_ms"`
 	MaxMs    float64 `json:"max_ms"`
-	Failures int64   `json:"failures"`
+	// Rate is the scheduled rate of an open-loop run (0: closed loop).
+	Rate float64 `json:"rate,omitempty"`
+	// OK counts answers 200 in the window; the CPU figures are per OK.
+	OK          int     `json:"ok"`
+	RedisCPUus  float64 `json:"redis_cpu_us,omitempty"`
+	ServerCPUus float64 `json:"server_cpu_us,omitempty"`
+	Failures    int64   `json:"failures"`
 	// Unavailable counts 503 answers (retried after 20 ms with the same
 	// token); they are not in Requests nor in the latencies.
 	Unavailable int64  `json:"unavailable,omitempty"`
@@ -63,8 +83,21 @@ func main() {
 	flag.DurationVar(&o.duration, "d", 10*time.Second, "measured duration")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before measuring")
 	flag.BoolVar(&o.asJSON, "json", false, "print the result as one JSON line")
+	flag.Float64Var(&o.rate, "rate", 0, "open loop: requests per second, latency from each request's scheduled time (0: closed loop)")
+	flag.StringVar(&o.redis, "redis", "", "Redis address: report its CPU per refresh (INFO cpu over the window)")
+	flag.IntVar(&o.pid, "pid", 0, "server process id: report its CPU per refresh (/proc over the window)")
 	summarize := flag.String("summarize", "", "read JSON results from this file and print medians and ratios to the floor")
+	medianOf := flag.String("median", "", "with -summarize: print only the median req/s of the runs with this label")
 	flag.Parse()
+	if *summarize != "" && *medianOf != "" {
+		runs, _, err := readResults(*summarize)
+		if err != nil || len(runs[*medianOf]) == 0 {
+			fmt.Fprintln(os.Stderr, "loadgen: no runs labelled", *medianOf, err)
+			os.Exit(1)
+		}
+		fmt.Printf("%.0f\n", median(runs[*medianOf], func(r Result) float64 { return r.RPS }))
+		return
+	}
 	if *summarize != "" {
 		if err := printSummary(*summarize); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -84,8 +117,8 @@ func main() {
 		b, _ := json.Marshal(r)
 		fmt.Println(string(b))
 	} else {
-		fmt.Printf("%-24s %s c=%d %.0fs: %d requests, %.0f req/s, p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms, %d failures, %d answered 503 %s\n",
-			r.Label, r.Dialect, r.Conns, r.Seconds, r.Requests, r.RPS, r.P50ms, r.P90ms, r.P99ms, r.MaxMs, r.Failures, r.Unavailable, r.FirstFail)
+		fmt.Printf("%-24s %s c=%d rate=%.0f %.0fs: %d requests, %.0f req/s, p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms, %d failures, %d answered 503, CPU per refresh: Redis %.1f µs, server %.1f µs %s\n",
+			r.Label, r.Dialect, r.Conns, r.Rate, r.Seconds, r.Requests, r.RPS, r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs, r.Failures, r.Unavailable, r.RedisCPUus, r.ServerCPUus, r.FirstFail)
 	}
 	if r.Failures > 0 {
 		os.Exit(1)
@@ -113,7 +146,7 @@ func run(o options) (Result, error) {
 	adminClient := &fasthttp.HostClient{Addr: adm.Host, MaxConns: o.conns, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 	refreshURL, loginURL := o.public+"/api/auth/refresh", o.admin+"/admin/sessions"
 
-	var failures, unavailable atomic.Int64
+	var failures, unavailable, ok atomic.Int64
 	var firstFail atomic.Value
 	fail := func(msg string) {
 		failures.Add(1)
@@ -131,6 +164,28 @@ func run(o options) (Result, error) {
 
 	start := time.Now()
 	measureFrom, end := start.Add(o.warmup), start.Add(o.warmup+o.duration)
+	cpu := measureCPU(o, measureFrom, end)
+
+	// next hands a worker the time its next request is due: now, in a
+	// closed loop; the next slot of the schedule, in an open one.
+	next := func() (time.Time, bool) { t := time.Now(); return t, t.Before(end) }
+	if o.rate > 0 {
+		slots := make(chan time.Time, 4096)
+		go func() {
+			defer close(slots)
+			interval := time.Duration(float64(time.Second) / o.rate)
+			for t := start; t.Before(end); t = t.Add(interval) {
+				slots <- t
+			}
+		}()
+		next = func() (time.Time, bool) {
+			t, open := <-slots
+			if open {
+				time.Sleep(time.Until(t))
+			}
+			return t, open
+		}
+	}
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Add(1)
@@ -143,27 +198,33 @@ func run(o options) (Result, error) {
 			req.Header.SetMethod(fasthttp.MethodPost)
 			req.Header.SetContentType("application/json")
 			for {
-				t0 := time.Now()
-				if !t0.Before(end) {
+				t0, more := next() // the request's due time: its latency counts from here
+				if !more {
 					return
 				}
 				w.body = w.appendRequest(w.body[:0], o.dialect)
 				req.SetBodyRaw(w.body)
 				err := client.Do(req, resp)
 				t1 := time.Now()
+				measured := !t0.Before(measureFrom)
 				if err == nil && resp.StatusCode() == 503 {
 					// shed or store down: the client keeps its token and retries
 					// after a pause; not a failure, and not in the latencies
-					if !t0.Before(measureFrom) {
+					if measured {
 						unavailable.Add(1)
 					}
-					time.Sleep(20 * time.Millisecond)
+					if o.rate == 0 {
+						time.Sleep(20 * time.Millisecond)
+					}
 					continue
 				}
-				if !t0.Before(measureFrom) {
+				if measured {
 					w.lat = append(w.lat, t1.Sub(t0))
 				}
 				if err == nil && resp.StatusCode() == 200 && w.next(resp.Body(), o.dialect) {
+					if measured {
+						ok.Add(1)
+					}
 					continue
 				}
 				if err != nil {
@@ -179,6 +240,7 @@ func run(o options) (Result, error) {
 		}()
 	}
 	wg.Wait()
+	redisCPU, serverCPU := cpu()
 
 	var all []time.Duration
 	for _, w := range workers {
@@ -194,8 +256,12 @@ func run(o options) (Result, error) {
 	r := Result{
 		Label: o.label, Dialect: o.dialect, Conns: o.conns, Seconds: o.duration.Seconds(),
 		Requests: len(all), RPS: float64(len(all)) / o.duration.Seconds(),
-		P50ms: pct(0.50), P90ms: pct(0.90), P99ms: pct(0.99), MaxMs: pct(1),
-		Failures: failures.Load(), Unavailable: unavailable.Load(),
+		P50ms: pct(0.50), P90ms: pct(0.90), P99ms: pct(0.99), P999ms: pct(0.999), MaxMs: pct(1),
+		Failures: failures.Load(), Unavailable: unavailable.Load(), Rate: o.rate, OK: int(ok.Load()),
+	}
+	if r.OK > 0 {
+		r.RedisCPUus = redisCPU.Seconds() * 1e6 / float64(r.OK)
+		r.ServerCPUus = serverCPU.Seconds() * 1e6 / float64(r.OK)
 	}
 	if f, ok := firstFail.Load().(string); ok {
 		r.FirstFail = f
@@ -267,34 +333,24 @@ func stringField(body []byte, key string) []byte {
 // run of a label against the i-th run of its floor, which ran beside it,
 // then the median of those. This VM's speed drifts by a fifth between
 // minutes, so a ratio of two medians taken minutes apart can be off by
-// that much; adjacent runs drift together.
+// that much; adjacent runs drift together. Open-loop runs (labelled
+// "<kind>/<store> @<rate>") go to a second table, with tokend's Redis CPU
+// per refresh against the floor's at the same rate, paired the same way.
 func printSummary(file string) error {
-	f, err := os.Open(file)
+	runs, labels, err := readResults(file)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	runs := map[string][]Result{}
-	var labels []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var r Result
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return fmt.Errorf("%s: %w", file, err)
-		}
-		if _, seen := runs[r.Label]; !seen {
-			labels = append(labels, r.Label)
-		}
-		runs[r.Label] = append(runs[r.Label], r)
-	}
 	rps := func(r Result) float64 { return r.RPS }
-	fmt.Println("| run | runs | req/s (median) | p50 ms | p99 ms | failures | share of the floor (median of paired runs; range) |")
-	fmt.Println("| --- | --- | --- | --- | --- | --- | --- |")
+	redis := func(r Result) float64 { return r.RedisCPUus }
+	fmt.Println("Closed loop:")
+	fmt.Println()
+	fmt.Println("| run | runs | req/s (median) | p50 ms | p99 ms | failures | Redis CPU µs/refresh | server CPU µs/refresh | share of the floor (median of paired runs; range) |")
+	fmt.Println("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, l := range labels {
 		rs := runs[l]
-		var fails int64
-		for _, r := range rs {
-			fails += r.Failures
+		if rs[0].Rate > 0 {
+			continue
 		}
 		var shares []string
 		if kind, store, _ := strings.Cut(l, "/"); !strings.HasPrefix(kind, "floor") {
@@ -303,22 +359,88 @@ func printSummary(file string) error {
 			}
 			for _, floor := range []string{"floor/" + store, "floor-" + kind + "/" + store} {
 				if fr, ok := runs[floor]; ok {
-					med, lo, hi := pairedShare(rs, fr)
+					med, lo, hi := paired(rs, fr, rps)
 					shares = append(shares, fmt.Sprintf("**%.0f%%** of %s (%.0f–%.0f%%)", 100*med, floor, 100*lo, 100*hi))
 				}
 			}
 		}
-		fmt.Printf("| %s | %d | %.0f | %.2f | %.2f | %d | %s |\n", l, len(rs), median(rs, rps),
-			median(rs, func(r Result) float64 { return r.P50ms }), median(rs, func(r Result) float64 { return r.P99ms }), fails, strings.Join(shares, "; "))
+		fmt.Printf("| %s | %d | %.0f | %.2f | %.2f | %d | %s | %s | %s |\n", l, len(rs), median(rs, rps),
+			median(rs, func(r Result) float64 { return r.P50ms }), median(rs, func(r Result) float64 { return r.P99ms }), failures(rs),
+			cpu(rs, redis), cpu(rs, func(r Result) float64 { return r.ServerCPUus }), strings.Join(shares, "; "))
 	}
-	return sc.Err()
+	fixed := false
+	for _, l := range labels {
+		rs := runs[l]
+		if rs[0].Rate == 0 {
+			continue
+		}
+		if !fixed {
+			fmt.Println()
+			fmt.Println("Open loop at fixed rates (latency from each request's scheduled time):")
+			fmt.Println()
+			fmt.Println("| run | rate/s | runs | answered/s | p50 ms | p99 ms | p99.9 ms | failures | Redis CPU µs/refresh | server CPU µs/refresh | Redis CPU ÷ floor's (paired) |")
+			fmt.Println("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+			fixed = true
+		}
+		ratio := ""
+		if kind, rest, _ := strings.Cut(l, "/"); !strings.HasPrefix(kind, "floor") {
+			if fr, ok := runs["floor/"+rest]; ok {
+				med, lo, hi := paired(rs, fr, redis)
+				ratio = fmt.Sprintf("**%.2f×** (%.2f–%.2f)", med, lo, hi)
+			}
+		}
+		fmt.Printf("| %s | %.0f | %d | %.0f | %.2f | %.2f | %.2f | %d | %s | %s | %s |\n", l, rs[0].Rate, len(rs), median(rs, rps),
+			median(rs, func(r Result) float64 { return r.P50ms }), median(rs, func(r Result) float64 { return r.P99ms }),
+			median(rs, func(r Result) float64 { return r.P999ms }), failures(rs),
+			cpu(rs, redis), cpu(rs, func(r Result) float64 { return r.ServerCPUus }), ratio)
+	}
+	return nil
 }
 
-// pairedShare is the median, least and greatest of rs[i]/floor[i] in req/s.
-func pairedShare(rs, floor []Result) (med, lo, hi float64) {
+// readResults reads one Result a line, by label, labels in first-seen order.
+func readResults(file string) (map[string][]Result, []string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	runs := map[string][]Result{}
+	var labels []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r Result
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", file, err)
+		}
+		if _, seen := runs[r.Label]; !seen {
+			labels = append(labels, r.Label)
+		}
+		runs[r.Label] = append(runs[r.Label], r)
+	}
+	return runs, labels, sc.Err()
+}
+
+func failures(rs []Result) (n int64) {
+	for _, r := range rs {
+		n += r.Failures
+	}
+	return n
+}
+
+// cpu is the median of a CPU figure, blank where it was not measured.
+func cpu(rs []Result, f func(Result) float64) string {
+	if m := median(rs, f); m > 0 {
+		return fmt.Sprintf("%.1f", m)
+	}
+	return ""
+}
+
+// paired is the median, least and greatest of f(rs[i])/f(floor[i]): each
+// run against the floor's run beside it.
+func paired(rs, floor []Result, f func(Result) float64) (med, lo, hi float64) {
 	shares := make([]float64, min(len(rs), len(floor)))
 	for i := range shares {
-		shares[i] = rs[i].RPS / floor[i].RPS
+		shares[i] = f(rs[i]) / f(floor[i])
 	}
 	slices.Sort(shares)
 	return middle(shares), shares[0], shares[len(shares)-1]
