@@ -17,7 +17,7 @@ import (
 // revocation stream, WAIT, and the connection handshake.
 const minimalACL = "resetkeys ~tokend:* resetchannels -@all " +
 	"+hello +auth +ping +cluster|slots " +
-	"+evalsha +eval +script|load +hmget +hset +exists +pexpireat +pexpiretime +sadd +smembers +del " +
+	"+evalsha +eval +script|load +get +set +hmget +hset +pexpireat +pexpiretime +sadd +smembers +del " +
 	"+xadd +xrange +xread +wait"
 
 // startFails runs tokend with env and wants it to refuse to start: exit 2

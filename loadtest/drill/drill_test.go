@@ -3,6 +3,7 @@ package drill
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"net"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/tokend/tokend/tokens/session"
 	"github.com/tokend/tokend/tokens/session/redistest"
 )
 
@@ -203,7 +205,11 @@ func recorded(t *testing.T, opt rueidis.ClientOption) Recorded {
 	}
 	t.Cleanup(c.Close)
 	return func(ctx context.Context, sid string) (int64, error) {
-		return c.Do(ctx, c.B().Hget().Key("tokend:s:{"+sid+"}").Field("g").Build()).AsInt64()
+		v, err := c.Do(ctx, c.B().Get().Key(session.RecordKey(sid)).Build()).AsBytes()
+		if err != nil || len(v) < 4 {
+			return 0, fmt.Errorf("record of %s: %v", sid, err)
+		}
+		return int64(binary.BigEndian.Uint32(v)), nil // the generation: record.go's layout
 	}
 }
 

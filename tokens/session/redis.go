@@ -19,19 +19,23 @@ import (
 // The Lua scripts are loaded once per process and run by EVALSHA (rueidis
 // falls back to EVAL after a Redis restart forgets them).
 var (
-	//go:embed lua/rotate.lua
+	//go:embed lua/record_rotate.lua
 	rotateLua string
-	//go:embed lua/create.lua
-	createLua string
-	//go:embed lua/revoke.lua
+	//go:embed lua/record_revoke.lua
 	revokeLua string
 	//go:embed lua/index.lua
 	indexLua string
+	//go:embed lua/rotate.lua
+	legacyRotateLua string
+	//go:embed lua/revoke.lua
+	legacyRevokeLua string
 
 	rotateScript = newScript(rotateLua)
-	createScript = newScript(createLua)
 	revokeScript = newScript(revokeLua)
 	indexScript  = newScript(indexLua)
+	// the hash records of sessions created before the packed record
+	legacyRotateScript = newScript(legacyRotateLua)
+	legacyRevokeScript = newScript(legacyRevokeLua)
 )
 
 // script is a Lua script with its SHA-1, which the WAIT path needs to send
@@ -53,9 +57,8 @@ func newScript(src string) script {
 var ErrNotReplicated = fmt.Errorf("%w: replicas did not acknowledge the write in time", ErrUnavailable)
 
 // Redis is a Store in Redis, standalone or Cluster, shared by any number of
-// tokend instances. One small hash per session; the hash tag in its key is
-// the session id, so a Cluster spreads sessions and each script runs on one
-// node.
+// tokend instances. One packed string per session (record.go), under a key
+// of its own: a Cluster spreads sessions and each script runs on one node.
 type Redis struct {
 	client    rueidis.Client
 	timeout   time.Duration
@@ -157,12 +160,25 @@ func (r *Redis) exec(ctx context.Context, s script, keys, args []string) rueidis
 	if r.replicas == 0 {
 		return s.Exec(ctx, r.client, keys, args)
 	}
-	wait := r.client.B().Wait().Numreplicas(r.replicas).Timeout(r.waitMS).Build()
-	res := r.client.DoMulti(ctx, r.client.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build(), wait)
-	if err, ok := rueidis.IsRedisErr(res[0].Error()); ok && err.IsNoScript() {
-		wait = r.client.B().Wait().Numreplicas(r.replicas).Timeout(r.waitMS).Build()
-		res = r.client.DoMulti(ctx, r.client.B().Eval().Script(s.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build(), wait)
+	res := r.waited(ctx, r.client.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+	if err, ok := rueidis.IsRedisErr(res.Error()); ok && err.IsNoScript() {
+		res = r.waited(ctx, r.client.B().Eval().Script(s.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
 	}
+	return res
+}
+
+// write runs one command that writes, followed by WAIT as exec does.
+func (r *Redis) write(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	if r.replicas == 0 {
+		return r.client.Do(ctx, cmd)
+	}
+	return r.waited(ctx, cmd)
+}
+
+// waited sends cmd and WAIT down one connection.
+func (r *Redis) waited(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	wait := r.client.B().Wait().Numreplicas(r.replicas).Timeout(r.waitMS).Build()
+	res := r.client.DoMulti(ctx, cmd, wait)
 	if res[0].Error() != nil {
 		return res[0]
 	}
@@ -179,7 +195,6 @@ func (r *Redis) exec(ctx context.Context, s script, keys, args []string) rueidis
 // Close closes the client.
 func (r *Redis) Close() { r.client.Close() }
 
-func sessionKey(id string) string  { return "tokend:s:{" + id + "}" }
 func subjectKey(sub string) string { return "tokend:u:{" + sub + "}" }
 
 func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
@@ -209,17 +224,19 @@ func transientReply(e *rueidis.RedisError) bool {
 	return false
 }
 
-// Create implements Store.
+// Create implements Store: SET NX of the packed record, expiring with the
+// first refresh token.
 func (r *Redis) Create(ctx context.Context, s Session, idle time.Duration) error {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
-	ok, err := r.exec(ctx, createScript, []string{sessionKey(s.ID)},
-		[]string{s.Subject, ms(s.Created), ms(s.Expires), ms(until(s.Rotated, idle, s.Expires))}).AsInt64()
+	s.Gen = 0
+	err := r.write(ctx, r.client.B().Set().Key(recordKey(s.ID)).Value(rueidis.BinaryString(packRecord(s, stateActive))).
+		Nx().Pxat(until(s.Rotated, idle, s.Expires)).Build()).Error()
+	if rueidis.IsRedisNil(err) {
+		return fmt.Errorf("session %s: already exists", s.ID)
+	}
 	if err != nil {
 		return unavailable("create", err)
-	}
-	if ok == 0 {
-		return fmt.Errorf("session %s: already exists", s.ID)
 	}
 	return r.index(ctx, s)
 }
@@ -232,16 +249,89 @@ func (r *Redis) index(ctx context.Context, s Session) error {
 	return nil
 }
 
-// Rotate implements Store: one EVALSHA, one round trip.
+// Rotate implements Store: one EVALSHA, one round trip (two for a session
+// still in the hash record of an earlier tokend).
 func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
+	owner := ""
+	if st.Owner != "" {
+		owner = packedSubject(st.Owner)
+	}
+	args := []string{strconv.FormatInt(st.Gen, 10), ms(st.Now), ms(st.Now.Add(st.Idle)),
+		strconv.FormatInt(st.Grace.Milliseconds(), 10), owner}
+	if st.Gen == -1 {
+		s := Session{Subject: st.Subject, Created: st.Now, Expires: st.Expires, Rotated: st.Now}
+		args = append(args, string(packRecord(s, stateActive)), ms(until(st.Now, st.Idle, st.Expires)))
+	}
+	msg, err := r.exec(ctx, rotateScript, []string{recordKey(st.ID)}, args).ToMessage()
+	if err != nil {
+		return Rotation{}, unavailable("rotate", err)
+	}
+	code, v := int64(1), ""
+	switch {
+	case msg.IsString(): // advanced: the record as it was
+		v, _ = msg.ToString()
+	case msg.IsArray(): // {2 retry | 3 reuse, record}
+		a, _ := msg.ToArray()
+		if len(a) == 2 {
+			code, err = a[0].AsInt64()
+			v, _ = a[1].ToString()
+		}
+	default:
+		code, err = msg.AsInt64()
+	}
+	if err != nil {
+		return Rotation{}, fmt.Errorf("redis rotate: bad reply: %w", err)
+	}
+	if code == 0 && st.Gen != -1 {
+		return r.legacyRotate(ctx, st)
+	}
+	var sentinel error
+	switch code {
+	case 1, 2, 3:
+		s, _, err := unpackRecord(st.ID, []byte(v))
+		if err != nil {
+			return Rotation{}, fmt.Errorf("redis rotate: %w", err)
+		}
+		switch code {
+		case 1:
+			rot := Rotation{Session: s}
+			rot.Lost = max(0, st.Gen-s.Gen)
+			rot.Gen, rot.Rotated = st.Gen+1, time.UnixMilli(st.Now.UnixMilli())
+			if st.Gen == -1 {
+				err = r.index(ctx, rot.Session)
+			}
+			return rot, err
+		case 2:
+			return Rotation{Session: s, Retry: true}, nil
+		}
+		// the session is revoked whatever happens next; telling the other
+		// instances is best effort (their refreshes still meet the record)
+		_ = r.publish(ctx, Revocation{ID: st.ID, Subject: s.Subject, At: st.Now})
+		sentinel = ErrReuse
+	case 0:
+		sentinel = ErrNotFound
+	case 4:
+		sentinel = ErrRevoked
+	case 5:
+		sentinel = ErrDeleted
+	case 6:
+		sentinel = ErrExpired
+	case 7:
+		sentinel = ErrNotOwner
+	default:
+		return Rotation{}, fmt.Errorf("redis rotate: unknown code %d", code)
+	}
+	return Rotation{}, fmt.Errorf("session %s: %w", st.ID, sentinel)
+}
+
+// legacyRotate rotates a session kept in the hash record of an earlier
+// tokend, where it is.
+func (r *Redis) legacyRotate(ctx context.Context, st Step) (Rotation, error) {
 	args := []string{strconv.FormatInt(st.Gen, 10), strconv.FormatInt(st.Gen+1, 10), ms(st.Now),
 		strconv.FormatInt(st.Grace.Milliseconds(), 10), ms(st.Now.Add(st.Idle)), st.Owner}
-	if st.Gen == -1 {
-		args = append(args, st.Subject, ms(st.Expires))
-	}
-	res, err := r.exec(ctx, rotateScript, []string{sessionKey(st.ID)}, args).ToArray()
+	res, err := r.exec(ctx, legacyRotateScript, []string{legacyKey(st.ID)}, args).ToArray()
 	if err != nil {
 		return Rotation{}, unavailable("rotate", err)
 	}
@@ -254,15 +344,10 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	case 1, 2:
 		rot, err := rotation(st.ID, res)
 		rot.Retry = code == 2
-		if err == nil && st.Gen == -1 && code == 1 {
-			err = r.index(ctx, rot.Session)
-		}
 		return rot, err
 	case 0:
 		sentinel = ErrNotFound
 	case 3:
-		// the session is revoked whatever happens next; telling the other
-		// instances is best effort (their refreshes still meet the record)
 		if sub, err := res[1].ToString(); err == nil {
 			_ = r.publish(ctx, Revocation{ID: st.ID, Subject: sub, At: st.Now})
 		}
@@ -281,7 +366,8 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	return Rotation{}, fmt.Errorf("session %s: %w", st.ID, sentinel)
 }
 
-// rotation decodes {code, sub, gen, created, expires, rotated, lost}.
+// rotation decodes the legacy script's {code, sub, gen, created, expires,
+// rotated, lost}.
 func rotation(id string, res []rueidis.RedisMessage) (Rotation, error) {
 	if len(res) != 7 {
 		return Rotation{}, errors.New("redis rotate: bad reply length")
@@ -307,7 +393,10 @@ func rotation(id string, res []rueidis.RedisMessage) (Rotation, error) {
 func (r *Redis) Revoke(ctx context.Context, id string) error {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
-	res := r.exec(ctx, revokeScript, []string{sessionKey(id)}, []string{"1"})
+	res := r.exec(ctx, revokeScript, []string{recordKey(id)}, []string{"1"})
+	if n, err := res.AsInt64(); err == nil && n == 0 {
+		res = r.exec(ctx, legacyRevokeScript, []string{legacyKey(id)}, []string{"1"})
+	}
 	rev, ok, _, err := revokeReply(id, res)
 	if err != nil || !ok {
 		return err
@@ -315,9 +404,9 @@ func (r *Redis) Revoke(ctx context.Context, id string) error {
 	return r.publish(ctx, rev)
 }
 
-// revokeReply decodes revoke.lua's answer. A session that exists is published
-// again even when it was revoked already: a retried revoke repairs a
-// publication that failed.
+// revokeReply decodes the answer of either revoke script. A session that
+// exists is published again even when it was revoked already: a retried
+// revoke repairs a publication that failed.
 func revokeReply(id string, res rueidis.RedisResult) (rev Revocation, ok, ended bool, err error) {
 	v, err := res.ToArray()
 	if err != nil {
@@ -326,13 +415,31 @@ func revokeReply(id string, res rueidis.RedisResult) (rev Revocation, ok, ended 
 		}
 		return Revocation{}, false, false, unavailable("revoke", err)
 	}
-	if len(v) != 3 {
+	var e, x int64
+	var sub string
+	switch len(v) {
+	case 2: // {ended, record}
+		var rec string
+		var err1 error
+		if e, err = v[0].AsInt64(); err == nil {
+			rec, err1 = v[1].ToString()
+		}
+		var s Session
+		var state byte
+		if err = errors.Join(err, err1); err == nil {
+			s, state, err = unpackRecord(id, []byte(rec))
+		}
+		sub, x = s.Subject, int64(state)
+	case 3: // legacy: {ended, sub, state}
+		var err2, err3 error
+		e, err = v[0].AsInt64()
+		sub, err2 = v[1].ToString()
+		x, err3 = v[2].AsInt64()
+		err = errors.Join(err, err2, err3)
+	default:
 		return Revocation{}, false, false, errors.New("redis revoke: bad reply length")
 	}
-	e, err1 := v[0].AsInt64()
-	sub, err2 := v[1].ToString()
-	x, err3 := v[2].AsInt64()
-	if err := errors.Join(err1, err2, err3); err != nil {
+	if err != nil {
 		return Revocation{}, false, false, fmt.Errorf("redis revoke: bad reply: %w", err)
 	}
 	return Revocation{ID: id, Subject: sub, Deleted: x == 2, At: time.Now()}, true, e == 1, nil
@@ -354,19 +461,14 @@ func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, e
 	}
 	n := 0
 	var revs []Revocation
-	if len(ids) > 0 {
-		for i, res := range r.revokeAll(ctx, ids, to) {
-			rev, ok, ended, err := revokeReply(ids[i], res)
-			if err != nil {
-				return n, err
-			}
-			if ended {
-				n++
-			}
-			if ok {
-				revs = append(revs, rev)
-			}
-		}
+	// sessions still in the hash record of an earlier tokend are found
+	// missing in the packed one, and revoked where they are
+	missing, err := r.revokeEach(ctx, revokeScript, recordKey, ids, to, &n, &revs)
+	if err == nil && len(missing) > 0 {
+		_, err = r.revokeEach(ctx, legacyRevokeScript, legacyKey, missing, to, &n, &revs)
+	}
+	if err != nil {
+		return n, err
 	}
 	if err := r.publish(ctx, revs...); err != nil {
 		return n, err
@@ -379,21 +481,45 @@ func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, e
 	return n, nil
 }
 
-// revokeAll runs revoke.lua on each session: pipelined, or one at a time
-// when each write must be followed by its WAIT.
-func (r *Redis) revokeAll(ctx context.Context, ids []string, to string) []rueidis.RedisResult {
+// revokeEach revokes ids with script s, counting the sessions it ended in
+// n and collecting what to publish; it returns the ids it found no record
+// of.
+func (r *Redis) revokeEach(ctx context.Context, s script, key func(string) string, ids []string, to string, n *int, revs *[]Revocation) (missing []string, err error) {
+	for i, res := range r.revokeAll(ctx, s, key, ids, to) {
+		rev, ok, ended, err := revokeReply(ids[i], res)
+		if err != nil {
+			return nil, err
+		}
+		if ended {
+			*n++
+		}
+		if ok {
+			*revs = append(*revs, rev)
+		} else {
+			missing = append(missing, ids[i])
+		}
+	}
+	return missing, nil
+}
+
+// revokeAll runs a revoke script on each session's key: pipelined, or one
+// at a time when each write must be followed by its WAIT.
+func (r *Redis) revokeAll(ctx context.Context, s script, key func(string) string, ids []string, to string) []rueidis.RedisResult {
+	if len(ids) == 0 {
+		return nil
+	}
 	if r.replicas > 0 {
 		res := make([]rueidis.RedisResult, len(ids))
 		for i, id := range ids {
-			res[i] = r.exec(ctx, revokeScript, []string{sessionKey(id)}, []string{to})
+			res[i] = r.exec(ctx, s, []string{key(id)}, []string{to})
 		}
 		return res
 	}
 	execs := make([]rueidis.LuaExec, len(ids))
 	for i, id := range ids {
-		execs[i] = rueidis.LuaExec{Keys: []string{sessionKey(id)}, Args: []string{to}}
+		execs[i] = rueidis.LuaExec{Keys: []string{key(id)}, Args: []string{to}}
 	}
-	return revokeScript.ExecMulti(ctx, r.client, execs...)
+	return s.ExecMulti(ctx, r.client, execs...)
 }
 
 // Ping implements Store.

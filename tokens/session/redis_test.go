@@ -43,7 +43,7 @@ func rewind(addrs ...string) sessiontest.Rewind {
 			t.Fatal(err)
 		}
 		t.Cleanup(c.Close)
-		ctx, key := context.Background(), "tokend:s:{"+id+"}"
+		ctx, key := context.Background(), session.RecordKey(id)
 		dump, err := c.Do(ctx, c.B().Dump().Key(key).Build()).ToString()
 		missing := rueidis.IsRedisNil(err)
 		if err != nil && !missing {
@@ -93,7 +93,7 @@ func TestRedisRecordTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	pttl := func() time.Duration {
-		v, err := c.Do(ctx, c.B().Pttl().Key("tokend:s:{ttl}").Build()).AsInt64()
+		v, err := c.Do(ctx, c.B().Pttl().Key(session.RecordKey("ttl")).Build()).AsInt64()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -115,7 +115,26 @@ func entryRevocation(e rueidis.XRangeEntry) Revocation {
 func (r *Redis) Lookup(ctx context.Context, id string) (Revocation, bool, error) {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
-	v, err := r.client.Do(ctx, r.client.B().Hmget().Key(sessionKey(id)).Field("u", "x").Build()).ToArray()
+	v, err := r.client.Do(ctx, r.client.B().Get().Key(recordKey(id)).Build()).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		return r.legacyLookup(ctx, id)
+	}
+	if err != nil {
+		return Revocation{}, false, unavailable("get", err)
+	}
+	s, state, err := unpackRecord(id, v)
+	if err != nil {
+		return Revocation{}, false, fmt.Errorf("redis get: %w", err)
+	}
+	if state == stateActive {
+		return Revocation{}, false, nil
+	}
+	return Revocation{ID: id, Subject: s.Subject, Deleted: state == stateDeleted}, true, nil
+}
+
+// legacyLookup reads the hash record of an earlier tokend.
+func (r *Redis) legacyLookup(ctx context.Context, id string) (Revocation, bool, error) {
+	v, err := r.client.Do(ctx, r.client.B().Hmget().Key(legacyKey(id)).Field("u", "x").Build()).ToArray()
 	if err != nil {
 		return Revocation{}, false, unavailable("hmget", err)
 	}

@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"syscall"
 	"testing"
@@ -30,7 +31,7 @@ func TestRedisRefusalsAreUnavailable(t *testing.T) {
 	ctx := context.Background()
 	st := dial(t, primary.Addr)
 	newSession(t, st, "before")
-	replica.WaitKey(t, "tokend:s:{before}", 5*time.Second) // it has it before it is written to below
+	replica.WaitKey(t, session.RecordKey("before"), 5*time.Second) // it has it before it is written to below
 
 	// a client that still writes to a server that became a replica
 	now := time.Now()
@@ -69,8 +70,8 @@ func TestRedisWaitReplicas(t *testing.T) {
 	if err != nil || rot.Gen != 1 {
 		t.Fatalf("Rotate with the replica up: %+v, %v", rot, err)
 	}
-	if g := replica.Do(t, "HGET", "tokend:s:{w}", "g"); g != "1" {
-		t.Fatalf("the replica holds generation %q when the rotation is answered; want 1", g)
+	if g := gen(replica.Do(t, "GET", session.RecordKey("w"))); g != 1 {
+		t.Fatalf("the replica holds generation %d when the rotation is answered; want 1", g)
 	}
 
 	replica.Kill(syscall.SIGSTOP)
@@ -89,7 +90,15 @@ func TestRedisWaitReplicas(t *testing.T) {
 	if err != nil || rot.Gen != 2 || !rot.Retry {
 		t.Fatalf("retry after ErrNotReplicated: %+v, %v; want the same generation 2 as a retry", rot, err)
 	}
-	if g := replica.Do(t, "HGET", "tokend:s:{w}", "g"); g != "2" {
-		t.Fatalf("replica generation %q after the retry; want 2", g)
+	if g := gen(replica.Do(t, "GET", session.RecordKey("w"))); g != 2 {
+		t.Fatalf("replica generation %d after the retry; want 2", g)
 	}
+}
+
+// gen is the generation in a packed record (its first 4 bytes, big-endian).
+func gen(record string) int64 {
+	if len(record) < 4 {
+		return -1
+	}
+	return int64(binary.BigEndian.Uint32([]byte(record[:4])))
 }

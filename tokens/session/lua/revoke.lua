@@ -1,4 +1,4 @@
--- Mark a session revoked (ARGV[1] = 1) or its subject deleted (2). Never
+-- Mark a session of the hash record (before the packed one) revoked (ARGV[1] = 1) or its subject deleted (2). Never
 -- downgrades a deletion. KEYS[1]: session hash.
 -- Returns 0 for a missing session, else {ended, sub, state}: ended is 1 when
 -- the session was active until now, state what it is now (1 or 2).

@@ -1,4 +1,6 @@
--- Rotate a session: the whole rotation rule (docs/design.md) in one atomic step.
+-- Rotate a session kept in the hash record of tokend before the packed
+-- record (record.go): sessions created then rotate where they are until they
+-- expire. The whole rotation rule (docs/design.md) in one atomic step.
 -- KEYS[1]  session hash: u sub, g gen, c created, e expires, r rotated (ms), x state
 -- ARGV     gen presented, the next gen (gen + 1), now ms, grace ms,
 --          idle deadline ms (now + idle), owner ('' = anyone),
