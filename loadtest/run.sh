@@ -10,6 +10,12 @@
 #                             (FIXED_RUNS times): p50/p99/p99.9 from each
 #                             request's scheduled time, and the Redis CPU per
 #                             refresh of the floor and tokend, with the ratio
+#   loadtest/run.sh fixed     the open-loop part of compare alone, after one
+#                             closed-loop run of the Redis floor for its maximum
+#   loadtest/run.sh cluster   the sizing check: one tokend on one Redis against
+#                             two tokend on a 3-master Cluster, at the same
+#                             fixed rate (RATE, 8000): CPU per refresh of
+#                             tokend and of Redis (the masters summed)
 #   loadtest/run.sh k6        the k6 scripts (refresh.js, attack.js) against
 #                             tokend on Redis, with their thresholds
 #   loadtest/run.sh profile   a CPU profile of tokend under the Redis load
@@ -119,7 +125,7 @@ loadgen() {
   local cpu=(-pid "$pid")
   [ -n "${REDIS_PORT:-}" ] && cpu+=(-redis "127.0.0.1:$REDIS_PORT")
   bin/loadgen -url "$PUB" -admin "$ADM" -dialect "$dialect" -label "$label" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" \
-    "${cpu[@]}" -json "$@" | tee -a "$OUT/loadgen.jsonl"
+    "${cpu[@]}" -json "$@" | tee -a "$OUT/${OUT_FILE:-loadgen}.jsonl"
 }
 
 compare() {
@@ -164,6 +170,51 @@ fixed_rates() {
   done
 }
 
+cluster() {
+  build
+  local rate=${RATE:-8000} ports=() pids=() addrs=()
+  start_redis
+  : >"$OUT/cluster.jsonl"
+  for run in $(seq 1 "$FIXED_RUNS"); do
+    start_tokend spring redis
+    OUT_FILE=cluster loadgen "one tokend, one Redis" spring "$TOKEND_PID" -rate "$rate"
+    stop "$TOKEND_PID"
+  done
+  for i in 1 2 3; do
+    ports+=("$(free_port)")
+    redis-server --port "${ports[-1]}" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" --cluster-enabled yes \
+      --cluster-config-file "$TMP/nodes-${ports[-1]}.conf" >"$TMP/cluster-$i.log" 2>&1 &
+    pids+=($!); PIDS+=($!)
+    addrs+=("127.0.0.1:${ports[-1]}")
+  done
+  for p in "${ports[@]}"; do wait_port "$p"; done
+  redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+  until redis-cli -p "${ports[0]}" cluster info | grep -q 'cluster_state:ok'; do sleep 0.1; done
+  local seeds pubs tpids
+  seeds=$(IFS=,; echo "${addrs[*]}")
+  for run in $(seq 1 "$FIXED_RUNS"); do
+    pubs=() tpids=()
+    for i in 1 2; do
+      REDIS_PORT=${ports[0]} start_tokend spring redis TOKEND_REDIS_ADDR="$seeds"
+      pubs+=("$PUB"); tpids+=("$TOKEND_PID")
+    done
+    PUB=$(IFS=,; echo "${pubs[*]}")
+    bin/loadgen -url "$PUB" -admin "$ADM" -label "two tokend, 3-master Cluster" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" \
+      -rate "$rate" -pid "$(IFS=,; echo "${tpids[*]}")" -redis "$seeds" -json | tee -a "$OUT/cluster.jsonl"
+    for p in "${tpids[@]}"; do stop "$p"; done
+  done
+  bin/loadgen -summarize "$OUT/cluster.jsonl"
+}
+
+fixed() {
+  build
+  start_redis
+  : >"$OUT/loadgen.jsonl"
+  start_floor redis spring; loadgen "floor/redis" spring "$FLOOR_PID"; stop "$FLOOR_PID"
+  fixed_rates
+  bin/loadgen -summarize "$OUT/loadgen.jsonl"
+}
+
 profile() {
   build
   start_redis
@@ -197,5 +248,7 @@ case "${1:-}" in
   compare) compare ;;
   k6) k6run ;;
   profile) profile ;;
-  *) echo "usage: $0 compare|k6|profile" >&2; exit 2 ;;
+  fixed) fixed ;;
+  cluster) cluster ;;
+  *) echo "usage: $0 compare|fixed|cluster|k6|profile" >&2; exit 2 ;;
 esac

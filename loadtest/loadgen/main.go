@@ -16,7 +16,7 @@
 // server process (/proc) spent per refresh answered 200 in the window.
 //
 //	loadgen -url http://127.0.0.1:8080 -admin http://127.0.0.1:8081 -c 64 -d 10s
-//	loadgen -rate 8000 -redis 127.0.0.1:6379 -pid $(pgrep tokend) ...
+//	loadgen -rate 8000 -redis 127.0.0.1:6379 -pid $(pgrep -d, tokend) ...
 package main
 
 import (
@@ -28,6 +28,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,9 +42,9 @@ type options struct {
 	conns                                     int
 	duration, warmup                          time.Duration
 	asJSON                                    bool
-	rate                                      float64 // requests/s, open loop; 0: closed loop
-	redis                                     string  // Redis address for INFO cpu
-	pid                                       int     // server process for /proc CPU
+	rate                                      float64  // requests/s, open loop; 0: closed loop
+	redis                                     []string // Redis addresses for INFO cpu (summed)
+	pids                                      []int    // server processes for /proc CPU (summed)
 }
 
 // Result is one run's summary.
@@ -65,7 +66,10 @@ type Result struct {
 	OK          int     `json:"ok"`
 	RedisCPUus  float64 `json:"redis_cpu_us,omitempty"`
 	ServerCPUus float64 `json:"server_cpu_us,omitempty"`
-	Failures    int64   `json:"failures"`
+	// RedisInB and RedisOutB are the bytes Redis read and wrote per OK.
+	RedisInB  float64 `json:"redis_in_bytes,omitempty"`
+	RedisOutB float64 `json:"redis_out_bytes,omitempty"`
+	Failures  int64   `json:"failures"`
 	// Unavailable counts 503 answers (retried after 20 ms with the same
 	// token); they are not in Requests nor in the latencies.
 	Unavailable int64  `json:"unavailable,omitempty"`
@@ -74,7 +78,7 @@ type Result struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.public, "url", "http://127.0.0.1:8080", "public base URL")
+	flag.StringVar(&o.public, "url", "http://127.0.0.1:8080", "public base URL (comma-separated: the workers are spread over them)")
 	flag.StringVar(&o.admin, "admin", "", "admin base URL (default: -url)")
 	flag.StringVar(&o.adminToken, "admin-token", "", "Bearer token of the admin listener")
 	flag.StringVar(&o.dialect, "dialect", "spring", "spring or aspnet")
@@ -84,8 +88,20 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before measuring")
 	flag.BoolVar(&o.asJSON, "json", false, "print the result as one JSON line")
 	flag.Float64Var(&o.rate, "rate", 0, "open loop: requests per second, latency from each request's scheduled time (0: closed loop)")
-	flag.StringVar(&o.redis, "redis", "", "Redis address: report its CPU per refresh (INFO cpu over the window)")
-	flag.IntVar(&o.pid, "pid", 0, "server process id: report its CPU per refresh (/proc over the window)")
+	flag.Func("redis", "Redis address (comma-separated: summed, as a Cluster's masters): report its CPU and bytes per refresh (INFO over the window)", func(v string) error {
+		o.redis = append(o.redis, strings.Split(v, ",")...)
+		return nil
+	})
+	flag.Func("pid", "server process id (comma-separated: summed): report its CPU per refresh (/proc over the window)", func(v string) error {
+		for _, p := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				return err
+			}
+			o.pids = append(o.pids, n)
+		}
+		return nil
+	})
 	summarize := flag.String("summarize", "", "read JSON results from this file and print medians and ratios to the floor")
 	medianOf := flag.String("median", "", "with -summarize: print only the median req/s of the runs with this label")
 	flag.Parse()
@@ -106,7 +122,7 @@ func main() {
 		return
 	}
 	if o.admin == "" {
-		o.admin = o.public
+		o.admin, _, _ = strings.Cut(o.public, ",")
 	}
 	r, err := run(o)
 	if err != nil {
@@ -117,8 +133,8 @@ func main() {
 		b, _ := json.Marshal(r)
 		fmt.Println(string(b))
 	} else {
-		fmt.Printf("%-24s %s c=%d rate=%.0f %.0fs: %d requests, %.0f req/s, p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms, %d failures, %d answered 503, CPU per refresh: Redis %.1f µs, server %.1f µs %s\n",
-			r.Label, r.Dialect, r.Conns, r.Rate, r.Seconds, r.Requests, r.RPS, r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs, r.Failures, r.Unavailable, r.RedisCPUus, r.ServerCPUus, r.FirstFail)
+		fmt.Printf("%-24s %s c=%d rate=%.0f %.0fs: %d requests, %.0f req/s, p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms, %d failures, %d answered 503, per refresh: Redis CPU %.1f µs, server CPU %.1f µs, Redis bytes in %.0f out %.0f %s\n",
+			r.Label, r.Dialect, r.Conns, r.Rate, r.Seconds, r.Requests, r.RPS, r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs, r.Failures, r.Unavailable, r.RedisCPUus, r.ServerCPUus, r.RedisInB, r.RedisOutB, r.FirstFail)
 	}
 	if r.Failures > 0 {
 		os.Exit(1)
@@ -134,17 +150,23 @@ type worker struct {
 }
 
 func run(o options) (Result, error) {
-	pub, err := url.Parse(o.public)
-	if err != nil {
-		return Result{}, err
+	// one client per public URL; worker i uses the (i mod n)-th
+	var clients []*fasthttp.HostClient
+	var refreshURLs []string
+	for _, p := range strings.Split(o.public, ",") {
+		pub, err := url.Parse(p)
+		if err != nil {
+			return Result{}, err
+		}
+		clients = append(clients, &fasthttp.HostClient{Addr: pub.Host, MaxConns: o.conns, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
+		refreshURLs = append(refreshURLs, p+"/api/auth/refresh")
 	}
 	adm, err := url.Parse(o.admin)
 	if err != nil {
 		return Result{}, err
 	}
-	client := &fasthttp.HostClient{Addr: pub.Host, MaxConns: o.conns, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 	adminClient := &fasthttp.HostClient{Addr: adm.Host, MaxConns: o.conns, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
-	refreshURL, loginURL := o.public+"/api/auth/refresh", o.admin+"/admin/sessions"
+	loginURL := o.admin + "/admin/sessions"
 
 	var failures, unavailable, ok atomic.Int64
 	var firstFail atomic.Value
@@ -194,7 +216,8 @@ func run(o options) (Result, error) {
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
-			req.SetRequestURI(refreshURL)
+			client := clients[w.id%len(clients)]
+			req.SetRequestURI(refreshURLs[w.id%len(clients)])
 			req.Header.SetMethod(fasthttp.MethodPost)
 			req.Header.SetContentType("application/json")
 			for {
@@ -240,7 +263,7 @@ func run(o options) (Result, error) {
 		}()
 	}
 	wg.Wait()
-	redisCPU, serverCPU := cpu()
+	used := cpu()
 
 	var all []time.Duration
 	for _, w := range workers {
@@ -260,8 +283,10 @@ func run(o options) (Result, error) {
 		Failures: failures.Load(), Unavailable: unavailable.Load(), Rate: o.rate, OK: int(ok.Load()),
 	}
 	if r.OK > 0 {
-		r.RedisCPUus = redisCPU.Seconds() * 1e6 / float64(r.OK)
-		r.ServerCPUus = serverCPU.Seconds() * 1e6 / float64(r.OK)
+		r.RedisCPUus = used.redis.Seconds() * 1e6 / float64(r.OK)
+		r.ServerCPUus = used.server.Seconds() * 1e6 / float64(r.OK)
+		r.RedisInB = float64(used.in) / float64(r.OK)
+		r.RedisOutB = float64(used.out) / float64(r.OK)
 	}
 	if f, ok := firstFail.Load().(string); ok {
 		r.FirstFail = f
@@ -378,8 +403,8 @@ func printSummary(file string) error {
 			fmt.Println()
 			fmt.Println("Open loop at fixed rates (latency from each request's scheduled time):")
 			fmt.Println()
-			fmt.Println("| run | rate/s | runs | answered/s | p50 ms | p99 ms | p99.9 ms | failures | Redis CPU µs/refresh | server CPU µs/refresh | Redis CPU ÷ floor's (paired) |")
-			fmt.Println("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+			fmt.Println("| run | rate/s | runs | answered/s | p50 ms | p99 ms | p99.9 ms | failures | Redis CPU µs/refresh | server CPU µs/refresh | Redis bytes in/out per refresh | Redis CPU ÷ floor's (paired) |")
+			fmt.Println("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 			fixed = true
 		}
 		ratio := ""
@@ -389,10 +414,11 @@ func printSummary(file string) error {
 				ratio = fmt.Sprintf("**%.2f×** (%.2f–%.2f)", med, lo, hi)
 			}
 		}
-		fmt.Printf("| %s | %.0f | %d | %.0f | %.2f | %.2f | %.2f | %d | %s | %s | %s |\n", l, rs[0].Rate, len(rs), median(rs, rps),
+		fmt.Printf("| %s | %.0f | %d | %.0f | %.2f | %.2f | %.2f | %d | %s | %s | %.0f / %.0f | %s |\n", l, rs[0].Rate, len(rs), median(rs, rps),
 			median(rs, func(r Result) float64 { return r.P50ms }), median(rs, func(r Result) float64 { return r.P99ms }),
 			median(rs, func(r Result) float64 { return r.P999ms }), failures(rs),
-			cpu(rs, redis), cpu(rs, func(r Result) float64 { return r.ServerCPUus }), ratio)
+			cpu(rs, redis), cpu(rs, func(r Result) float64 { return r.ServerCPUus }),
+			median(rs, func(r Result) float64 { return r.RedisInB }), median(rs, func(r Result) float64 { return r.RedisOutB }), ratio)
 	}
 	return nil
 }

@@ -26,9 +26,10 @@ if now >= exp then return 6 end
 -- lost (a failover to a replica that missed them, an fsync that did not
 -- happen): it advances past them, so the client holding it stays logged in.
 if cur <= gen then
-  -- the record lives as long as the newest refresh token: idle deadline or the session's end
-  local deadline = tonumber(ARGV[3])
-  if exp < deadline then deadline = exp end
+  -- the record lives as long as the newest refresh token: idle deadline or
+  -- the session's end (ARGV[3] as given: a Lua number would be formatted back)
+  local deadline = ARGV[3]
+  if exp < tonumber(deadline) then deadline = exp end
   redis.call('SET', KEYS[1], struct.pack('>I4', gen + 1) .. string.sub(v, 5, 17) .. struct.pack('>i6', now) .. string.sub(v, 24), 'PXAT', deadline)
   return v
 end
