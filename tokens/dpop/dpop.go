@@ -1,0 +1,308 @@
+package dpop
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-json"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
+
+	"github.com/tokend/tokend/tokens"
+)
+
+// Errors a caller branches on. Every refusal wraps ErrInvalidProof except
+// ErrUseNonce, which asks the client to retry with the server's nonce.
+var (
+	ErrInvalidProof = errors.New("dpop: invalid proof")
+	// ErrUseNonce: the proof lacks the server's current nonce (§8).
+	ErrUseNonce = errors.New("dpop: the server's nonce is required")
+	// ErrWrongKey: a valid proof, by another key than the one the token or
+	// session is bound to.
+	ErrWrongKey = fmt.Errorf("%w: signed by another key than the bound one", ErrInvalidProof)
+)
+
+// MaxSize bounds a proof: a JWT with a public key in its header is well
+// under it.
+const MaxSize = 8 << 10
+
+// Config is what proofs are checked against. Zero fields take the defaults.
+type Config struct {
+	// Algs are the signature algorithms accepted (default ES256 and
+	// EdDSA). Only asymmetric ones: a MAC proves nothing about a key.
+	Algs []string
+	// Window is how far a proof's iat may be from now, either way
+	// (default 60 s); a proof's jti must be remembered that long.
+	Window time.Duration
+	Clock  tokens.Clock
+}
+
+// asymmetric are the algorithms a proof may use at all.
+var asymmetric = map[string]crypto.Hash{
+	"ES256": crypto.SHA256, "ES384": crypto.SHA384, "ES512": crypto.SHA512,
+	"RS256": crypto.SHA256, "RS384": crypto.SHA384, "RS512": crypto.SHA512,
+	"PS256": crypto.SHA256, "PS384": crypto.SHA384, "PS512": crypto.SHA512,
+	"EdDSA": 0,
+}
+
+// Verifier checks proofs; safe for concurrent use.
+type Verifier struct {
+	algs   []string
+	window time.Duration
+	clock  tokens.Clock
+}
+
+// NewVerifier returns a Verifier for cfg; an algorithm that is not an
+// asymmetric signature algorithm is an error.
+func NewVerifier(cfg Config) (*Verifier, error) {
+	v := &Verifier{algs: cfg.Algs, window: cfg.Window, clock: cfg.Clock}
+	if len(v.algs) == 0 {
+		v.algs = []string{"ES256", "EdDSA"}
+	}
+	for _, a := range v.algs {
+		if _, ok := asymmetric[a]; !ok {
+			return nil, fmt.Errorf("dpop: %q is not an asymmetric signature algorithm", a)
+		}
+	}
+	if v.window <= 0 {
+		v.window = 60 * time.Second
+	}
+	if v.clock == nil {
+		v.clock = tokens.SystemClock
+	}
+	return v, nil
+}
+
+// Algs are the algorithms accepted, for metadata
+// (dpop_signing_alg_values_supported).
+func (v *Verifier) Algs() []string { return slices.Clone(v.algs) }
+
+// Window is how long a proof's jti must be remembered.
+func (v *Verifier) Window() time.Duration { return v.window }
+
+// Request is what a proof must match.
+type Request struct {
+	Method string
+	URL    string // the URL the client used (TOKEND_PUBLIC_URL's, behind a proxy)
+	// AccessToken, when set, must be what the proof's ath hashes (a
+	// request to a resource server, §7).
+	AccessToken []byte
+	// Nonce, when set, is the server's nonce the proof must carry (§8).
+	Nonce string
+	// Thumbprint, when set, is the key the token or session is bound to:
+	// the proof must be signed by it.
+	Thumbprint string
+}
+
+// Proof is what a valid proof says.
+type Proof struct {
+	Thumbprint string    // RFC 7638 SHA-256 thumbprint of its key, base64url (cnf.jkt)
+	ID         string    // jti: the caller remembers it for Window and refuses it again
+	IssuedAt   time.Time // iat
+}
+
+type header struct {
+	Typ string          `json:"typ"`
+	Alg string          `json:"alg"`
+	JWK json.RawMessage `json:"jwk"`
+}
+
+type claims struct {
+	JTI   string   `json:"jti"`
+	HTM   string   `json:"htm"`
+	HTU   string   `json:"htu"`
+	IAT   *float64 `json:"iat"`
+	ATH   string   `json:"ath"`
+	Nonce string   `json:"nonce"`
+}
+
+// privateMembers are JWK members of private or symmetric keys: a proof's
+// key is public.
+var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
+// Verify checks proof against r, as RFC 9449 §4.3 lists: one JWT, typ
+// dpop+jwt, an accepted asymmetric alg, a public jwk in the header that
+// verifies the signature, htm and htu of r, iat within the window, ath
+// and nonce when r asks for them, and the bound key when r names one.
+func (v *Verifier) Verify(proof []byte, r Request) (Proof, error) {
+	if len(proof) == 0 || len(proof) > MaxSize {
+		return Proof{}, invalid("missing or over %d bytes", MaxSize)
+	}
+	parts := strings.Split(string(proof), ".")
+	if len(parts) != 3 {
+		return Proof{}, invalid("not a JWS in compact form")
+	}
+	var h header
+	if err := decodeSegment(parts[0], &h); err != nil {
+		return Proof{}, invalid("header: %v", err)
+	}
+	if h.Typ != "dpop+jwt" {
+		return Proof{}, invalid("typ %q is not dpop+jwt", h.Typ)
+	}
+	hash, ok := asymmetric[h.Alg]
+	if !ok || !slices.Contains(v.algs, h.Alg) {
+		return Proof{}, invalid("alg %q is not accepted", h.Alg)
+	}
+	pub, thumb, err := publicKey(h.JWK)
+	if err != nil {
+		return Proof{}, err
+	}
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
+	if err != nil {
+		return Proof{}, invalid("signature is not base64url")
+	}
+	if err := verify(h.Alg, hash, pub, proof[:len(parts[0])+1+len(parts[1])], sig); err != nil {
+		return Proof{}, invalid("signature: %v", err)
+	}
+	var c claims
+	if err := decodeSegment(parts[1], &c); err != nil {
+		return Proof{}, invalid("claims: %v", err)
+	}
+	switch {
+	case c.JTI == "" || len(c.JTI) > 256:
+		return Proof{}, invalid("jti missing or over 256 bytes")
+	case c.HTM != r.Method:
+		return Proof{}, invalid("htm %q is not the request's method %s", c.HTM, r.Method)
+	case !sameURL(c.HTU, r.URL):
+		return Proof{}, invalid("htu %q is not the request's URL", c.HTU)
+	case c.IAT == nil:
+		return Proof{}, invalid("iat missing")
+	}
+	iat := time.Unix(int64(*c.IAT), 0)
+	if d := v.clock.Now().Sub(iat); d > v.window || d < -v.window {
+		return Proof{}, invalid("iat %s is not within %s of now", iat.UTC().Format(time.RFC3339), v.window)
+	}
+	if r.AccessToken != nil {
+		sum := sha256.Sum256(r.AccessToken)
+		if subtle.ConstantTimeCompare([]byte(c.ATH), []byte(base64.RawURLEncoding.EncodeToString(sum[:]))) != 1 {
+			return Proof{}, invalid("ath is not the hash of the access token")
+		}
+	}
+	if r.Nonce != "" && c.Nonce != r.Nonce {
+		return Proof{}, ErrUseNonce
+	}
+	if r.Thumbprint != "" && subtle.ConstantTimeCompare([]byte(thumb), []byte(r.Thumbprint)) != 1 {
+		return Proof{}, ErrWrongKey
+	}
+	return Proof{Thumbprint: thumb, ID: c.JTI, IssuedAt: iat}, nil
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidProof, fmt.Sprintf(format, args...))
+}
+
+func decodeSegment(seg string, v any) error {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(seg)
+	if err != nil {
+		return errors.New("not base64url")
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return errors.New("not a JSON object")
+	}
+	return nil
+}
+
+// publicKey parses the header's jwk, refusing private and symmetric keys,
+// and returns the raw public key and its thumbprint.
+func publicKey(raw json.RawMessage) (any, string, error) {
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, "", invalid("no jwk in the header")
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
+		return nil, "", invalid("jwk: %v", err)
+	}
+	for _, m := range privateMembers {
+		if _, ok := members[m]; ok {
+			return nil, "", invalid("jwk holds a private or symmetric key (%q)", m)
+		}
+	}
+	key, err := jwk.ParseKey(raw)
+	if err != nil {
+		return nil, "", invalid("jwk: %v", err)
+	}
+	var pub any
+	if err := jwk.Export(key, &pub); err != nil {
+		return nil, "", invalid("jwk: %v", err)
+	}
+	if p, ok := pub.(*ed25519.PublicKey); ok {
+		pub = *p
+	}
+	thumb, err := Thumbprint(key)
+	if err != nil {
+		return nil, "", invalid("jwk: %v", err)
+	}
+	return pub, thumb, nil
+}
+
+// Thumbprint is key's RFC 7638 SHA-256 thumbprint, base64url: the value of
+// cnf.jkt and of a session's binding.
+func Thumbprint(key jwk.Key) (string, error) {
+	sum, err := key.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(sum), nil
+}
+
+// verify checks sig over input with the key the alg calls for.
+func verify(alg string, hash crypto.Hash, pub any, input, sig []byte) error {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if alg[:2] != "ES" {
+			break
+		}
+		return jwsbb.VerifyECDSA(k, input, sig, hash)
+	case ed25519.PublicKey:
+		if alg != "EdDSA" {
+			break
+		}
+		return jwsbb.VerifyEdDSA(k, input, sig)
+	case *rsa.PublicKey:
+		if alg[:2] != "RS" && alg[:2] != "PS" {
+			break
+		}
+		if k.N.BitLen() < 2048 {
+			return errors.New("RSA key under 2048 bits")
+		}
+		return jwsbb.VerifyRSA(k, input, sig, hash, alg[:2] == "PS")
+	}
+	return fmt.Errorf("a %T key cannot verify %s", pub, alg)
+}
+
+// sameURL compares htu with the request's URL as §4.3 asks: without query
+// and fragment, scheme and host in any case, default ports implied.
+func sameURL(htu, want string) bool {
+	a, err1 := url.Parse(htu)
+	b, err2 := url.Parse(want)
+	if err1 != nil || err2 != nil || a.Scheme == "" || a.Host == "" {
+		return false
+	}
+	return strings.EqualFold(a.Scheme, b.Scheme) && hostPort(a) == hostPort(b) && path(a) == path(b)
+}
+
+func hostPort(u *url.URL) string {
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if port == "" || (port == "80" && strings.EqualFold(u.Scheme, "http")) || (port == "443" && strings.EqualFold(u.Scheme, "https")) {
+		return host
+	}
+	return host + ":" + port
+}
+
+func path(u *url.URL) string {
+	if p := u.EscapedPath(); p != "" {
+		return p
+	}
+	return "/"
+}

@@ -1,0 +1,287 @@
+package dpop_test
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/tokend/tokend/tokens/dpop"
+)
+
+// The client side, written from RFC 9449 §4.2 and RFC 7638 alone: it
+// shares no code with the package's checks.
+
+var b64 = base64.RawURLEncoding
+
+type clientKey struct {
+	alg  string
+	jwk  map[string]any
+	sign func(input []byte) []byte
+}
+
+func ecKey(t testing.TB) clientKey {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := func(n *big.Int) string { b := make([]byte, 32); n.FillBytes(b); return b64.EncodeToString(b) }
+	return clientKey{alg: "ES256",
+		jwk: map[string]any{"kty": "EC", "crv": "P-256", "x": pad(priv.X), "y": pad(priv.Y)},
+		sign: func(input []byte) []byte {
+			h := sha256.Sum256(input)
+			r, s, err := ecdsa.Sign(rand.Reader, priv, h[:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig := make([]byte, 64)
+			r.FillBytes(sig[:32])
+			s.FillBytes(sig[32:])
+			return sig
+		}}
+}
+
+func edKey(t testing.TB) clientKey {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clientKey{alg: "EdDSA",
+		jwk:  map[string]any{"kty": "OKP", "crv": "Ed25519", "x": b64.EncodeToString(pub)},
+		sign: func(input []byte) []byte { return ed25519.Sign(priv, input) }}
+}
+
+// thumbprint is RFC 7638 §3: the required members, sorted, no white space.
+func thumbprint(k map[string]any) string {
+	var members []string
+	switch k["kty"] {
+	case "EC":
+		members = []string{"crv", "kty", "x", "y"}
+	case "OKP":
+		members = []string{"crv", "kty", "x"}
+	case "RSA":
+		members = []string{"e", "kty", "n"}
+	}
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, m := range members {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`"` + m + `":"` + k[m].(string) + `"`)
+	}
+	b.WriteByte('}')
+	sum := sha256.Sum256([]byte(b.String()))
+	return b64.EncodeToString(sum[:])
+}
+
+// proof makes a DPoP proof; edit may change the header and claims first.
+func (k clientKey) proof(t testing.TB, method, url string, iat time.Time, edit func(h, c map[string]any)) string {
+	h := map[string]any{"typ": "dpop+jwt", "alg": k.alg, "jwk": k.jwk}
+	c := map[string]any{"jti": randomID(), "htm": method, "htu": url, "iat": iat.Unix()}
+	if edit != nil {
+		edit(h, c)
+	}
+	hb, _ := json.Marshal(h)
+	cb, _ := json.Marshal(c)
+	input := b64.EncodeToString(hb) + "." + b64.EncodeToString(cb)
+	return input + "." + b64.EncodeToString(k.sign([]byte(input)))
+}
+
+func randomID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return b64.EncodeToString(b)
+}
+
+type clock struct{ t time.Time }
+
+func (c clock) Now() time.Time { return c.t }
+
+const tokenURL = "https://auth.example.com/oauth2/token"
+
+// RFC 7638 §3.1: the example key's thumbprint.
+func TestThumbprintRFC7638(t *testing.T) {
+	const n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+	const want = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+	key, err := jwk.ParseKey([]byte(`{"kty":"RSA","n":"` + n + `","e":"AQAB","alg":"RS256","kid":"2011-04-29"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := dpop.Thumbprint(key)
+	if err != nil || got != want {
+		t.Fatalf("Thumbprint = %q, %v; want %q", got, err, want)
+	}
+	if c := thumbprint(map[string]any{"kty": "RSA", "n": n, "e": "AQAB"}); c != want {
+		t.Fatalf("the test client's thumbprint %q; want %q", c, want)
+	}
+}
+
+// Every check of RFC 9449 §4.3, each refusal its own case; then what a
+// valid proof yields.
+func TestVerify(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	v, err := dpop.NewVerifier(dpop.Config{Clock: clock{now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec, ed, other := ecKey(t), edKey(t), ecKey(t)
+	post := dpop.Request{Method: "POST", URL: tokenURL}
+	accessToken := []byte("eyJhbGciOiJFUzI1NiJ9.e30.sig")
+	ath := sha256.Sum256(accessToken)
+	rsaPriv, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsaKey := clientKey{alg: "RS256",
+		jwk: map[string]any{"kty": "RSA", "n": b64.EncodeToString(rsaPriv.N.Bytes()), "e": "AQAB"},
+		sign: func(input []byte) []byte {
+			h := sha256.Sum256(input)
+			s, _ := rsa.SignPKCS1v15(rand.Reader, rsaPriv, crypto.SHA256, h[:])
+			return s
+		}}
+
+	for _, tc := range []struct {
+		name  string
+		proof string
+		req   dpop.Request
+		want  error
+	}{
+		{"valid ES256", ec.proof(t, "POST", tokenURL, now, nil), post, nil},
+		{"valid EdDSA", ed.proof(t, "POST", tokenURL, now, nil), post, nil},
+		{"iat 59 s ago", ec.proof(t, "POST", tokenURL, now.Add(-59*time.Second), nil), post, nil},
+		{"htu with query, fragment, upper-case host and default port", ec.proof(t, "POST", "https://AUTH.example.com:443/oauth2/token?x=1#f", now, nil), post, nil},
+		{"ath of the access token", ec.proof(t, "GET", "https://api.example.com/me", now, func(h, c map[string]any) {
+			c["ath"] = b64.EncodeToString(ath[:])
+		}), dpop.Request{Method: "GET", URL: "https://api.example.com/me", AccessToken: accessToken}, nil},
+		{"the server's nonce", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { c["nonce"] = "n-1" }),
+			dpop.Request{Method: "POST", URL: tokenURL, Nonce: "n-1"}, nil},
+		{"the bound key", ec.proof(t, "POST", tokenURL, now, nil), dpop.Request{Method: "POST", URL: tokenURL, Thumbprint: thumbprint(ec.jwk)}, nil},
+
+		{"wrong htm", ec.proof(t, "GET", tokenURL, now, nil), post, dpop.ErrInvalidProof},
+		{"wrong htu path", ec.proof(t, "POST", "https://auth.example.com/oauth2/revoke", now, nil), post, dpop.ErrInvalidProof},
+		{"wrong htu host", ec.proof(t, "POST", "https://evil.example.com/oauth2/token", now, nil), post, dpop.ErrInvalidProof},
+		{"wrong htu scheme", ec.proof(t, "POST", "http://auth.example.com/oauth2/token", now, nil), post, dpop.ErrInvalidProof},
+		{"stale iat", ec.proof(t, "POST", tokenURL, now.Add(-61*time.Second), nil), post, dpop.ErrInvalidProof},
+		{"future iat", ec.proof(t, "POST", tokenURL, now.Add(61*time.Second), nil), post, dpop.ErrInvalidProof},
+		{"no iat", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { delete(c, "iat") }), post, dpop.ErrInvalidProof},
+		{"no jti", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { delete(c, "jti") }), post, dpop.ErrInvalidProof},
+		{"typ JWT", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { h["typ"] = "JWT" }), post, dpop.ErrInvalidProof},
+		{"no typ", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { delete(h, "typ") }), post, dpop.ErrInvalidProof},
+		{"alg none", func() string {
+			h, _ := json.Marshal(map[string]any{"typ": "dpop+jwt", "alg": "none", "jwk": ec.jwk})
+			c, _ := json.Marshal(map[string]any{"jti": "x", "htm": "POST", "htu": tokenURL, "iat": now.Unix()})
+			return b64.EncodeToString(h) + "." + b64.EncodeToString(c) + "."
+		}(), post, dpop.ErrInvalidProof},
+		{"HS256 keyed with the public key", func() string {
+			h, _ := json.Marshal(map[string]any{"typ": "dpop+jwt", "alg": "HS256", "jwk": ec.jwk})
+			c, _ := json.Marshal(map[string]any{"jti": "x", "htm": "POST", "htu": tokenURL, "iat": now.Unix()})
+			in := b64.EncodeToString(h) + "." + b64.EncodeToString(c)
+			m := hmac.New(sha256.New, []byte(ec.jwk["x"].(string)))
+			m.Write([]byte(in))
+			return in + "." + b64.EncodeToString(m.Sum(nil))
+		}(), post, dpop.ErrInvalidProof},
+		{"RS256, not accepted by default", rsaKey.proof(t, "POST", tokenURL, now, nil), post, dpop.ErrInvalidProof},
+		{"alg of another key type", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { h["alg"] = "EdDSA" }), post, dpop.ErrInvalidProof},
+		{"private key in the jwk", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) {
+			k := map[string]any{}
+			for m, v := range ec.jwk {
+				k[m] = v
+			}
+			k["d"] = b64.EncodeToString(make([]byte, 32))
+			h["jwk"] = k
+		}), post, dpop.ErrInvalidProof},
+		{"symmetric jwk", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) {
+			h["jwk"] = map[string]any{"kty": "oct", "k": "c2VjcmV0"}
+		}), post, dpop.ErrInvalidProof},
+		{"no jwk", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { delete(h, "jwk") }), post, dpop.ErrInvalidProof},
+		{"jwk of another key", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { h["jwk"] = other.jwk }), post, dpop.ErrInvalidProof},
+		{"flipped signature bit", func() string {
+			p := ec.proof(t, "POST", tokenURL, now, nil)
+			i := strings.LastIndexByte(p, '.') + 5
+			return p[:i] + string(rune(p[i]^1)) + p[i+1:]
+		}(), post, dpop.ErrInvalidProof},
+		{"two segments", "eyJ0eXAiOiJkcG9wK2p3dCJ9.e30", post, dpop.ErrInvalidProof},
+		{"empty", "", post, dpop.ErrInvalidProof},
+		{"over 8 KiB", strings.Repeat("a", 9000), post, dpop.ErrInvalidProof},
+		{"ath missing", ec.proof(t, "GET", "https://api.example.com/me", now, nil),
+			dpop.Request{Method: "GET", URL: "https://api.example.com/me", AccessToken: accessToken}, dpop.ErrInvalidProof},
+		{"ath of another token", ec.proof(t, "GET", "https://api.example.com/me", now, func(h, c map[string]any) {
+			s := sha256.Sum256([]byte("another"))
+			c["ath"] = b64.EncodeToString(s[:])
+		}), dpop.Request{Method: "GET", URL: "https://api.example.com/me", AccessToken: accessToken}, dpop.ErrInvalidProof},
+		{"no nonce", ec.proof(t, "POST", tokenURL, now, nil), dpop.Request{Method: "POST", URL: tokenURL, Nonce: "n-1"}, dpop.ErrUseNonce},
+		{"an old nonce", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { c["nonce"] = "n-0" }),
+			dpop.Request{Method: "POST", URL: tokenURL, Nonce: "n-1"}, dpop.ErrUseNonce},
+		{"another key than the bound one", other.proof(t, "POST", tokenURL, now, nil),
+			dpop.Request{Method: "POST", URL: tokenURL, Thumbprint: thumbprint(ec.jwk)}, dpop.ErrWrongKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := v.Verify([]byte(tc.proof), tc.req)
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("Verify = %v; want %v", err, tc.want)
+			}
+			if tc.want != nil {
+				t.Log(err) // which check refused it
+				return
+			}
+			var h struct {
+				JWK map[string]any `json:"jwk"`
+			}
+			seg, _ := b64.DecodeString(strings.Split(tc.proof, ".")[0])
+			json.Unmarshal(seg, &h)
+			if p.Thumbprint != thumbprint(h.JWK) || p.ID == "" || p.IssuedAt.IsZero() {
+				t.Fatalf("proof %+v; want the key's thumbprint %s, the jti and iat", p, thumbprint(h.JWK))
+			}
+		})
+	}
+}
+
+func TestConfig(t *testing.T) {
+	for _, algs := range [][]string{{"HS256"}, {"none"}, {"ES256", "XX"}} {
+		if _, err := dpop.NewVerifier(dpop.Config{Algs: algs}); err == nil {
+			t.Errorf("algorithms %v accepted", algs)
+		}
+	}
+	v, err := dpop.NewVerifier(dpop.Config{Algs: []string{"ES256", "RS256", "PS256"}})
+	if err != nil || len(v.Algs()) != 3 || v.Window() != time.Minute {
+		t.Fatalf("%v %v", v, err)
+	}
+}
+
+// FuzzVerify: whatever the proof, Verify answers without panicking, and a
+// proof it accepts names the key that signed it.
+func FuzzVerify(f *testing.F) {
+	now := time.Unix(1_800_000_000, 0)
+	ec, ed := ecKey(f), edKey(f)
+	f.Add(ec.proof(f, "POST", tokenURL, now, nil), "POST", tokenURL)
+	f.Add(ed.proof(f, "POST", tokenURL, now, nil), "POST", tokenURL)
+	f.Add("eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2In0.e30.", "POST", tokenURL)
+	f.Add("..", "GET", "https://x/")
+	v, err := dpop.NewVerifier(dpop.Config{Clock: clock{now}, Algs: []string{"ES256", "EdDSA", "RS256", "PS256"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, proof, method, url string) {
+		p, err := v.Verify([]byte(proof), dpop.Request{Method: method, URL: url})
+		if err != nil {
+			if !errors.Is(err, dpop.ErrInvalidProof) {
+				t.Fatalf("a refusal that is not ErrInvalidProof: %v", err)
+			}
+			return
+		}
+		if _, err := v.Verify([]byte(proof), dpop.Request{Method: method, URL: url, Thumbprint: p.Thumbprint}); err != nil {
+			t.Fatalf("accepted, then refused with its own thumbprint: %v", err)
+		}
+	})
+}
