@@ -287,31 +287,40 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	if code == 0 && st.Gen != -1 {
 		return r.legacyRotate(ctx, st)
 	}
+	if code < 1 || code > 3 {
+		return Rotation{}, refusal(st.ID, code)
+	}
+	s, _, err := unpackRecord(st.ID, []byte(v))
+	if err != nil {
+		return Rotation{}, fmt.Errorf("redis rotate: %w", err)
+	}
+	switch code {
+	case 1: // the record as it was: the rotation made it gen+1, rotated now
+		rot := Rotation{Session: s}
+		rot.Lost = max(0, st.Gen-s.Gen)
+		rot.Gen, rot.Rotated = st.Gen+1, time.UnixMilli(st.Now.UnixMilli())
+		if st.Gen == -1 {
+			err = r.index(ctx, rot.Session)
+		}
+		return rot, err
+	case 2:
+		return Rotation{Session: s, Retry: true}, nil
+	}
+	// reuse: the session is revoked whatever happens next; telling the other
+	// instances is best effort (their refreshes still meet the record)
+	_ = r.publish(ctx, Revocation{ID: st.ID, Subject: s.Subject, At: st.Now})
+	return Rotation{}, refusal(st.ID, code)
+}
+
+// refusal is the error of a rotation script's code other than an advance
+// or a retry (both scripts use the same codes).
+func refusal(id string, code int64) error {
 	var sentinel error
 	switch code {
-	case 1, 2, 3:
-		s, _, err := unpackRecord(st.ID, []byte(v))
-		if err != nil {
-			return Rotation{}, fmt.Errorf("redis rotate: %w", err)
-		}
-		switch code {
-		case 1:
-			rot := Rotation{Session: s}
-			rot.Lost = max(0, st.Gen-s.Gen)
-			rot.Gen, rot.Rotated = st.Gen+1, time.UnixMilli(st.Now.UnixMilli())
-			if st.Gen == -1 {
-				err = r.index(ctx, rot.Session)
-			}
-			return rot, err
-		case 2:
-			return Rotation{Session: s, Retry: true}, nil
-		}
-		// the session is revoked whatever happens next; telling the other
-		// instances is best effort (their refreshes still meet the record)
-		_ = r.publish(ctx, Revocation{ID: st.ID, Subject: s.Subject, At: st.Now})
-		sentinel = ErrReuse
 	case 0:
 		sentinel = ErrNotFound
+	case 3:
+		sentinel = ErrReuse
 	case 4:
 		sentinel = ErrRevoked
 	case 5:
@@ -321,9 +330,9 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	case 7:
 		sentinel = ErrNotOwner
 	default:
-		return Rotation{}, fmt.Errorf("redis rotate: unknown code %d", code)
+		return fmt.Errorf("redis rotate: unknown code %d", code)
 	}
-	return Rotation{}, fmt.Errorf("session %s: %w", st.ID, sentinel)
+	return fmt.Errorf("session %s: %w", id, sentinel)
 }
 
 // legacyRotate rotates a session kept in the hash record of an earlier
@@ -339,31 +348,17 @@ func (r *Redis) legacyRotate(ctx context.Context, st Step) (Rotation, error) {
 	if err != nil {
 		return Rotation{}, fmt.Errorf("redis rotate: bad reply: %w", err)
 	}
-	var sentinel error
 	switch code {
 	case 1, 2:
 		rot, err := rotation(st.ID, res)
 		rot.Retry = code == 2
 		return rot, err
-	case 0:
-		sentinel = ErrNotFound
 	case 3:
 		if sub, err := res[1].ToString(); err == nil {
 			_ = r.publish(ctx, Revocation{ID: st.ID, Subject: sub, At: st.Now})
 		}
-		sentinel = ErrReuse
-	case 4:
-		sentinel = ErrRevoked
-	case 5:
-		sentinel = ErrDeleted
-	case 6:
-		sentinel = ErrExpired
-	case 7:
-		sentinel = ErrNotOwner
-	default:
-		return Rotation{}, fmt.Errorf("redis rotate: unknown code %d", code)
 	}
-	return Rotation{}, fmt.Errorf("session %s: %w", st.ID, sentinel)
+	return Rotation{}, refusal(st.ID, code)
 }
 
 // rotation decodes the legacy script's {code, sub, gen, created, expires,
