@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"crypto/tls"
 	_ "embed"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -258,8 +259,7 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	if st.Owner != "" {
 		owner = packedSubject(st.Owner)
 	}
-	args := []string{strconv.FormatInt(st.Gen, 10), ms(st.Now), ms(st.Now.Add(st.Idle)),
-		strconv.FormatInt(st.Grace.Milliseconds(), 10), owner}
+	args := []string{rotateArg(st), owner}
 	if st.Gen == -1 {
 		s := Session{Subject: st.Subject, Created: st.Now, Expires: st.Expires, Rotated: st.Now}
 		args = append(args, string(packRecord(s, stateActive)), ms(until(st.Now, st.Idle, st.Expires)))
@@ -333,6 +333,17 @@ func refusal(id string, code int64) error {
 		return fmt.Errorf("redis rotate: unknown code %d", code)
 	}
 	return fmt.Errorf("session %s: %w", id, sentinel)
+}
+
+// rotateArg packs the rotation's numbers for record_rotate.lua: gen
+// (int32), now and the idle deadline (ms, int48), grace (ms, uint32).
+func rotateArg(st Step) string {
+	var b [20]byte
+	binary.BigEndian.PutUint32(b[0:], uint32(int32(st.Gen)))
+	put48(b[4:], st.Now.UnixMilli())
+	put48(b[10:], st.Now.Add(st.Idle).UnixMilli())
+	binary.BigEndian.PutUint32(b[16:], uint32(min(st.Grace.Milliseconds(), 1<<32-1)))
+	return string(b[:])
 }
 
 // legacyRotate rotates a session kept in the hash record of an earlier
