@@ -36,7 +36,7 @@ rootfs:
 ## image: the container image $(IMAGE) (FROM scratch: no base image to pull), with docker or podman
 image: rootfs
 	@[ -n "$(ENGINE)" ] || { echo "no docker daemon and no podman (Debian: apt-get install podman)"; exit 1; }
-	$(ENGINE) build $(if $(findstring podman,$(ENGINE)),--format docker) -t $(IMAGE) .
+	$(ENGINE) build $(if $(findstring podman,$(ENGINE)),--format docker) -t $(IMAGE) -f deploy/Dockerfile bin/image
 	$(ENGINE) image inspect $(IMAGE) --format '{{.Config.User}} {{.Config.Entrypoint}} {{.Size}} bytes'
 
 ## test: everything — format, vet, staticcheck, race tests (real Redis and Prometheus on free ports), allocation bounds, short fuzz runs, the example

@@ -77,7 +77,7 @@ type image struct {
 
 func readDockerfile(t *testing.T) image {
 	t.Helper()
-	f, err := os.Open("../Dockerfile")
+	f, err := os.Open("Dockerfile")
 	if err != nil {
 		t.Fatal(err)
 	}
