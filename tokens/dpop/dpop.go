@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/goccy/go-json"
@@ -61,6 +62,39 @@ type Verifier struct {
 	algs   []string
 	window time.Duration
 	clock  tokens.Clock
+	keys   keyCache
+}
+
+// keyCache remembers the keys of recent proofs by their JWK's exact bytes:
+// a client signs every refresh with the same key, and parsing the JWK and
+// computing its thumbprint cost as much as a third of a check. A key that
+// failed a check is never stored; past maxCachedKeys the cache starts over.
+type keyCache struct {
+	mu sync.RWMutex
+	m  map[string]cachedKey
+}
+
+type cachedKey struct {
+	pub   any
+	thumb string
+}
+
+const maxCachedKeys = 10_000
+
+func (c *keyCache) get(raw []byte) (cachedKey, bool) {
+	c.mu.RLock()
+	k, ok := c.m[string(raw)] // no allocation for the lookup
+	c.mu.RUnlock()
+	return k, ok
+}
+
+func (c *keyCache) put(raw []byte, k cachedKey) {
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedKeys {
+		c.m = make(map[string]cachedKey, 64)
+	}
+	c.m[string(raw)] = k
+	c.mu.Unlock()
 }
 
 // NewVerifier returns a Verifier for cfg; an algorithm that is not an
@@ -154,16 +188,24 @@ func (v *Verifier) Verify(proof []byte, r Request) (Proof, error) {
 	if !ok || !slices.Contains(v.algs, h.Alg) {
 		return Proof{}, invalid("alg %q is not accepted", h.Alg)
 	}
-	pub, thumb, err := publicKey(h.JWK)
-	if err != nil {
-		return Proof{}, err
+	key, cached := v.keys.get(h.JWK)
+	if !cached {
+		pub, thumb, err := publicKey(h.JWK)
+		if err != nil {
+			return Proof{}, err
+		}
+		key = cachedKey{pub, thumb}
 	}
+	pub, thumb := key.pub, key.thumb
 	sig, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
 	if err != nil {
 		return Proof{}, invalid("signature is not base64url")
 	}
 	if err := verify(h.Alg, hash, pub, proof[:len(parts[0])+1+len(parts[1])], sig); err != nil {
 		return Proof{}, invalid("signature: %v", err)
+	}
+	if !cached { // a key that verified a signature: worth remembering
+		v.keys.put(h.JWK, key)
 	}
 	var c claims
 	if err := decodeSegment(parts[1], &c); err != nil {
