@@ -39,8 +39,9 @@ func (s *Server) publicHTTPError(ctx *fasthttp.RequestCtx, err error) {
 // adminHTTPError does the same in the admin listener's JSON shape.
 func (s *Server) adminHTTPError(ctx *fasthttp.RequestCtx, err error) {
 	linger(ctx)
+	refusal := httpError(err)
 	status := fasthttp.StatusBadRequest
-	switch httpError(err) {
+	switch refusal {
 	case ErrTooLarge:
 		status = fasthttp.StatusRequestEntityTooLarge
 	case ErrHeaderTooLarge:
@@ -48,7 +49,7 @@ func (s *Server) adminHTTPError(ctx *fasthttp.RequestCtx, err error) {
 	case ErrTimeout:
 		status = fasthttp.StatusRequestTimeout
 	}
-	adminJSON(ctx, status, map[string]any{"error": "bad_request", "message": httpError(err).Error()})
+	adminJSON(ctx, status, map[string]any{"error": "bad_request", "message": refusal.Error()})
 }
 
 func linger(ctx *fasthttp.RequestCtx) {

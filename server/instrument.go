@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,7 +34,7 @@ func newStoreSeries(reg prometheus.Registerer) *storeSeries {
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "tokend_store_duration_seconds",
 		Help:    "Time the session store took to answer, by operation (lookup: a denylist confirmation).",
-		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		Buckets: latencyBuckets,
 	}, []string{"op"})
 	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokend_store_failures_total",
@@ -54,7 +52,11 @@ func newStoreSeries(reg prometheus.Registerer) *storeSeries {
 // observe records one call of op that started at start.
 func (s *storeSeries) observe(op int, start time.Time, err error) {
 	s.latency[op].Observe(time.Since(start).Seconds())
-	if err != nil && (errors.Is(err, session.ErrUnavailable) || classify(err) == outError) {
+	if err == nil {
+		return
+	}
+	switch classify(err) {
+	case outUnavailable, outError: // not a rule's answer such as reuse
 		s.failures[op].Inc()
 	}
 }
@@ -124,7 +126,11 @@ func (m *Metrics) FeedLag(lag time.Duration) { m.feedLag.Observe(lag.Seconds()) 
 // Denylist exports the denylist's state, read once per scrape (counting the
 // filters' bits is not free); now is the clock ages are measured with.
 func (m *Metrics) Denylist(stats func() denylist.Stats, now func() time.Time) {
-	m.Registry.MustRegister(&denylistCollector{stats: stats, now: now})
+	c := &denylistCollector{stats: stats, now: now}
+	for _, d := range denylistMetrics {
+		c.descs = append(c.descs, prometheus.NewDesc(d.name, d.help, nil, nil))
+	}
+	m.Registry.MustRegister(c)
 }
 
 // denylistMetrics are the series of the denylist: name, help, type and value.
@@ -164,21 +170,11 @@ var fillDesc = prometheus.NewDesc("tokend_denylist_bloom_fill_ratio",
 type denylistCollector struct {
 	stats func() denylist.Stats
 	now   func() time.Time
-	descs []*prometheus.Desc
-	once  sync.Once
-}
-
-func (c *denylistCollector) desc() []*prometheus.Desc {
-	c.once.Do(func() {
-		for _, d := range denylistMetrics {
-			c.descs = append(c.descs, prometheus.NewDesc(d.name, d.help, nil, nil))
-		}
-	})
-	return c.descs
+	descs []*prometheus.Desc // denylistMetrics', in order
 }
 
 func (c *denylistCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range c.desc() {
+	for _, d := range c.descs {
 		ch <- d
 	}
 	ch <- fillDesc
@@ -186,7 +182,7 @@ func (c *denylistCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *denylistCollector) Collect(ch chan<- prometheus.Metric) {
 	s, now := c.stats(), c.now()
-	for i, d := range c.desc() {
+	for i, d := range c.descs {
 		ch <- prometheus.MustNewConstMetric(d, denylistMetrics[i].typ, denylistMetrics[i].value(s, now))
 	}
 	ch <- prometheus.MustNewConstMetric(fillDesc, prometheus.GaugeValue, s.Fill[0], "current")

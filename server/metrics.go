@@ -44,6 +44,10 @@ type requestSeries struct {
 	latency prometheus.Observer
 }
 
+// latencyBuckets are the request's and the store call's histograms':
+// 100 µs to 1 s.
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}
+
 // NewMetrics registers tokend's series, and the Go and process collectors,
 // on a fresh registry.
 func NewMetrics() *Metrics {
@@ -57,7 +61,7 @@ func NewMetrics() *Metrics {
 		}, []string{"outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "tokend_request_duration_seconds", Help: "Time to answer, by route.",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+			Buckets: latencyBuckets,
 		}, []string{"route"}),
 		lost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tokend_rotations_lost_total",

@@ -3,7 +3,6 @@ package session
 import (
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"time"
 )
@@ -72,8 +71,9 @@ func packRecord(s Session, state byte) []byte {
 	return appendSubject(b, s.Subject)
 }
 
-// unpackRecord decodes a packed record of session id.
-func unpackRecord(id string, v []byte) (Session, byte, error) {
+// unpackRecord decodes a packed record of session id. It takes the string
+// Redis answered: a raw subject is a substring of it, not a copy.
+func unpackRecord(id, v string) (Session, byte, error) {
 	if len(v) < recSubject+1 {
 		return Session{}, 0, errors.New("session record: too short")
 	}
@@ -82,9 +82,9 @@ func unpackRecord(id string, v []byte) (Session, byte, error) {
 		return Session{}, 0, err
 	}
 	return Session{
-		ID: id, Subject: sub, Gen: int64(binary.BigEndian.Uint32(v[recGen:])),
-		Created: time.UnixMilli(get48(v[recCreated:])), Expires: time.UnixMilli(get48(v[recExpires:])),
-		Rotated: time.UnixMilli(get48(v[recRotated:])),
+		ID: id, Subject: sub, Gen: getInt(v[recGen:], 4),
+		Created: time.UnixMilli(getInt(v[recCreated:], 6)), Expires: time.UnixMilli(getInt(v[recExpires:], 6)),
+		Rotated: time.UnixMilli(getInt(v[recRotated:], 6)),
 	}, v[recState], nil
 }
 
@@ -100,22 +100,23 @@ func appendSubject(b []byte, sub string) []byte {
 // script compares with the record's.
 func packedSubject(sub string) string { return string(appendSubject(nil, sub)) }
 
-func subject(p []byte) (string, error) {
+func subject(p string) (string, error) {
 	switch {
 	case len(p) == 17 && p[0] == 1:
+		const digits = "0123456789abcdef"
 		var s [36]byte
-		hex.Encode(s[0:8], p[1:5])
-		s[8] = '-'
-		hex.Encode(s[9:13], p[5:7])
-		s[13] = '-'
-		hex.Encode(s[14:18], p[7:9])
-		s[18] = '-'
-		hex.Encode(s[19:23], p[9:11])
-		s[23] = '-'
-		hex.Encode(s[24:36], p[11:17])
+		j := 0
+		for _, c := range []byte(p[1:]) {
+			if j == 8 || j == 13 || j == 18 || j == 23 {
+				s[j] = '-'
+				j++
+			}
+			s[j], s[j+1] = digits[c>>4], digits[c&15]
+			j += 2
+		}
 		return string(s[:]), nil
 	case len(p) >= 1 && p[0] == 0:
-		return string(p[1:]), nil
+		return p[1:], nil
 	}
 	return "", errors.New("session record: bad subject")
 }
@@ -160,9 +161,10 @@ func put48(b []byte, v int64) {
 	}
 }
 
-func get48(b []byte) int64 {
+// getInt reads an n-byte big-endian unsigned integer.
+func getInt(b string, n int) int64 {
 	var v int64
-	for i := range 6 {
+	for i := range n {
 		v = v<<8 | int64(b[i])
 	}
 	return v

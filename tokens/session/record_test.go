@@ -26,13 +26,13 @@ func TestRecordRoundTrip(t *testing.T) {
 		if len(v) != tc.size {
 			t.Errorf("%q: %d bytes; want %d", tc.sub, len(v), tc.size)
 		}
-		got, state, err := unpackRecord("id", v)
+		got, state, err := unpackRecord("id", string(v))
 		if err != nil || got != s || state != stateDeleted {
 			t.Errorf("%q: round trip %+v %d %v; want %+v", tc.sub, got, state, err, s)
 		}
 	}
 	for _, bad := range []string{"", strings.Repeat("\x00", 23), strings.Repeat("\x00", 23) + "\x02x", strings.Repeat("\x00", 23) + "\x01short"} {
-		if _, _, err := unpackRecord("id", []byte(bad)); err == nil {
+		if _, _, err := unpackRecord("id", bad); err == nil {
 			t.Errorf("%q unpacked", bad)
 		}
 	}

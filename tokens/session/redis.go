@@ -290,7 +290,7 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	if code < 1 || code > 3 {
 		return Rotation{}, refusal(st.ID, code)
 	}
-	s, _, err := unpackRecord(st.ID, []byte(v))
+	s, _, err := unpackRecord(st.ID, v)
 	if err != nil {
 		return Rotation{}, fmt.Errorf("redis rotate: %w", err)
 	}
@@ -426,16 +426,15 @@ func revokeReply(id string, res rueidis.RedisResult) (rev Revocation, ok, ended 
 	switch len(v) {
 	case 2: // {ended, record}
 		var rec string
-		var err1 error
 		if e, err = v[0].AsInt64(); err == nil {
-			rec, err1 = v[1].ToString()
+			rec, err = v[1].ToString()
 		}
-		var s Session
-		var state byte
-		if err = errors.Join(err, err1); err == nil {
-			s, state, err = unpackRecord(id, []byte(rec))
+		if err == nil {
+			var s Session
+			var state byte
+			s, state, err = unpackRecord(id, rec)
+			sub, x = s.Subject, int64(state)
 		}
-		sub, x = s.Subject, int64(state)
 	case 3: // legacy: {ended, sub, state}
 		var err2, err3 error
 		e, err = v[0].AsInt64()

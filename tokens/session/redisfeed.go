@@ -115,7 +115,7 @@ func entryRevocation(e rueidis.XRangeEntry) Revocation {
 func (r *Redis) Lookup(ctx context.Context, id string) (Revocation, bool, error) {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
-	v, err := r.client.Do(ctx, r.client.B().Get().Key(recordKey(id)).Build()).AsBytes()
+	v, err := r.client.Do(ctx, r.client.B().Get().Key(recordKey(id)).Build()).ToString()
 	if rueidis.IsRedisNil(err) {
 		return r.legacyLookup(ctx, id)
 	}
