@@ -39,6 +39,9 @@ type Memory struct {
 
 	feed memoryFeed // revocations, to the denylists that follow this store
 
+	proofMu sync.Mutex
+	proofs  map[string]time.Time // DPoP proofs used (key thumbprint, jti) until when
+
 	stop chan struct{}
 	once sync.Once
 }
@@ -51,7 +54,8 @@ type memoryShard struct {
 // NewMemory returns an empty store. A janitor forgets records past their
 // time every sweep; Close stops it.
 func NewMemory(sweep time.Duration) *Memory {
-	m := &Memory{seed: maphash.MakeSeed(), subjects: map[string]map[string]struct{}{}, stop: make(chan struct{})}
+	m := &Memory{seed: maphash.MakeSeed(), subjects: map[string]map[string]struct{}{}, stop: make(chan struct{}),
+		proofs: map[string]time.Time{}}
 	for i := range m.shards {
 		m.shards[i].sessions = map[string]*record{}
 	}
@@ -70,6 +74,9 @@ func (m *Memory) shard(id string) *memoryShard {
 
 // Create implements Store.
 func (m *Memory) Create(_ context.Context, s Session, idle time.Duration) error {
+	if err := checkOAuth(s); err != nil {
+		return err
+	}
 	sh := m.shard(s.ID)
 	sh.mu.Lock()
 	if _, dup := sh.sessions[s.ID]; dup {
@@ -107,7 +114,11 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 			sh.mu.Unlock()
 			return Rotation{}, fmt.Errorf("session %s: %w", st.ID, ErrNotFound)
 		}
-		r = &record{Session: Session{ID: st.ID, Subject: st.Subject, Created: st.Now, Expires: st.Expires, Rotated: st.Now}}
+		if st.Proof != "" && !m.useProof(st) {
+			sh.mu.Unlock()
+			return Rotation{}, fmt.Errorf("session %s: %w", st.ID, ErrReplay)
+		}
+		r = &record{Session: Session{ID: st.ID, Subject: st.Subject, Created: st.Now, Expires: st.Expires, Rotated: st.Now, Key: st.Key}}
 		r.until = until(st.Now, st.Idle, st.Expires)
 		sh.sessions[st.ID] = r
 		s := r.Session
@@ -115,7 +126,18 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 		m.index(s.Subject, s.ID)
 		return Rotation{Session: s}, nil
 	}
-	rot, err := decide(&r.Session, r.state, st)
+	err := check(&r.Session, r.state, st)
+	if err == nil && st.Proof != "" && !m.useProof(st) {
+		err = fmt.Errorf("session %s: %w", st.ID, ErrReplay)
+	}
+	var rot Rotation
+	if err == nil {
+		rot, err = decide(&r.Session, st)
+	}
+	if err == nil && st.Key != "" {
+		rot.Key = st.Key // bound for good, by the advance or the retry alike
+		r.Key = st.Key
+	}
 	reuse := err != nil && errors.Is(err, ErrReuse)
 	var rev Revocation
 	switch {
@@ -133,18 +155,52 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 	return rot, err
 }
 
-// decide applies the rotation rule to the current record s. It changes
-// nothing; the caller stores the advanced session or the revocation.
-func decide(s *Session, st0 state, st Step) (Rotation, error) {
+// check refuses a step before the rotation rule, in the order the Redis
+// script does: owner and client first (another's token learns nothing of
+// the session's state), then the state, the expiry, the DPoP key and the
+// scope.
+func check(s *Session, st0 state, st Step) error {
+	var err error
 	switch {
 	case st.Owner != "" && st.Owner != s.Subject:
-		return Rotation{}, fmt.Errorf("session %s: %w", s.ID, ErrNotOwner)
+		err = ErrNotOwner
+	case st.Client != "" && s.Client != "" && st.Client != s.Client:
+		err = ErrWrongClient
 	case st0 == deleted:
-		return Rotation{}, fmt.Errorf("session %s: %w", s.ID, ErrDeleted)
+		err = ErrDeleted
 	case st0 == revoked:
-		return Rotation{}, fmt.Errorf("session %s: %w", s.ID, ErrRevoked)
+		err = ErrRevoked
 	case !st.Now.Before(s.Expires):
-		return Rotation{}, fmt.Errorf("session %s: %w", s.ID, ErrExpired)
+		err = ErrExpired
+	case s.Key != "" && st.Key == "":
+		err = ErrKeyRequired
+	case s.Key != "" && st.Key != s.Key:
+		err = ErrWrongKey
+	case st.Scope != "" && !inScope(st.Scope, s.Scope):
+		err = ErrScope
+	default:
+		return nil
+	}
+	return fmt.Errorf("session %s: %w", s.ID, err)
+}
+
+// useProof records st's DPoP proof, or reports it was used already.
+func (m *Memory) useProof(st Step) bool {
+	k := st.Key + "." + st.Proof
+	m.proofMu.Lock()
+	defer m.proofMu.Unlock()
+	if t, ok := m.proofs[k]; ok && st.Now.Before(t) {
+		return false
+	}
+	m.proofs[k] = st.Now.Add(st.ProofTTL)
+	return true
+}
+
+// decide applies the rotation rule to the current record s, which check
+// accepted. It changes nothing; the caller stores the advanced session or
+// the revocation.
+func decide(s *Session, st Step) (Rotation, error) {
+	switch {
 	case s.Gen <= st.Gen:
 		// A token ahead of its record was signed for rotations the record
 		// has lost (a failover, a restart, a restore): it advances past them.
@@ -235,8 +291,16 @@ func (m *Memory) janitor(every time.Duration) {
 	}
 }
 
-// sweep forgets records past their time, and their subject index entries.
+// sweep forgets records past their time, and their subject index entries,
+// and the DPoP proofs past theirs.
 func (m *Memory) sweep(now time.Time) {
+	m.proofMu.Lock()
+	for k, t := range m.proofs {
+		if !now.Before(t) {
+			delete(m.proofs, k)
+		}
+	}
+	m.proofMu.Unlock()
 	for i := range m.shards {
 		sh := &m.shards[i]
 		var gone []*record

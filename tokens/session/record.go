@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -16,13 +17,19 @@ import (
 //	5      6    created, ms since the epoch, big-endian
 //	11     6    expires (the session's absolute end), ms
 //	17     6    rotated (the last advance), ms
-//	23     …    subject: 1 and 16 bytes for a lowercase canonical UUID,
-//	            else 0 and its bytes
+//	23     1    kind: bit 0 set for a UUID subject, bit 1 for an OAuth
+//	            extension (a session with a client, a scope or a DPoP key)
+//	24     …    extension, when bit 1 is set: key length (0 or 32) and the
+//	            RFC 7638 thumbprint's 32 bytes, client length (1 byte) and
+//	            client id, scope length (2 bytes) and scope
+//	…      …    subject: 16 bytes for a UUID, else its bytes
 //
 // Its key is "tokend:b" and the 16 bytes of the session id (ids are 22
 // characters of base64url), or "tokend:t:{id}" for any other id. With a
 // UUID subject the whole entry is 120 bytes of Redis memory (MEMORY USAGE),
-// against 200 for the hash of six fields records were before; those are
+// against 200 for the hash of six fields records were before (a session
+// bound to a DPoP key, with a client and a scope, is about 60 bytes more:
+// bench/RESULTS.md); those are
 // still read, rotated and revoked where they are (legacyKey), and expire
 // with their sessions.
 const (
@@ -31,8 +38,18 @@ const (
 	recCreated = 5
 	recExpires = 11
 	recRotated = 17
-	recSubject = 23
+	recKind    = 23
+	recSubject = 23 // the packed subject starts with the kind byte
 )
+
+// bits of the kind byte
+const (
+	kindUUID     = 1
+	kindExtended = 2
+)
+
+// keySize is the size of a DPoP key thumbprint (SHA-256).
+const keySize = 32
 
 // record states, as the byte at recState
 const (
@@ -60,15 +77,64 @@ func legacyKey(id string) string { return "tokend:s:{" + id + "}" }
 // (its bytes may not be printable: redis-cli shows them escaped).
 func RecordKey(id string) string { return recordKey(id) }
 
-// packRecord encodes s at generation s.Gen in state.
+// packRecord encodes s at generation s.Gen in state. s.Key, when set, must
+// be a thumbprint (checkOAuth).
 func packRecord(s Session, state byte) []byte {
-	b := make([]byte, recSubject, recSubject+1+len(s.Subject))
+	b := make([]byte, recSubject, recSubject+1+len(s.Subject)+extSize(s))
 	binary.BigEndian.PutUint32(b[recGen:], uint32(s.Gen))
 	b[recState] = state
 	put48(b[recCreated:], s.Created.UnixMilli())
 	put48(b[recExpires:], s.Expires.UnixMilli())
 	put48(b[recRotated:], s.Rotated.UnixMilli())
-	return appendSubject(b, s.Subject)
+	if extSize(s) == 0 {
+		return appendSubject(b, s.Subject)
+	}
+	b = appendSubject(b, s.Subject)
+	sub := append([]byte(nil), b[recKind+1:]...)
+	b[recKind] |= kindExtended
+	b = b[:recKind+1]
+	key, _ := base64.RawURLEncoding.DecodeString(s.Key)
+	b = append(b, byte(len(key)))
+	b = append(b, key...)
+	b = append(b, byte(len(s.Client)))
+	b = append(b, s.Client...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s.Scope)))
+	b = append(b, s.Scope...)
+	return append(b, sub...)
+}
+
+// extSize is the size of s's OAuth extension, 0 when it needs none.
+func extSize(s Session) int {
+	if s.Client == "" && s.Scope == "" && s.Key == "" {
+		return 0
+	}
+	n := 1 + 1 + len(s.Client) + 2 + len(s.Scope)
+	if s.Key != "" {
+		n += keySize
+	}
+	return n
+}
+
+// Limits of the OAuth fields a record holds.
+const (
+	MaxClientSize = 255
+	MaxScopeSize  = 4096
+)
+
+// checkOAuth refuses OAuth fields a record cannot hold.
+func checkOAuth(s Session) error {
+	if len(s.Client) > MaxClientSize {
+		return fmt.Errorf("session: client id over %d bytes", MaxClientSize)
+	}
+	if len(s.Scope) > MaxScopeSize {
+		return fmt.Errorf("session: scope over %d bytes", MaxScopeSize)
+	}
+	if s.Key != "" {
+		if b, err := base64.RawURLEncoding.Strict().DecodeString(s.Key); err != nil || len(b) != keySize {
+			return errors.New("session: key is not a base64url SHA-256 thumbprint")
+		}
+	}
+	return nil
 }
 
 // unpackRecord decodes a packed record of session id. It takes the string
@@ -77,15 +143,51 @@ func unpackRecord(id, v string) (Session, byte, error) {
 	if len(v) < recSubject+1 {
 		return Session{}, 0, errors.New("session record: too short")
 	}
-	sub, err := subject(v[recSubject:])
+	s := Session{
+		ID: id, Gen: getInt(v[recGen:], 4),
+		Created: time.UnixMilli(getInt(v[recCreated:], 6)), Expires: time.UnixMilli(getInt(v[recExpires:], 6)),
+		Rotated: time.UnixMilli(getInt(v[recRotated:], 6)),
+	}
+	kind, rest := v[recKind], v[recKind+1:]
+	if kind&^(kindUUID|kindExtended) != 0 {
+		return Session{}, 0, errors.New("session record: bad kind")
+	}
+	if kind&kindExtended != 0 {
+		var err error
+		if rest, err = unpackExtension(rest, &s); err != nil {
+			return Session{}, 0, err
+		}
+	}
+	sub, err := subject(kind&kindUUID != 0, rest)
 	if err != nil {
 		return Session{}, 0, err
 	}
-	return Session{
-		ID: id, Subject: sub, Gen: getInt(v[recGen:], 4),
-		Created: time.UnixMilli(getInt(v[recCreated:], 6)), Expires: time.UnixMilli(getInt(v[recExpires:], 6)),
-		Rotated: time.UnixMilli(getInt(v[recRotated:], 6)),
-	}, v[recState], nil
+	s.Subject = sub
+	return s, v[recState], nil
+}
+
+// unpackExtension reads the OAuth extension p starts with into s and
+// returns what follows it.
+func unpackExtension(p string, s *Session) (string, error) {
+	bad := errors.New("session record: bad extension")
+	if len(p) < 1 || (p[0] != 0 && p[0] != keySize) || len(p) < 1+int(p[0])+1 {
+		return "", bad
+	}
+	if p[0] == keySize {
+		s.Key = base64.RawURLEncoding.EncodeToString([]byte(p[1 : 1+keySize]))
+	}
+	p = p[1+int(p[0]):]
+	n := int(p[0])
+	if len(p) < 1+n+2 {
+		return "", bad
+	}
+	s.Client, p = p[1:1+n], p[1+n:]
+	n = int(p[0])<<8 | int(p[1])
+	if len(p) < 2+n {
+		return "", bad
+	}
+	s.Scope = p[2 : 2+n]
+	return p[2+n:], nil
 }
 
 // appendSubject packs a subject: a UUID in 16 bytes, anything else as is.
@@ -100,13 +202,14 @@ func appendSubject(b []byte, sub string) []byte {
 // script compares with the record's.
 func packedSubject(sub string) string { return string(appendSubject(nil, sub)) }
 
-func subject(p string) (string, error) {
+// subject decodes the bytes of a packed subject after its kind byte.
+func subject(isUUID bool, p string) (string, error) {
 	switch {
-	case len(p) == 17 && p[0] == 1:
+	case isUUID && len(p) == 16:
 		const digits = "0123456789abcdef"
 		var s [36]byte
 		j := 0
-		for _, c := range []byte(p[1:]) {
+		for _, c := range []byte(p) {
 			if j == 8 || j == 13 || j == 18 || j == 23 {
 				s[j] = '-'
 				j++
@@ -115,8 +218,8 @@ func subject(p string) (string, error) {
 			j += 2
 		}
 		return string(s[:]), nil
-	case len(p) >= 1 && p[0] == 0:
-		return p[1:], nil
+	case !isUUID && len(p) >= 1:
+		return p, nil
 	}
 	return "", errors.New("session record: bad subject")
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,9 +94,16 @@ func TestRedisRecordMemory(t *testing.T) {
 		{"user-0123456789abcde", 120},  // 20 bytes: the longest that keeps the record an embedded string
 		{"user-0123456789abcdef", 136}, // 21 bytes
 		{"someone@example.com/with-a-longer-subject", 152},
+		// OAuth 2.0: bound to a DPoP key, with a client and a scope
+		{"4ef1c711-06ff-41ea-888a-456579e447d6 bound", 184},
 	} {
 		id := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("session-%08d", len(tc.sub)))) // as tokend makes them: 16 bytes
 		s := session.Session{ID: id, Subject: tc.sub, Created: now, Rotated: now, Expires: now.Add(2160 * time.Hour)}
+		var key string
+		if sub, ok := strings.CutSuffix(tc.sub, " bound"); ok {
+			key = "2f5ra1dDQbTzbSAEpY4KK8GrC4W6bgH4Ib1xA0kVxYU"
+			s.Subject, s.Client, s.Scope, s.Key = sub, "ios-app", "openid orders:read", key
+		}
 		if err := st.Create(ctx, s, 720*time.Hour); err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +113,7 @@ func TestRedisRecordMemory(t *testing.T) {
 		}
 		created := usage()
 		for g := int64(0); g < 1000; g++ {
-			if _, err := st.Rotate(ctx, session.Step{ID: id, Gen: g, Now: now.Add(time.Duration(g) * time.Second), Grace: 10 * time.Second, Idle: 720 * time.Hour}); err != nil {
+			if _, err := st.Rotate(ctx, session.Step{ID: id, Gen: g, Now: now.Add(time.Duration(g) * time.Second), Grace: 10 * time.Second, Idle: 720 * time.Hour, Key: key}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -114,6 +122,6 @@ func TestRedisRecordMemory(t *testing.T) {
 			t.Errorf("%q: %d bytes at creation, %d after 1000 rotations; want at most %d", tc.sub, created, rotated, tc.max)
 		}
 		t.Logf("subject %q: %d bytes at creation, %d after 1000 rotations; subject index %s bytes",
-			tc.sub, created, rotated, srv.Do(t, "MEMORY", "USAGE", "tokend:u:{"+tc.sub+"}", "SAMPLES", "0"))
+			tc.sub, created, rotated, srv.Do(t, "MEMORY", "USAGE", "tokend:u:{"+s.Subject+"}", "SAMPLES", "0"))
 	}
 }

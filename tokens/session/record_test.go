@@ -31,7 +31,34 @@ func TestRecordRoundTrip(t *testing.T) {
 			t.Errorf("%q: round trip %+v %d %v; want %+v", tc.sub, got, state, err, s)
 		}
 	}
-	for _, bad := range []string{"", strings.Repeat("\x00", 23), strings.Repeat("\x00", 23) + "\x02x", strings.Repeat("\x00", 23) + "\x01short"} {
+	key := "2f5ra1dDQbTzbSAEpY4KK8GrC4W6bgH4Ib1xA0kVxYU" // a thumbprint: 32 bytes
+	for _, tc := range []struct {
+		s    Session
+		size int
+	}{
+		{Session{Subject: "4ef1c711-06ff-41ea-888a-456579e447d6", Key: key}, 40 + 1 + 32 + 1 + 2},
+		{Session{Subject: "alice", Client: "ios-app", Scope: "openid orders:read", Key: key}, 29 + 1 + 32 + 8 + 2 + 18},
+		{Session{Subject: "alice", Client: "web"}, 29 + 1 + 4 + 2},
+		{Session{Subject: "alice", Scope: strings.Repeat("s", MaxScopeSize)}, 29 + 1 + 1 + 2 + MaxScopeSize},
+	} {
+		s := tc.s
+		s.ID, s.Gen, s.Created, s.Expires, s.Rotated = "id", 7, at, at.Add(time.Hour), at
+		v := packRecord(s, stateActive)
+		if len(v) != tc.size {
+			t.Errorf("%+v: %d bytes; want %d", tc.s, len(v), tc.size)
+		}
+		got, _, err := unpackRecord("id", string(v))
+		if err != nil || got != s {
+			t.Errorf("round trip %+v %v; want %+v", got, err, s)
+		}
+		for n := recSubject + 1; n < len(v)-1; n++ { // cut anywhere in the extension
+			if got, _, err := unpackRecord("id", string(v[:n])); err == nil && got.Subject == s.Subject && got.Scope == s.Scope {
+				t.Errorf("%d of %d bytes unpacked as the whole: %+v", n, len(v), got)
+			}
+		}
+	}
+	for _, bad := range []string{"", strings.Repeat("\x00", 23), strings.Repeat("\x00", 23) + "\x02x", strings.Repeat("\x00", 23) + "\x01short",
+		strings.Repeat("\x00", 23) + "\x04alice", strings.Repeat("\x00", 23) + "\x02\x05abcde\x00\x00\x00alice"} {
 		if _, _, err := unpackRecord("id", bad); err == nil {
 			t.Errorf("%q unpacked", bad)
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"crypto/tls"
 	_ "embed"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -62,6 +63,7 @@ var ErrNotReplicated = fmt.Errorf("%w: replicas did not acknowledge the write in
 // of its own: a Cluster spreads sessions and each script runs on one node.
 type Redis struct {
 	client    rueidis.Client
+	cluster   bool // proof keys go in their session's slot
 	timeout   time.Duration
 	deadlines *deadlines
 	// wait replicas: every write is followed by WAIT on its connection
@@ -77,7 +79,7 @@ type Redis struct {
 // at most a twentieth: see deadlines); a store slower than that is
 // ErrUnavailable, and nothing is issued.
 func NewRedis(client rueidis.Client, timeout time.Duration) *Redis {
-	return &Redis{client: client, timeout: timeout, deadlines: newDeadlines(timeout)}
+	return &Redis{client: client, cluster: client.Mode() == rueidis.ClientModeCluster, timeout: timeout, deadlines: newDeadlines(timeout)}
 }
 
 // A RedisOption tunes the client DialRedis makes.
@@ -228,6 +230,9 @@ func transientReply(e *rueidis.RedisError) bool {
 // Create implements Store: SET NX of the packed record, expiring with the
 // first refresh token.
 func (r *Redis) Create(ctx context.Context, s Session, idle time.Duration) error {
+	if err := checkOAuth(s); err != nil {
+		return err
+	}
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
 	s.Gen = 0
@@ -259,12 +264,18 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	if st.Owner != "" {
 		owner = packedSubject(st.Owner)
 	}
-	args := []string{rotateArg(st), owner}
+	keys, args := []string{recordKey(st.ID)}, []string{rotateArg(st), owner}
 	if st.Gen == -1 {
-		s := Session{Subject: st.Subject, Created: st.Now, Expires: st.Expires, Rotated: st.Now}
+		s := Session{Subject: st.Subject, Created: st.Now, Expires: st.Expires, Rotated: st.Now, Key: st.Key}
 		args = append(args, string(packRecord(s, stateActive)), ms(until(st.Now, st.Idle, st.Expires)))
 	}
-	msg, err := r.exec(ctx, rotateScript, []string{recordKey(st.ID)}, args).ToMessage()
+	if st.oauth() {
+		var err error
+		if keys, args, err = oauthArgs(st, keys, args, r.cluster); err != nil {
+			return Rotation{}, err
+		}
+	}
+	msg, err := r.exec(ctx, rotateScript, keys, args).ToMessage()
 	if err != nil {
 		return Rotation{}, unavailable("rotate", err)
 	}
@@ -294,6 +305,9 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	if err != nil {
 		return Rotation{}, fmt.Errorf("redis rotate: %w", err)
 	}
+	if st.Key != "" && code != 3 {
+		s.Key = st.Key // bound already, or by this step
+	}
 	switch code {
 	case 1: // the record as it was: the rotation made it gen+1, rotated now
 		rot := Rotation{Session: s}
@@ -310,6 +324,29 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	// instances is best effort (their refreshes still meet the record)
 	_ = r.publish(ctx, Revocation{ID: st.ID, Subject: s.Subject, At: st.Now})
 	return Rotation{}, refusal(st.ID, code)
+}
+
+// oauthArgs adds what an OAuth 2.0 step checks to the script's keys and
+// arguments (record_rotate.lua): client, scope, key, and the proof's key
+// and lifetime.
+func oauthArgs(st Step, keys, args []string, cluster bool) ([]string, []string, error) {
+	key := ""
+	if st.Key != "" {
+		b, err := base64.RawURLEncoding.Strict().DecodeString(st.Key)
+		if err != nil || len(b) != keySize {
+			return nil, nil, errors.New("session: step key is not a base64url SHA-256 thumbprint")
+		}
+		key = string(b)
+	}
+	if len(args) == 2 {
+		args = append(args, "", "")
+	}
+	args = append(args, st.Client, st.Scope, key)
+	if st.Proof != "" {
+		keys = append(keys, proofKey(keys[0], st.Key, st.Proof, cluster))
+		args = append(args, strconv.FormatInt(max(1, st.ProofTTL.Milliseconds()), 10))
+	}
+	return keys, args, nil
 }
 
 // refusal is the error of a rotation script's code other than an advance
@@ -329,6 +366,16 @@ func refusal(id string, code int64) error {
 		sentinel = ErrExpired
 	case 7:
 		sentinel = ErrNotOwner
+	case 8:
+		sentinel = ErrWrongClient
+	case 9:
+		sentinel = ErrKeyRequired
+	case 10:
+		sentinel = ErrReplay
+	case 11:
+		sentinel = ErrWrongKey
+	case 12:
+		sentinel = ErrScope
 	default:
 		return fmt.Errorf("redis rotate: unknown code %d", code)
 	}
@@ -347,8 +394,13 @@ func rotateArg(st Step) string {
 }
 
 // legacyRotate rotates a session kept in the hash record of an earlier
-// tokend, where it is.
+// tokend, where it is. Those sessions have no client, no scope and no
+// key: an OAuth 2.0 refresh of one is not bound to its proof's key (the
+// pair is a Bearer pair; docs/design.md).
 func (r *Redis) legacyRotate(ctx context.Context, st Step) (Rotation, error) {
+	if st.Scope != "" {
+		return Rotation{}, fmt.Errorf("session %s: %w", st.ID, ErrScope)
+	}
 	args := []string{strconv.FormatInt(st.Gen, 10), strconv.FormatInt(st.Gen+1, 10), ms(st.Now),
 		strconv.FormatInt(st.Grace.Milliseconds(), 10), ms(st.Now.Add(st.Idle)), st.Owner}
 	res, err := r.exec(ctx, legacyRotateScript, []string{legacyKey(st.ID)}, args).ToArray()

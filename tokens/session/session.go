@@ -3,6 +3,8 @@ package session
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -17,6 +19,15 @@ var (
 	// the session is left as it was.
 	ErrNotOwner    = errors.New("session: belongs to another subject")
 	ErrUnavailable = errors.New("session: store unavailable")
+
+	// The refusals of OAuth 2.0 refreshes (Step.Client, Scope, Key, Proof).
+	// Like ErrNotOwner, each leaves the session as it was: a refused
+	// client, scope or proof burns nothing.
+	ErrWrongClient = errors.New("session: started for another client")
+	ErrScope       = errors.New("session: scope requested exceeds the session's")
+	ErrKeyRequired = errors.New("session: bound to a DPoP key; a proof by that key is required")
+	ErrWrongKey    = errors.New("session: bound to another DPoP key")
+	ErrReplay      = errors.New("session: DPoP proof used already")
 )
 
 // Session is one login session. Each refresh token names (ID, Gen).
@@ -27,6 +38,13 @@ type Session struct {
 	Created time.Time
 	Expires time.Time // absolute end of the session
 	Rotated time.Time // last time Gen advanced (Created at first)
+
+	// OAuth 2.0 (server/oauth2): the public client the session was started
+	// for ("": any), its scope (space-separated; "": none), and the RFC 7638
+	// thumbprint (base64url) of the DPoP key it is bound to ("": unbound).
+	Client string
+	Scope  string
+	Key    string
 }
 
 // Step asks a store to rotate the session ID from generation Gen.
@@ -46,6 +64,41 @@ type Step struct {
 
 	Subject string    // adoption only
 	Expires time.Time // adoption only
+
+	// OAuth 2.0 token endpoint only. The checks come before the rotation
+	// rule, so a refused one changes nothing.
+
+	// Client is the client refreshing: a session started for another
+	// client is ErrWrongClient.
+	Client string
+	// Scope is the scope requested: each of its space-separated items must
+	// be in the session's (ErrScope).
+	Scope string
+	// Key is the thumbprint of the DPoP proof's key ("": no proof). A
+	// session bound to another key is ErrWrongKey, a bound session and no
+	// proof ErrKeyRequired; an unbound session is bound to Key for good.
+	Key string
+	// Proof, when set, is the proof's jti: the store accepts it once for
+	// ProofTTL, across every instance (ErrReplay), in the rotation's own
+	// atomic step.
+	Proof    string
+	ProofTTL time.Duration
+}
+
+// oauth reports whether st carries OAuth 2.0 checks.
+func (st *Step) oauth() bool {
+	return st.Client != "" || st.Scope != "" || st.Key != "" || st.Proof != ""
+}
+
+// inScope reports whether every item of requested is in have (both
+// space-separated).
+func inScope(requested, have string) bool {
+	for _, s := range strings.Fields(requested) {
+		if !slices.Contains(strings.Fields(have), s) {
+			return false
+		}
+	}
+	return true
 }
 
 // Rotation is the answer to a Step.
@@ -66,7 +119,9 @@ type Rotation struct {
 
 type Store interface {
 	// Create records a new session at generation 0; it lives until
-	// s.Rotated+idle, capped at s.Expires, unless rotated.
+	// s.Rotated+idle, capped at s.Expires, unless rotated. A Key, when
+	// set, is a base64url SHA-256 thumbprint; Client and Scope fit
+	// MaxClientSize and MaxScopeSize.
 	Create(ctx context.Context, s Session, idle time.Duration) error
 	// Rotate applies the rotation rule.
 	Rotate(ctx context.Context, st Step) (Rotation, error)

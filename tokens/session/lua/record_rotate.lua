@@ -1,30 +1,60 @@
 -- Rotate a session: the whole rotation rule (docs/design.md) in one atomic
 -- step, on its packed record (record.go): a GET and a SET.
 -- KEYS[1]  the record
+-- KEYS[2]  OAuth 2.0 with DPoP only: the proof's jti, recorded once
 -- ARGV[1]  packed, big-endian: gen presented (int32; -1 adopts a legacy
 --          token), now ms (int48), idle deadline ms (int48: now + idle),
 --          grace ms (uint32)
 -- ARGV[2]  owner (packed subject; '' = anyone)
--- ARGV[3], ARGV[4]  adoption only: the new record, its PXAT
+-- ARGV[3], ARGV[4]  adoption only: the new record, its PXAT ('' otherwise)
+-- ARGV[5..8]  OAuth 2.0 only: client, scope requested, DPoP key thumbprint
+--          (32 bytes, '' = no proof), the jti's lifetime ms
 -- Returns  the record as it was, for an advance (the caller knows the rest:
---          gen + 1, rotated now, and the rotations lost when its gen was
---          behind); {2, record} retry; {3, record} reuse (now revoked);
---          4 revoked, 5 deleted, 6 expired, 7 another subject's, 0 missing.
+--          gen + 1, rotated now, the key it bound, and the rotations lost
+--          when its gen was behind); {2, record} retry; {3, record} reuse
+--          (now revoked); 4 revoked, 5 deleted, 6 expired, 7 another
+--          subject's, 8 another client's, 9 bound and no proof, 10 proof
+--          used already, 11 bound to another key, 12 scope not the
+--          session's, 0 missing. 7 to 12 change nothing.
 -- Few, short arguments and a short answer: Redis' CPU per refresh is what
 -- sizes the Redis fleet (one packed argument instead of four numbers in
 -- decimal: -9% of Redis CPU per rotation, bench/RESULTS.md).
 local v = redis.call('GET', KEYS[1])
 local gen, now, deadline, grace = struct.unpack('>i4i6i6I4', ARGV[1])
+local client, scope, key = ARGV[5], ARGV[6], ARGV[7] or ''
 if not v then
   if gen ~= -1 then return 0 end
+  if KEYS[2] and not redis.call('SET', KEYS[2], '', 'NX', 'PX', ARGV[8]) then return 10 end
   -- adoption of a legacy token: the session starts at generation 0
   redis.call('SET', KEYS[1], ARGV[3], 'PXAT', ARGV[4])
   return ARGV[3]
 end
-local cur, x, exp, rot = struct.unpack('>I4Bxxxxxxi6i6', v)
-if ARGV[2] ~= '' and ARGV[2] ~= string.sub(v, 24) then return 7 end
+local cur, x, exp, rot, kind = struct.unpack('>I4Bxxxxxxi6i6B', v)
+-- tail: the kind byte and what follows it, the packed subject of a plain
+-- record; an extended one has its key, client and scope before the subject
+local tail, bound, cl, sc, at = string.sub(v, 24), '', '', '', 25
+if kind >= 2 then
+  bound, cl, sc, at = struct.unpack('>Bc0Bc0Hc0', v, 25)
+  if ARGV[2] ~= '' and ARGV[2] ~= string.char(kind - 2) .. string.sub(v, at) then return 7 end
+elseif ARGV[2] ~= '' and ARGV[2] ~= tail then return 7 end
+if client and client ~= '' and cl ~= '' and client ~= cl then return 8 end
 if x ~= 0 then return 3 + x end
 if now >= exp then return 6 end
+if bound ~= '' and key ~= bound then
+  if key == '' then return 9 end
+  return 11
+end
+if scope and scope ~= '' then
+  local have = ' ' .. sc .. ' '
+  for s in string.gmatch(scope, '%S+') do
+    if not string.find(have, ' ' .. s .. ' ', 1, true) then return 12 end
+  end
+end
+if KEYS[2] and not redis.call('SET', KEYS[2], '', 'NX', 'PX', ARGV[8]) then return 10 end
+if bound == '' and key ~= '' then
+  -- the first proof binds the session to its key, for good
+  tail = string.char(kind % 2 + 2, 32) .. key .. string.char(#cl) .. cl .. struct.pack('>H', #sc) .. sc .. string.sub(v, at)
+end
 -- cur < gen: a token ahead of its record was signed for rotations the record
 -- lost (a failover to a replica that missed them, an fsync that did not
 -- happen): it advances past them, so the client holding it stays logged in.
@@ -32,13 +62,14 @@ if cur <= gen then
   -- the record lives as long as the newest refresh token: idle deadline or
   -- the session's end
   if exp < deadline then deadline = exp end
-  redis.call('SET', KEYS[1], struct.pack('>I4', gen + 1) .. string.sub(v, 5, 17) .. struct.pack('>i6', now) .. string.sub(v, 24), 'PXAT', deadline)
+  redis.call('SET', KEYS[1], struct.pack('>I4', gen + 1) .. string.sub(v, 5, 17) .. struct.pack('>i6', now) .. tail, 'PXAT', deadline)
   return v
 end
 if cur == gen + 1 and now - rot < grace then
-  -- written again (the same value) so that WAIT, when asked for, confirms
-  -- this connection's replicas hold the rotation the retry hands out again
-  redis.call('SET', KEYS[1], v, 'KEEPTTL')
+  -- written again (the same value, unless it binds) so that WAIT, when
+  -- asked for, confirms this connection's replicas hold the rotation the
+  -- retry hands out again
+  redis.call('SET', KEYS[1], string.sub(v, 1, 23) .. tail, 'KEEPTTL')
   return {2, v}
 end
 redis.call('SET', KEYS[1], string.sub(v, 1, 4) .. '\1' .. string.sub(v, 6), 'KEEPTTL')
