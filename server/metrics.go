@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/tokens/dpop"
 	"github.com/tokend/tokend/tokens/session"
 )
 
@@ -147,6 +148,13 @@ const (
 	outMalformed
 	outAccessToken
 	outNotOwner
+	outWrongClient
+	outScope
+	outKeyRequired
+	outWrongKey
+	outProofReplay
+	outInvalidProof
+	outUseNonce
 	outBadRequest
 	outUnavailable
 	outShed
@@ -155,7 +163,9 @@ const (
 )
 
 var outcomeNames = [numOutcomes]string{"advanced", "retry", "recovered", "reuse", "revoked", "subject_deleted",
-	"unknown_session", "expired", "invalid", "malformed", "invalid_access_token", "not_owner", "bad_request", "unavailable", "shed", "error"}
+	"unknown_session", "expired", "invalid", "malformed", "invalid_access_token", "not_owner",
+	"wrong_client", "invalid_scope", "dpop_key_required", "dpop_wrong_key", "dpop_replay", "invalid_dpop_proof", "use_dpop_nonce",
+	"bad_request", "unavailable", "shed", "error"}
 
 func (o outcome) String() string { return outcomeNames[o] }
 
@@ -170,6 +180,13 @@ var outcomes = []struct {
 	{session.ErrNotFound, outUnknownSession},
 	{session.ErrExpired, outExpired},
 	{session.ErrNotOwner, outNotOwner},
+	{session.ErrWrongClient, outWrongClient},
+	{session.ErrScope, outScope},
+	{session.ErrKeyRequired, outKeyRequired},
+	{session.ErrWrongKey, outWrongKey},
+	{session.ErrReplay, outProofReplay},
+	{dpop.ErrUseNonce, outUseNonce},
+	{dpop.ErrInvalidProof, outInvalidProof},
 	{session.ErrUnavailable, outUnavailable},
 	{tokens.ErrAccessToken, outAccessToken},
 	{tokens.ErrExpired, outExpired},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,7 +27,9 @@ import (
 
 // Issuer is what the server needs of tokens.Issuer.
 type Issuer interface {
-	Start(ctx context.Context, sub string, p *tokens.Pair) error
+	// StartGrant opens a session for sub, for g's client, scope and DPoP
+	// key where set.
+	StartGrant(ctx context.Context, sub string, g tokens.Grant, p *tokens.Pair) error
 	// Refresh trades a refresh token for a new pair; access is the client's
 	// current access token where the dialect sends one (aspnet), else nil.
 	// p.At, when set, is the answer's timestamp.
@@ -65,6 +68,24 @@ type Config struct {
 	// OpenAPI is served as GET /openapi.yaml on the admin listener (nil:
 	// 404).
 	OpenAPI []byte
+	// OAuth2 serves the standard OAuth 2.0 endpoints beside the dialect's
+	// (server/oauth2); nil: 404.
+	OAuth2 OAuth2
+}
+
+// OAuth2 is the standard OAuth 2.0 token, revocation and metadata
+// endpoints, in RFC 6749's error shape (server/oauth2.Endpoint).
+type OAuth2 interface {
+	// Token serves POST /oauth2/token, issuing into p; it returns the
+	// error it answered (nil: 200), for metrics.
+	Token(ctx *fasthttp.RequestCtx, p *tokens.Pair) error
+	// Revoke serves POST /oauth2/revoke (RFC 7009).
+	Revoke(ctx *fasthttp.RequestCtx) error
+	// Metadata serves GET /.well-known/oauth-authorization-server.
+	Metadata(ctx *fasthttp.RequestCtx)
+	// Fail answers one of this package's errors (ErrMethod,
+	// ErrOverloaded, ErrInternal …) in RFC 6749's shape.
+	Fail(ctx *fasthttp.RequestCtx, err error)
 }
 
 // Introspector is what POST /admin/introspect needs of tokens.Verifier.
@@ -177,6 +198,9 @@ const (
 	routeIntro    = "admin_introspect"
 	routeKeys     = "admin_keys_reload"
 	routeOpenAPI  = "openapi"
+	routeToken    = "oauth2_token"
+	routeOARevoke = "oauth2_revoke"
+	routeOAMeta   = "oauth2_metadata"
 	routeNone     = "none"
 )
 
@@ -214,9 +238,59 @@ func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
 			ctx.SetContentTypeBytes(contentJSON)
 			ctx.SetBody(s.cfg.JWKS())
 		}
+	case "/oauth2/token", "/oauth2/revoke", "/.well-known/oauth-authorization-server":
+		if s.cfg.OAuth2 == nil {
+			s.fail(ctx, ErrNoRoute)
+			break
+		}
+		route = oauth2Routes[string(ctx.Path())]
+		s.oauth2(ctx, route)
 	default:
 		s.fail(ctx, ErrNoRoute)
 	}
+}
+
+var oauth2Routes = map[string]string{
+	"/oauth2/token": routeToken, "/oauth2/revoke": routeOARevoke, "/.well-known/oauth-authorization-server": routeOAMeta,
+}
+
+// oauth2 serves the standard endpoints, answering in their error shape.
+func (s *Server) oauth2(ctx *fasthttp.RequestCtx, route string) {
+	o := s.cfg.OAuth2
+	want := fasthttp.MethodPost
+	if route == routeOAMeta {
+		want = fasthttp.MethodGet
+	}
+	if string(ctx.Method()) != want {
+		ctx.Response.Header.Set("Allow", want)
+		o.Fail(ctx, ErrMethod)
+		return
+	}
+	if route == routeOAMeta {
+		o.Metadata(ctx)
+		return
+	}
+	if s.inflight.Add(1) > int64(s.cfg.MaxInflight) && s.cfg.MaxInflight != 0 {
+		s.inflight.Add(-1)
+		s.cfg.Metrics.shed()
+		o.Fail(ctx, ErrOverloaded)
+		return
+	}
+	defer s.inflight.Add(-1)
+	if route == routeOARevoke {
+		if err := o.Revoke(ctx); err != nil {
+			s.logFailure(ctx, err, ctx.Response.StatusCode())
+		}
+		return
+	}
+	st := statePool.Get().(*state)
+	defer statePool.Put(st)
+	if err := o.Token(ctx, &st.pair); err != nil {
+		s.cfg.Metrics.outcome(classify(err))
+		s.logFailure(ctx, err, ctx.Response.StatusCode())
+		return
+	}
+	s.cfg.Metrics.refreshed(&st.pair)
 }
 
 const refreshPath = "/api/auth/refresh"
@@ -246,7 +320,11 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, route string, start time.Time,
 	if panicked != nil {
 		s.cfg.Logger.Error("handler panicked", "request_id", ctx.ID(), "route", route, "panic", fmt.Sprint(panicked))
 		ctx.Response.Reset()
-		s.fail(ctx, ErrInternal)
+		if strings.HasPrefix(route, "oauth2_") {
+			s.cfg.OAuth2.Fail(ctx, ErrInternal)
+		} else {
+			s.fail(ctx, ErrInternal)
+		}
 	}
 	s.cfg.Metrics.request(route, ctx.Response.StatusCode(), time.Since(start).Seconds())
 }
@@ -361,6 +439,18 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, err error) {
 	defer statePool.Put(st)
 	status, body := s.cfg.Dialect.AppendError(st.out[:0], err, s.cfg.Clock.Now())
 	st.out = body
+	s.logFailure(ctx, err, status)
+	if status == fasthttp.StatusServiceUnavailable {
+		ctx.Response.Header.SetBytesKV(headerRetry, []byte("1"))
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentTypeBytes(contentJSON)
+	ctx.SetBody(body)
+}
+
+// logFailure logs a request answered status for err: the store's 503s
+// and the server's own failures, not the client's mistakes.
+func (s *Server) logFailure(ctx *fasthttp.RequestCtx, err error, status int) {
 	switch {
 	case err == ErrOverloaded: // counted, not logged: a log line per shed request would add to the overload
 	case status == fasthttp.StatusServiceUnavailable:
@@ -368,12 +458,6 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, err error) {
 	case status >= 500:
 		s.cfg.Logger.Error("request failed", "request_id", ctx.ID(), "path", string(ctx.Path()), "err", err)
 	}
-	if status == fasthttp.StatusServiceUnavailable {
-		ctx.Response.Header.SetBytesKV(headerRetry, []byte("1"))
-	}
-	ctx.SetStatusCode(status)
-	ctx.SetContentTypeBytes(contentJSON)
-	ctx.SetBody(body)
 }
 
 // Admin listener.
@@ -455,17 +539,26 @@ func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
 func (s *Server) startSession(ctx *fasthttp.RequestCtx) {
 	body, err := s.jsonBody(ctx)
 	var req struct {
-		Sub *string `json:"sub"`
+		Sub    *string `json:"sub"`
+		Client string  `json:"client_id"`
+		Scope  string  `json:"scope"`
+		JKT    string  `json:"jkt"`
 	}
 	if err == nil {
-		if json.Unmarshal(body, &req) != nil || req.Sub == nil || strings.TrimSpace(*req.Sub) == "" {
+		switch {
+		case json.Unmarshal(body, &req) != nil:
 			err = ErrSubject
+		case req.Sub == nil || strings.TrimSpace(*req.Sub) == "":
+			err = ErrSubject
+		default:
+			err = checkGrant(req.Client, req.Scope, req.JKT)
 		}
 	}
 	st := statePool.Get().(*state)
 	defer statePool.Put(st)
 	if err == nil {
-		err = s.cfg.Issuer.Start(storeCtx, *req.Sub, &st.pair)
+		g := tokens.Grant{Client: req.Client, Scope: strings.Join(strings.Fields(req.Scope), " "), Key: req.JKT}
+		err = s.cfg.Issuer.StartGrant(storeCtx, *req.Sub, g, &st.pair)
 		if errors.Is(err, tokens.ErrInvalid) {
 			err = ErrSubject
 		}
@@ -475,6 +568,31 @@ func (s *Server) startSession(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	s.ok(ctx, st)
+}
+
+// The admin API's refusals of a session's OAuth fields.
+var (
+	ErrClientID = fmt.Errorf("%w: client_id is not 1 to 255 bytes", ErrBadRequest)
+	ErrScope    = fmt.Errorf("%w: scope is not space-separated scope tokens of at most 4096 bytes", ErrBadRequest)
+	ErrJKT      = fmt.Errorf("%w: jkt is not an RFC 7638 SHA-256 thumbprint (43 characters of base64url)", ErrBadRequest)
+)
+
+// checkGrant checks what POST /admin/sessions may start a session with.
+func checkGrant(client, scope, jkt string) error {
+	if len(client) > 255 {
+		return ErrClientID
+	}
+	if len(scope) > 4096 || strings.ContainsFunc(scope, func(r rune) bool {
+		return r != ' ' && (r < 0x21 || r == '"' || r == '\\' || r > 0x7e)
+	}) {
+		return ErrScope
+	}
+	if jkt != "" {
+		if b, err := base64.RawURLEncoding.Strict().DecodeString(jkt); err != nil || len(b) != 32 {
+			return ErrJKT
+		}
+	}
+	return nil
 }
 
 // subject serves POST /admin/subjects/{sub}/revoke and DELETE

@@ -19,7 +19,7 @@ import (
 // the dialect's shape, log the request id, and keep serving.
 type panicky struct{}
 
-func (panicky) Start(context.Context, string, *tokens.Pair) error { return nil }
+func (panicky) StartGrant(context.Context, string, tokens.Grant, *tokens.Pair) error { return nil }
 func (panicky) Refresh(context.Context, []byte, []byte, *tokens.Pair) error {
 	panic("boom")
 }

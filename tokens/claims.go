@@ -23,8 +23,20 @@ type Claims struct {
 	NotBefore int64  `json:"nbf,omitempty"`
 	Expires   int64  `json:"exp"`
 
+	// OAuth 2.0 access tokens (RFC 9068 §2.2, RFC 9449 §6): the client
+	// refreshing, the scope granted, and the DPoP key the token is bound to.
+	ClientID     string       `json:"client_id,omitempty"`
+	Scope        string       `json:"scope,omitempty"`
+	Confirmation Confirmation `json:"cnf"`
+
 	// Legacy marks a refresh token minted by the old spring backend.
 	Legacy bool `json:"-"`
+}
+
+// Confirmation is the cnf claim of a sender-constrained token (RFC 7800).
+type Confirmation struct {
+	// JKT is the RFC 7638 thumbprint of the DPoP key the token is bound to.
+	JKT string `json:"jkt,omitempty"`
 }
 
 // reset clears c for decoding, marking gen absent.
@@ -102,6 +114,26 @@ func scanClaims(p []byte, c *Claims) bool {
 			num = &c.NotBefore
 		case "exp":
 			num = &c.Expires
+		case "client_id":
+			dst = &c.ClientID
+		case "scope":
+			dst = &c.Scope
+		case "cnf":
+			// only as appendClaims writes it: {"jkt":"…"}
+			const open = `{"jkt":`
+			if !bytes.HasPrefix(p[i:], []byte(open)) {
+				return false
+			}
+			n := plainString(p[i+len(open):])
+			if n < 0 || i+len(open)+n+2 >= len(p) || p[i+len(open)+n+2] != '}' {
+				return false
+			}
+			if str == "" {
+				str = string(p)
+			}
+			c.Confirmation.JKT = str[i+len(open)+1 : i+len(open)+1+n]
+			i += len(open) + n + 3
+			continue
 		default:
 			return false
 		}
@@ -219,6 +251,22 @@ func appendClaims(b []byte, c *Claims, t Type) []byte {
 	}
 	b = append(b, `,"exp":`...)
 	b = strconv.AppendInt(b, c.Expires, 10)
+	if t != Access {
+		return append(b, '}')
+	}
+	if c.ClientID != "" {
+		b = append(b, `,"client_id":`...)
+		b = AppendJSONString(b, c.ClientID)
+	}
+	if c.Scope != "" {
+		b = append(b, `,"scope":`...)
+		b = AppendJSONString(b, c.Scope)
+	}
+	if c.Confirmation.JKT != "" {
+		b = append(b, `,"cnf":{"jkt":`...)
+		b = AppendJSONString(b, c.Confirmation.JKT)
+		b = append(b, '}')
+	}
 	return append(b, '}')
 }
 

@@ -96,8 +96,10 @@ func FuzzClaims(f *testing.F) {
 func claimsSeeds() [][]byte {
 	full := claimsAt(now)
 	full.Issuer, full.NameID = "tokend", full.Subject
+	oauth := claimsAt(now)
+	oauth.ClientID, oauth.Scope, oauth.Confirmation.JKT = "ios-app", "openid orders:read", "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
 	var seeds [][]byte
-	for _, cl := range []*Claims{claimsAt(now), full} {
+	for _, cl := range []*Claims{claimsAt(now), full, oauth} {
 		for _, typ := range []Type{Access, Refresh} {
 			seeds = append(seeds, appendClaims(nil, cl, typ))
 		}

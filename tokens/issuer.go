@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -68,6 +69,7 @@ type Pair struct {
 	AccessExpiresIn  time.Duration
 	RefreshExpiresIn time.Duration
 	Session          session.Session
+	Scope            string    // of the access token (OAuth 2.0)
 	Retry            bool      // the pair re-issues one issued before (grace window)
 	Lost             int64     // rotations the store had lost and this refresh advanced past
 	At               time.Time // when the issuer decided: the answer's timestamp
@@ -77,8 +79,32 @@ type Pair struct {
 	owner            Claims // of the access token presented (aspnet)
 }
 
+// Grant is what an OAuth 2.0 client presents beside its refresh token
+// (server/oauth2), or what a session is started with.
+type Grant struct {
+	// Client is the client_id. A session started for a client is refreshed
+	// by that client only; its access tokens name it.
+	Client string
+	// Scope, on a refresh, narrows the new access token's scope ("": the
+	// session's); it must not exceed the session's. On Start, the
+	// session's scope.
+	Scope string
+	// Key is the RFC 7638 thumbprint of the DPoP key: on a refresh, of the
+	// proof's key ("": no proof), on Start the key to bind the session to.
+	Key string
+	// Proof is the proof's jti, accepted once for ProofTTL.
+	Proof    string
+	ProofTTL time.Duration
+}
+
 // Start opens a session for sub and issues its first pair.
 func (is *Issuer) Start(ctx context.Context, sub string, p *Pair) error {
+	return is.StartGrant(ctx, sub, Grant{}, p)
+}
+
+// StartGrant opens a session for sub started for g.Client, with scope
+// g.Scope, bound to the DPoP key g.Key when set, and issues its first pair.
+func (is *Issuer) StartGrant(ctx context.Context, sub string, g Grant, p *Pair) error {
 	if sub == "" || len(sub) > 256 || !utf8.ValidString(sub) {
 		return fmt.Errorf("%w: subject must be 1 to 256 bytes of UTF-8", ErrInvalid)
 	}
@@ -88,12 +114,13 @@ func (is *Issuer) Start(ctx context.Context, sub string, p *Pair) error {
 	}
 	at := is.codec.clock.Now()
 	now := at.Truncate(time.Millisecond) // what the stores keep
-	s := session.Session{ID: id, Subject: sub, Created: now, Rotated: now, Expires: now.Add(is.cfg.SessionMax)}
+	s := session.Session{ID: id, Subject: sub, Created: now, Rotated: now, Expires: now.Add(is.cfg.SessionMax),
+		Client: g.Client, Scope: g.Scope, Key: g.Key}
 	if err := is.store.Create(ctx, s, is.cfg.RefreshTTL); err != nil {
 		return fmt.Errorf("start session: %w", err)
 	}
 	p.Retry, p.Lost, p.At = false, 0, at
-	return is.issue(s, p)
+	return is.issue(s, Grant{}, p)
 }
 
 // Refresh verifies a refresh token, rotates its session and issues the pair
@@ -104,6 +131,19 @@ func (is *Issuer) Start(ctx context.Context, sub string, p *Pair) error {
 // (aspnet), else nil. It may have expired, but must verify, and the session
 // must belong to the subject it names.
 func (is *Issuer) Refresh(ctx context.Context, refresh, access []byte, p *Pair) error {
+	return is.refreshGrant(ctx, refresh, access, nil, p)
+}
+
+// RefreshGrant is Refresh on the OAuth 2.0 token endpoint: g's client,
+// scope and DPoP proof are checked in the rotation's own step (errors wrap
+// session.ErrWrongClient, ErrScope, ErrKeyRequired, ErrWrongKey or
+// ErrReplay, and burn nothing), and the access token carries client_id,
+// scope and, for a bound session, cnf.jkt.
+func (is *Issuer) RefreshGrant(ctx context.Context, refresh []byte, g Grant, p *Pair) error {
+	return is.refreshGrant(ctx, refresh, nil, &g, p)
+}
+
+func (is *Issuer) refreshGrant(ctx context.Context, refresh, access []byte, g *Grant, p *Pair) error {
 	now := is.codec.clock.Now() // the one clock read of a refresh: every check and the answer use it
 	var owner string
 	if access != nil {
@@ -124,6 +164,11 @@ func (is *Issuer) Refresh(ctx context.Context, refresh, access []byte, p *Pair) 
 		st.ID, st.Gen = legacySessionID(refresh), -1
 		st.Subject, st.Expires = cl.Subject, now.Add(is.cfg.SessionMax)
 	}
+	var grant Grant
+	if g != nil {
+		grant = *g
+		st.Client, st.Scope, st.Key, st.Proof, st.ProofTTL = g.Client, g.Scope, g.Key, g.Proof, g.ProofTTL
+	}
 	if err := is.denied(ctx, st); err != nil {
 		return err
 	}
@@ -135,11 +180,13 @@ func (is *Issuer) Refresh(ctx context.Context, refresh, access []byte, p *Pair) 
 			is.log.Warn("session record was behind its refresh token: the store lost acknowledged rotations; advanced past them",
 				"sid", st.ID, "gen", st.Gen, "lost", rot.Lost)
 		}
-		return is.issue(rot.Session, p)
+		return is.issue(rot.Session, grant, p)
 	case errors.Is(err, session.ErrReuse):
 		is.log.Warn("refresh token reuse detected; session revoked", "sid", st.ID, "gen", st.Gen)
 	case errors.Is(err, session.ErrNotOwner):
 		is.log.Warn("refresh token presented with another subject's access token; refused", "sid", st.ID)
+	case errors.Is(err, session.ErrWrongKey), errors.Is(err, session.ErrKeyRequired):
+		is.log.Warn("refresh of a DPoP-bound session without a proof by its key; refused", "sid", st.ID)
 	}
 	return err
 }
@@ -196,6 +243,25 @@ func (is *Issuer) Revoke(ctx context.Context, token []byte) error {
 	return is.store.Revoke(ctx, id)
 }
 
+// RevokeAny ends the session a token names, a refresh token or an access
+// token (RFC 7009): its refresh tokens stop working, and its access tokens
+// go on the denylist of every instance. An expired token still names its
+// session; a token that is neither revokes nothing and is no error.
+func (is *Issuer) RevokeAny(ctx context.Context, token []byte) error {
+	var cl Claims
+	now := is.codec.clock.Now()
+	err := is.refresh.ParseRefresh(token, now, &cl)
+	switch {
+	case err == nil, errors.Is(err, ErrExpired):
+		return is.Revoke(ctx, token)
+	}
+	err = is.codec.ParseAt(token, Access, now, &cl)
+	if (err != nil && !errors.Is(err, ErrExpired)) || cl.Session == "" {
+		return nil
+	}
+	return is.store.Revoke(ctx, cl.Session)
+}
+
 // RevokeSubject ends every session of sub; deleted makes refreshes of them
 // report session.ErrDeleted.
 func (is *Issuer) RevokeSubject(ctx context.Context, sub string, deleted bool) (int, error) {
@@ -207,7 +273,9 @@ func (is *Issuer) Ping(ctx context.Context) error { return is.store.Ping(ctx) }
 
 // issue signs the pair for session s at its generation. Timestamps come from
 // the rotation, so a retry inside the grace window gets the same claims.
-func (is *Issuer) issue(s session.Session, p *Pair) error {
+// The access token names g's client and scope where set, else the
+// session's, and the key the session is bound to.
+func (is *Issuer) issue(s session.Session, g Grant, p *Pair) error {
 	iat := s.Rotated.Unix()
 	refreshExp := s.Rotated.Add(is.cfg.RefreshTTL)
 	if refreshExp.After(s.Expires) {
@@ -221,6 +289,7 @@ func (is *Issuer) issue(s session.Session, p *Pair) error {
 	if is.cfg.NameID {
 		cl.NameID = s.Subject
 	}
+	cl.ClientID, cl.Scope, cl.Confirmation.JKT = cmp.Or(g.Client, s.Client), cmp.Or(g.Scope, s.Scope), s.Key
 	buf, err := is.codec.AppendToken(p.buf[:0], Access, cl)
 	if err != nil {
 		return err
@@ -236,7 +305,7 @@ func (is *Issuer) issue(s session.Session, p *Pair) error {
 	p.Access, p.Refresh = buf[:mid], buf[mid:]
 	p.AccessExpiresIn = is.cfg.AccessTTL
 	p.RefreshExpiresIn = refreshExp.Sub(s.Rotated)
-	p.Session = s
+	p.Session, p.Scope = s, cl.Scope
 	return nil
 }
 

@@ -200,3 +200,24 @@ func (o Opaque) ParseRefresh(token []byte, now time.Time, cl *Claims) error {
 	}
 	return nil
 }
+
+// Secrets derives one secret per key of ks for purpose (HKDF-SHA256 of its
+// private material), the signing key's first: what instances sharing a
+// keys file agree on without talking, such as DPoP nonces. Keys without
+// private material are skipped.
+func (ks *KeySet) Secrets(purpose string) [][]byte {
+	var out [][]byte
+	for i, k := range append([]*Key{ks.signing}, ks.keys...) {
+		if k == nil || (i > 0 && k == ks.signing) {
+			continue
+		}
+		m, err := k.material()
+		if err != nil {
+			continue
+		}
+		if s, err := hkdf.Key(sha256.New, m, nil, "tokend "+purpose, sha256.Size); err == nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}

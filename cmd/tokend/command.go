@@ -25,6 +25,12 @@ Commands:
   tokend keys sign FILE --kid K    make key K the signer (it moves first)
   tokend keys remove FILE --kid K  drop key K (not the signer)
   tokend keys public FILE          print the public JWKS of FILE
+  tokend dpop-proof new [--alg A] FILE
+                                   a client's DPoP key (ES256 or EdDSA) for trying
+                                   /oauth2/token; prints its thumbprint (jkt)
+  tokend dpop-proof thumbprint FILE
+  tokend dpop-proof FILE --url U [--method M] [--access-token T] [--nonce N]
+                                   print one DPoP proof signed by FILE's key
   tokend version                   module version, VCS revision, Go version
   tokend healthcheck [--timeout D] [URL]
                                    exit 0 when URL (default http://127.0.0.1:8081/readyz)
@@ -41,6 +47,8 @@ func command(args []string, getenv func(string) string, stdout, stderr io.Writer
 	switch args[0] {
 	case "keys":
 		err = keysCommand(args[1:], stdout, stderr)
+	case "dpop-proof":
+		err = dpopCommand(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, buildVersion().String())
 	case "healthcheck":

@@ -49,6 +49,11 @@ type config struct {
 	LegacyTokens  bool
 	DrainTimeout  time.Duration
 	LogLevel      string
+	PublicURL     string
+	Clients       []string
+	DPoPAlgs      []string
+	DPoPWindow    time.Duration
+	DPoPNonce     bool
 
 	// given are the settings set by flag or environment, secrets redacted,
 	// for the start line.
@@ -92,6 +97,19 @@ func boolean(dst func(*config) *bool) func(*config, string) error {
 			return fmt.Errorf("%q is not true or false", v)
 		}
 		*dst(c) = b
+		return nil
+	}
+}
+
+// list reads a comma-separated list; empty is nil.
+func list(dst func(*config) *[]string) func(*config, string) error {
+	return func(c *config, v string) error {
+		*dst(c) = nil
+		for _, item := range strings.Split(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				*dst(c) = append(*dst(c), item)
+			}
+		}
 		return nil
 	}
 }
@@ -174,6 +192,11 @@ var settings = []setting{
 	{"TOKEND_REUSE_GRACE", "10s", "window in which the previous refresh token may be retried", duration(func(c *config) *time.Duration { return &c.ReuseGrace }, 0), false},
 	{"TOKEND_LEGACY_TOKENS", "false", "accept the old backend's refresh tokens once", boolean(func(c *config) *bool { return &c.LegacyTokens }), false},
 	{"TOKEND_DRAIN_TIMEOUT", "25s", "how long SIGTERM waits for requests in flight", duration(func(c *config) *time.Duration { return &c.DrainTimeout }, 0), false},
+	{"TOKEND_PUBLIC_URL", "", "URL clients reach tokend at, behind any load balancer: the OAuth 2.0 issuer and what DPoP proofs name (default: http://localhost and the port of TOKEND_ADDR)", str(func(c *config) *string { return &c.PublicURL }), false},
+	{"TOKEND_CLIENTS", "", "OAuth 2.0 public client ids accepted at /oauth2/token, comma-separated (empty: any client_id)", list(func(c *config) *[]string { return &c.Clients }), false},
+	{"TOKEND_DPOP_ALGS", "ES256,EdDSA", "DPoP proof algorithms accepted, comma-separated (asymmetric only)", list(func(c *config) *[]string { return &c.DPoPAlgs }), false},
+	{"TOKEND_DPOP_WINDOW", "60s", "how far a DPoP proof's iat may be from now, either way; its jti is remembered twice that", duration(func(c *config) *time.Duration { return &c.DPoPWindow }, time.Second), false},
+	{"TOKEND_DPOP_NONCE", "false", "demand server nonces in DPoP proofs (DPoP-Nonce header, use_dpop_nonce)", boolean(func(c *config) *bool { return &c.DPoPNonce }), false},
 	{"TOKEND_LOG_LEVEL", "info", "debug, info, warn or error", oneOf(func(c *config) *string { return &c.LogLevel }, "debug", "info", "warn", "error"), false},
 }
 
@@ -228,6 +251,10 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 			}
 			c.given = append(c.given, s.env+"="+v)
 		}
+	}
+	if c.PublicURL == "" {
+		_, port, _ := net.SplitHostPort(c.Addr)
+		c.PublicURL = "http://localhost:" + port
 	}
 	return c, c.check()
 }

@@ -138,7 +138,7 @@ func (in *instance) do(method, url, contentType string, body []byte, header ...s
 		req.Header.Set("Content-Type", contentType)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
+		req.Header.Add(header[i], header[i+1]) // Add: a test may send a header twice
 	}
 	resp, err := client.Do(req)
 	if err != nil {

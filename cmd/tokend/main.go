@@ -20,9 +20,11 @@ import (
 	"github.com/tokend/tokend/api"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/server/aspnet"
+	"github.com/tokend/tokend/server/oauth2"
 	"github.com/tokend/tokend/server/spring"
 	"github.com/tokend/tokend/tokens"
 	"github.com/tokend/tokend/tokens/denylist"
+	"github.com/tokend/tokend/tokens/dpop"
 	"github.com/tokend/tokend/tokens/session"
 )
 
@@ -50,6 +52,7 @@ type app struct {
 	close    func()
 	server   *server.Server
 	denyDone chan struct{}
+	nonces   *dpop.Nonces // nil unless TOKEND_DPOP_NONCE
 }
 
 // run starts tokend and blocks until ctx ends or SIGTERM/SIGINT, then drains.
@@ -195,6 +198,10 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 	if a.deny != nil {
 		issuer.SetDenylist(a.deny)
 	}
+	endpoint, err := a.oauth2(issuer, ks, clock)
+	if err != nil {
+		return nil, err
+	}
 	a.server = server.New(server.Config{
 		Dialect:      dialect,
 		Issuer:       issuer,
@@ -209,6 +216,7 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 		ReadTimeout:  cfg.ReadTimeout,
 		Metrics:      metrics,
 		OpenAPI:      api.OpenAPI,
+		OAuth2:       endpoint,
 	})
 	if ks.Ephemeral {
 		log.Warn("NO SIGNING KEY CONFIGURED: signing with an ephemeral Ed25519 key; every token dies with this process. " +
@@ -216,6 +224,27 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 	}
 	return a, nil
 }
+
+// oauth2 builds the standard OAuth 2.0 endpoints with DPoP.
+func (a *app) oauth2(issuer *tokens.Issuer, ks *tokens.KeySet, clock tokens.Clock) (*oauth2.Endpoint, error) {
+	verifier, err := dpop.NewVerifier(dpop.Config{Algs: a.cfg.DPoPAlgs, Window: a.cfg.DPoPWindow, Clock: clock})
+	if err != nil {
+		return nil, fmt.Errorf("TOKEND_DPOP_ALGS: %w", err)
+	}
+	if a.cfg.DPoPNonce {
+		// nonces from the keys, so that every instance sharing them agrees
+		a.nonces = dpop.NewNonces(a.cfg.DPoPWindow, clock, ks.Secrets(nonceSecret)...)
+	}
+	e, err := oauth2.New(oauth2.Config{
+		Issuer: issuer, PublicURL: a.cfg.PublicURL, Clients: a.cfg.Clients, DPoP: verifier, Nonces: a.nonces,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("TOKEND_PUBLIC_URL or TOKEND_CLIENTS: %w", err)
+	}
+	return e, nil
+}
+
+const nonceSecret = "dpop nonce v1"
 
 // loadKeys builds the key set the settings ask for.
 func loadKeys(cfg config) (*tokens.KeySet, error) {
@@ -251,6 +280,9 @@ func (a *app) reloadKeys() (string, int, error) {
 		return "", 0, err
 	}
 	a.codec.SetKeys(ks)
+	if a.nonces != nil {
+		a.nonces.SetSecrets(ks.Secrets(nonceSecret)...)
+	}
 	a.log.Info("keys reloaded", "signing_kid", ks.Signing().ID, "keys", len(ks.Keys()))
 	return ks.Signing().ID, len(ks.Keys()), nil
 }

@@ -239,6 +239,9 @@ var errorTable = func() []wireError {
 		row(session.ErrRevoked, 404, invalidRefreshToken),
 		row(session.ErrReuse, 404, invalidRefreshToken),
 		row(session.ErrNotOwner, 404, invalidRefreshToken),
+		// a session bound to a DPoP key (POST /oauth2/token) is refreshed
+		// there only, with a proof by its key
+		row(session.ErrKeyRequired, 404, invalidRefreshToken),
 		row(session.ErrUnavailable, 503, entry{"service_unavailable", "Service temporarily unavailable", "Failure"}),
 		row(server.ErrHeaderTooLarge, 431, validation("The request headers are too large.")),
 		row(server.ErrTimeout, 408, entry{"request_timeout", "Request timeout", "Failure"}),

@@ -138,6 +138,9 @@ var errorTable = []wireError{
 	row(session.ErrRevoked, 401, "Unauthorized", "Invalid JWT token"),
 	row(session.ErrDeleted, 401, "Unauthorized", "Invalid JWT token"),
 	row(session.ErrReuse, 401, "Unauthorized", "Invalid JWT token"),
+	// a session bound to a DPoP key (POST /oauth2/token) is refreshed there
+	// only, with a proof by its key
+	row(session.ErrKeyRequired, 401, "Unauthorized", "Invalid JWT token"),
 	row(session.ErrUnavailable, 503, "Service Unavailable", "Service temporarily unavailable"),
 	row(server.ErrHeaderTooLarge, 431, "Request Header Fields Too Large", "Request header fields too large"),
 	row(server.ErrTimeout, 408, "Request Timeout", "Request timeout"),

@@ -122,7 +122,8 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 // (dpop_signing_alg_values_supported).
 func (v *Verifier) Algs() []string { return slices.Clone(v.algs) }
 
-// Window is how long a proof's jti must be remembered.
+// Window is how far a proof's iat may be from now. A proof is acceptable
+// for twice that long, which is how long its jti must be remembered.
 func (v *Verifier) Window() time.Duration { return v.window }
 
 // Request is what a proof must match.
@@ -142,8 +143,9 @@ type Request struct {
 // Proof is what a valid proof says.
 type Proof struct {
 	Thumbprint string    // RFC 7638 SHA-256 thumbprint of its key, base64url (cnf.jkt)
-	ID         string    // jti: the caller remembers it for Window and refuses it again
+	ID         string    // jti: the caller remembers it for twice Window and refuses it again
 	IssuedAt   time.Time // iat
+	Nonce      string    // the server nonce it carries, if any (Nonces.Valid checks it)
 }
 
 type header struct {
@@ -237,7 +239,7 @@ func (v *Verifier) Verify(proof []byte, r Request) (Proof, error) {
 	if r.Thumbprint != "" && subtle.ConstantTimeCompare([]byte(thumb), []byte(r.Thumbprint)) != 1 {
 		return Proof{}, ErrWrongKey
 	}
-	return Proof{Thumbprint: thumb, ID: c.JTI, IssuedAt: iat}, nil
+	return Proof{Thumbprint: thumb, ID: c.JTI, IssuedAt: iat, Nonce: c.Nonce}, nil
 }
 
 func invalid(format string, args ...any) error {

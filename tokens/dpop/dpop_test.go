@@ -2,9 +2,6 @@ package dpop_test
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
@@ -12,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -20,78 +16,46 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/tokend/tokend/tokens/dpop"
+	"github.com/tokend/tokend/tokens/dpop/prover"
 )
 
-// The client side, written from RFC 9449 §4.2 and RFC 7638 alone: it
-// shares no code with the package's checks.
+// The client side is package prover, written from RFC 9449 §4.2 and RFC
+// 7638 alone: it shares no code with the package's checks. An RS256 key,
+// which prover does not make, signs by hand here.
 
 var b64 = base64.RawURLEncoding
 
 type clientKey struct {
-	alg  string
+	*prover.Key
 	jwk  map[string]any
-	sign func(input []byte) []byte
+	alg  string
+	sign func(input []byte) []byte // RS256 only
 }
 
-func ecKey(t testing.TB) clientKey {
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+func newKey(t testing.TB, alg string) clientKey {
+	k, err := prover.New(alg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pad := func(n *big.Int) string { b := make([]byte, 32); n.FillBytes(b); return b64.EncodeToString(b) }
-	return clientKey{alg: "ES256",
-		jwk: map[string]any{"kty": "EC", "crv": "P-256", "x": pad(priv.X), "y": pad(priv.Y)},
-		sign: func(input []byte) []byte {
-			h := sha256.Sum256(input)
-			r, s, err := ecdsa.Sign(rand.Reader, priv, h[:])
-			if err != nil {
-				t.Fatal(err)
-			}
-			sig := make([]byte, 64)
-			r.FillBytes(sig[:32])
-			s.FillBytes(sig[32:])
-			return sig
-		}}
+	return clientKey{Key: k, jwk: k.JWK, alg: alg}
 }
 
-func edKey(t testing.TB) clientKey {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return clientKey{alg: "EdDSA",
-		jwk:  map[string]any{"kty": "OKP", "crv": "Ed25519", "x": b64.EncodeToString(pub)},
-		sign: func(input []byte) []byte { return ed25519.Sign(priv, input) }}
-}
+func ecKey(t testing.TB) clientKey { return newKey(t, "ES256") }
+func edKey(t testing.TB) clientKey { return newKey(t, "EdDSA") }
 
-// thumbprint is RFC 7638 §3: the required members, sorted, no white space.
-func thumbprint(k map[string]any) string {
-	var members []string
-	switch k["kty"] {
-	case "EC":
-		members = []string{"crv", "kty", "x", "y"}
-	case "OKP":
-		members = []string{"crv", "kty", "x"}
-	case "RSA":
-		members = []string{"e", "kty", "n"}
-	}
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, m := range members {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(`"` + m + `":"` + k[m].(string) + `"`)
-	}
-	b.WriteByte('}')
-	sum := sha256.Sum256([]byte(b.String()))
-	return b64.EncodeToString(sum[:])
-}
+var thumbprint = prover.Thumbprint
 
 // proof makes a DPoP proof; edit may change the header and claims first.
 func (k clientKey) proof(t testing.TB, method, url string, iat time.Time, edit func(h, c map[string]any)) string {
+	if k.Key != nil {
+		p, err := k.Proof(method, url, prover.Options{IssuedAt: iat, Edit: edit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	h := map[string]any{"typ": "dpop+jwt", "alg": k.alg, "jwk": k.jwk}
-	c := map[string]any{"jti": randomID(), "htm": method, "htu": url, "iat": iat.Unix()}
+	c := map[string]any{"jti": rand.Text(), "htm": method, "htu": url, "iat": iat.Unix()}
 	if edit != nil {
 		edit(h, c)
 	}
@@ -99,12 +63,6 @@ func (k clientKey) proof(t testing.TB, method, url string, iat time.Time, edit f
 	cb, _ := json.Marshal(c)
 	input := b64.EncodeToString(hb) + "." + b64.EncodeToString(cb)
 	return input + "." + b64.EncodeToString(k.sign([]byte(input)))
-}
-
-func randomID() string {
-	b := make([]byte, 12)
-	rand.Read(b)
-	return b64.EncodeToString(b)
 }
 
 type clock struct{ t time.Time }
@@ -305,5 +263,37 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// Nonces: one per step, accepted for this step and the next, under any of
+// the secrets; another instance with the same secrets agrees.
+func TestNonces(t *testing.T) {
+	c := &clock{time.Unix(1_800_000_000, 0)}
+	a := dpop.NewNonces(time.Minute, c, []byte("new"), []byte("old"))
+	b := dpop.NewNonces(time.Minute, c, []byte("old"))
+	n := a.Current()
+	if n == "" || !a.Valid(n) || !b.Valid(b.Current()) || !a.Valid(b.Current()) {
+		t.Fatalf("nonce %q not accepted", n)
+	}
+	if b.Valid(n) {
+		t.Fatal("an instance without the new secret accepted its nonce")
+	}
+	for _, bad := range []string{"", "x", n + "x"} {
+		if a.Valid(bad) {
+			t.Fatalf("%q accepted", bad)
+		}
+	}
+	c.t = c.t.Add(time.Minute)
+	if !a.Valid(n) || a.Current() == n {
+		t.Fatal("the previous step's nonce must still be accepted, and a new one handed out")
+	}
+	c.t = c.t.Add(time.Minute)
+	if a.Valid(n) {
+		t.Fatal("a nonce two steps old accepted")
+	}
+	a.SetSecrets([]byte("newer"))
+	if a.Valid(b.Current()) {
+		t.Fatal("a nonce of a secret no longer held accepted")
 	}
 }

@@ -1,0 +1,352 @@
+package oauth2
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/goccy/go-json"
+	"github.com/valyala/fasthttp"
+
+	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/tokens/dpop"
+)
+
+// Issuer is what the endpoints need of tokens.Issuer.
+type Issuer interface {
+	RefreshGrant(ctx context.Context, refresh []byte, g tokens.Grant, p *tokens.Pair) error
+	RevokeAny(ctx context.Context, token []byte) error
+}
+
+// Config wires an Endpoint.
+type Config struct {
+	Issuer Issuer
+	// PublicURL is the URL clients reach tokend at (TOKEND_PUBLIC_URL),
+	// behind any load balancer: the issuer of the metadata, and what a
+	// DPoP proof's htu names.
+	PublicURL string
+	// Clients are the public client ids accepted; nil takes any client_id
+	// as given.
+	Clients []string
+	// DPoP checks proofs (nil: DPoP headers are refused).
+	DPoP *dpop.Verifier
+	// Nonces, when set, makes every proof carry a server nonce (§8).
+	Nonces *dpop.Nonces
+	// MaxBody is the largest form read (4 KiB).
+	MaxBody int
+}
+
+// Endpoint serves the standard endpoints; see server.OAuth2.
+type Endpoint struct {
+	issuer   Issuer
+	clients  map[string]bool
+	dpop     *dpop.Verifier
+	nonces   *dpop.Nonces
+	tokenURL string
+	maxBody  int
+	metadata []byte
+}
+
+// Paths of the endpoints, under Config.PublicURL.
+const (
+	TokenPath    = "/oauth2/token"
+	RevokePath   = "/oauth2/revoke"
+	MetadataPath = "/.well-known/oauth-authorization-server"
+	JWKSPath     = "/.well-known/jwks.json"
+)
+
+// New checks cfg and builds an Endpoint, its metadata document included.
+func New(cfg Config) (*Endpoint, error) {
+	u, err := url.Parse(cfg.PublicURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("public URL %q: want an absolute http(s) URL without query or fragment", cfg.PublicURL)
+	}
+	base := strings.TrimSuffix(cfg.PublicURL, "/")
+	e := &Endpoint{issuer: cfg.Issuer, dpop: cfg.DPoP, nonces: cfg.Nonces, tokenURL: base + TokenPath, maxBody: cfg.MaxBody}
+	if e.maxBody == 0 {
+		e.maxBody = 4 << 10
+	}
+	if cfg.Clients != nil {
+		e.clients = map[string]bool{}
+		for _, c := range cfg.Clients {
+			if c == "" || len(c) > 255 {
+				return nil, fmt.Errorf("client id %q: want 1 to 255 bytes", c)
+			}
+			e.clients[c] = true
+		}
+	}
+	md := map[string]any{
+		"issuer":                                base,
+		"token_endpoint":                        e.tokenURL,
+		"revocation_endpoint":                   base + RevokePath,
+		"jwks_uri":                              base + JWKSPath,
+		"grant_types_supported":                 []string{"refresh_token"},
+		"token_endpoint_auth_methods_supported": []string{"none"},
+		"revocation_endpoint_auth_methods_supported": []string{"none"},
+		"response_types_supported":                   []string{},
+	}
+	if e.dpop != nil {
+		md["dpop_signing_alg_values_supported"] = e.dpop.Algs()
+	}
+	if e.metadata, err = json.Marshal(md); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+var (
+	contentJSON = []byte("application/json")
+	contentForm = []byte("application/x-www-form-urlencoded")
+	headerNonce = []byte("DPoP-Nonce")
+	headerDPoP  = "DPoP"
+)
+
+// scratch is the per-request state of the token endpoint, pooled: the form,
+// and the response body.
+type scratch struct {
+	form fasthttp.Args
+	out  []byte
+}
+
+var statePool = sync.Pool{New: func() any { return &scratch{out: make([]byte, 0, 2048)} }}
+
+// storeCtx: as the server's, not the RequestCtx, which ends when shutdown
+// begins; the store bounds every call itself.
+var storeCtx = context.Background()
+
+// tokenRequest is a decoded token request.
+type tokenRequest struct {
+	refresh []byte
+	grant   tokens.Grant
+}
+
+// Token implements server.OAuth2: the refresh_token grant.
+func (e *Endpoint) Token(ctx *fasthttp.RequestCtx, p *tokens.Pair) error {
+	st := statePool.Get().(*scratch)
+	defer statePool.Put(st)
+	var req tokenRequest
+	err := e.decodeToken(ctx, &st.form, &req)
+	if err == nil {
+		err = e.proof(ctx, &req.grant)
+	}
+	if err == nil {
+		err = e.issuer.RefreshGrant(storeCtx, req.refresh, req.grant, p)
+	}
+	if err != nil {
+		e.Fail(ctx, err)
+		return err
+	}
+	st.out = appendPair(st.out[:0], p)
+	if e.nonces != nil {
+		ctx.Response.Header.SetBytesK(headerNonce, e.nonces.Current())
+	}
+	noStore(ctx)
+	ctx.SetContentTypeBytes(contentJSON)
+	ctx.SetBody(st.out)
+	return nil
+}
+
+// decodeToken reads the form of a token request into req; req's slices
+// alias form.
+func (e *Endpoint) decodeToken(ctx *fasthttp.RequestCtx, form *fasthttp.Args, req *tokenRequest) error {
+	if err := e.parseForm(ctx, form); err != nil {
+		return err
+	}
+	var grantType, client, scope []byte
+	if err := params(form, param{"grant_type", &grantType}, param{"refresh_token", &req.refresh},
+		param{"client_id", &client}, param{"scope", &scope}); err != nil {
+		return err
+	}
+	switch {
+	case grantType == nil:
+		return missing("grant_type")
+	case string(grantType) != "refresh_token":
+		return ErrUnsupportedGrant
+	case req.refresh == nil:
+		return missing("refresh_token")
+	}
+	if err := e.client(client); err != nil {
+		return err
+	}
+	req.grant.Client = string(client)
+	if scope != nil {
+		s, err := normalScope(scope)
+		if err != nil {
+			return err
+		}
+		req.grant.Scope = s
+	}
+	return nil
+}
+
+func (e *Endpoint) parseForm(ctx *fasthttp.RequestCtx, form *fasthttp.Args) error {
+	ct := ctx.Request.Header.ContentType()
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	if !bytes.EqualFold(bytes.TrimSpace(ct), contentForm) {
+		return ErrContentType
+	}
+	body := ctx.PostBody()
+	if len(body) > e.maxBody {
+		return ErrTooLarge
+	}
+	form.ParseBytes(body)
+	return nil
+}
+
+// param is a form parameter read into dst.
+type param struct {
+	name string
+	dst  *[]byte
+}
+
+// params fills want from form: a parameter sent twice is an error, one
+// sent empty counts as not sent, others are ignored (RFC 6749 §3.1).
+func params(form *fasthttp.Args, want ...param) error {
+	for k, v := range form.All() {
+		for _, p := range want {
+			switch {
+			case string(k) != p.name || len(v) == 0:
+				continue
+			case *p.dst != nil:
+				return repeated(p.name)
+			}
+			*p.dst = v
+		}
+	}
+	return nil
+}
+
+// client checks a client_id against the clients configured.
+func (e *Endpoint) client(id []byte) error {
+	switch {
+	case id == nil:
+		return missing("client_id")
+	case len(id) > 255:
+		return ErrUnknownClient
+	case e.clients != nil && !e.clients[string(id)]:
+		return ErrUnknownClient
+	}
+	return nil
+}
+
+// normalScope checks a scope parameter (scope tokens of %x21 / %x23-5B /
+// %x5D-7E, space-separated) and returns it with single spaces and no
+// repeats.
+func normalScope(b []byte) (string, error) {
+	var out []string
+	for _, tok := range strings.Split(string(b), " ") {
+		if tok == "" {
+			continue
+		}
+		for _, c := range []byte(tok) {
+			if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+				return "", ErrBadScope
+			}
+		}
+		if !slices.Contains(out, tok) {
+			out = append(out, tok)
+		}
+	}
+	if len(out) == 0 {
+		return "", ErrBadScope
+	}
+	return strings.Join(out, " "), nil
+}
+
+// proof checks the request's DPoP header, if any (§4.3), and puts the
+// proof's key and jti in g.
+func (e *Endpoint) proof(ctx *fasthttp.RequestCtx, g *tokens.Grant) error {
+	headers := ctx.Request.Header.PeekAll(headerDPoP)
+	switch {
+	case len(headers) == 0:
+		return nil
+	case len(headers) > 1:
+		return ErrTwoProofs
+	case e.dpop == nil:
+		return fmt.Errorf("%w: DPoP is not enabled", dpop.ErrInvalidProof)
+	}
+	p, err := e.dpop.Verify(headers[0], dpop.Request{Method: fasthttp.MethodPost, URL: e.tokenURL})
+	if err != nil {
+		return err
+	}
+	if e.nonces != nil && !e.nonces.Valid(p.Nonce) {
+		return dpop.ErrUseNonce
+	}
+	// a proof is acceptable while its iat is within the window of now,
+	// either way: its jti must be remembered that long
+	g.Key, g.Proof, g.ProofTTL = p.Thumbprint, p.ID, 2*e.dpop.Window()
+	return nil
+}
+
+// appendPair writes RFC 6749 §5.1's answer.
+func appendPair(b []byte, p *tokens.Pair) []byte {
+	b = append(b, `{"access_token":"`...)
+	b = append(b, p.Access...) // JWTs and opaque tokens need no escaping
+	b = append(b, `","token_type":"`...)
+	if p.Session.Key != "" {
+		b = append(b, "DPoP"...)
+	} else {
+		b = append(b, "Bearer"...)
+	}
+	b = append(b, `","expires_in":`...)
+	b = strconv.AppendInt(b, int64(p.AccessExpiresIn/time.Second), 10)
+	b = append(b, `,"refresh_token":"`...)
+	b = append(b, p.Refresh...)
+	b = append(b, '"')
+	if p.Scope != "" {
+		b = append(b, `,"scope":`...)
+		b = tokens.AppendJSONString(b, p.Scope)
+	}
+	return append(b, '}')
+}
+
+// noStore marks an answer with tokens, or about them, as not to be cached
+// (RFC 6749 §5.1).
+func noStore(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.Response.Header.Set("Pragma", "no-cache")
+}
+
+// Revoke implements server.OAuth2 (RFC 7009): any token is answered 200,
+// whether it named a session or not; a refresh token ends its session, an
+// access token too, which puts it on every instance's denylist.
+func (e *Endpoint) Revoke(ctx *fasthttp.RequestCtx) error {
+	st := statePool.Get().(*scratch)
+	defer statePool.Put(st)
+	err := e.parseForm(ctx, &st.form)
+	var token, hint, client []byte
+	if err == nil {
+		err = params(&st.form, param{"token", &token}, param{"token_type_hint", &hint}, param{"client_id", &client})
+	}
+	if err == nil && token == nil {
+		err = missing("token")
+	}
+	if err == nil {
+		err = e.client(client)
+	}
+	if err == nil {
+		err = e.issuer.RevokeAny(storeCtx, token)
+	}
+	if err != nil {
+		e.Fail(ctx, err)
+		return err
+	}
+	noStore(ctx)
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	return nil
+}
+
+// Metadata implements server.OAuth2 (RFC 8414).
+func (e *Endpoint) Metadata(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set("Cache-Control", "public, max-age=300")
+	ctx.SetContentTypeBytes(contentJSON)
+	ctx.SetBody(e.metadata)
+}
