@@ -14,8 +14,10 @@ import (
 
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/server/aspnet"
+	"github.com/tokend/tokend/server/oauth2"
 	"github.com/tokend/tokend/server/spring"
 	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/tokens/dpop"
 	"github.com/tokend/tokend/tokens/session"
 	"github.com/tokend/tokend/tokens/session/redistest"
 )
@@ -58,8 +60,16 @@ func newStack(b testing.TB, store session.Store, dialect string) *stack {
 	if feed, ok := store.(session.Feed); ok {
 		is.SetDenylist(following(b, feed)) // as cmd/tokend runs by default: every refresh consults it
 	}
+	proofs, err := dpop.NewVerifier(dpop.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	endpoint, err := oauth2.New(oauth2.Config{Issuer: is, PublicURL: publicURL, Clients: []string{"app"}, DPoP: proofs})
+	if err != nil {
+		b.Fatal(err)
+	}
 	srv := server.New(server.Config{Dialect: d, Issuer: is, JWKS: func() []byte { return ks.JWKS() },
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics, OAuth2: endpoint})
 	return &stack{issuer: is, handler: srv.PublicHandler(), aspnet: dialect == "aspnet"}
 }
 

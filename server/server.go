@@ -635,7 +635,11 @@ type Introspection struct {
 	Expires   int64  `json:"exp"`
 	IssuedAt  int64  `json:"iat"`
 	Issuer    string `json:"iss,omitempty"`
-	TokenType string `json:"token_type"`
+	TokenType string `json:"token_type"` // DPoP for a bound token (RFC 9449 §6.2)
+	ClientID  string `json:"client_id,omitempty"`
+	Scope     string `json:"scope,omitempty"`
+	// Confirmation is cnf with the jkt of a DPoP-bound token.
+	Confirmation *tokens.Confirmation `json:"cnf,omitempty"`
 }
 
 // introspect serves POST /admin/introspect (RFC 7662): a form with token=…;
@@ -657,8 +661,12 @@ func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
 	err := s.cfg.Introspector.Verify(storeCtx, token, &cl)
 	switch {
 	case err == nil:
-		adminJSON(ctx, fasthttp.StatusOK, Introspection{Active: true, Subject: cl.Subject, Session: cl.Session,
-			Expires: cl.Expires, IssuedAt: cl.IssuedAt, Issuer: cl.Issuer, TokenType: "Bearer"})
+		in := Introspection{Active: true, Subject: cl.Subject, Session: cl.Session, Expires: cl.Expires, IssuedAt: cl.IssuedAt,
+			Issuer: cl.Issuer, TokenType: "Bearer", ClientID: cl.ClientID, Scope: cl.Scope}
+		if cl.Confirmation.JKT != "" {
+			in.TokenType, in.Confirmation = "DPoP", &cl.Confirmation
+		}
+		adminJSON(ctx, fasthttp.StatusOK, in)
 	case errors.Is(err, tokens.ErrMalformed), errors.Is(err, tokens.ErrInvalid),
 		errors.Is(err, tokens.ErrExpired), errors.Is(err, tokens.ErrRevoked):
 		ctx.SetStatusCode(fasthttp.StatusOK)

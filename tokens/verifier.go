@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,9 @@ type Verifier struct {
 	codec *Codec
 	deny  Denylist
 	stale chan struct{} // a token named an unknown kid: fetch the JWKS again
+
+	dpopOnce  sync.Once
+	dpopState *proofChecks // VerifyDPoP's, made on first use
 }
 
 // NewVerifier returns a Verifier of access tokens signed by a key of ks,

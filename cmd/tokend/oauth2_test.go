@@ -415,3 +415,16 @@ func mustProof(t *testing.T, k *prover.Key, method, url string, iat time.Time) s
 
 // unsigned drops a proof's signature, as alg none has none.
 func unsigned(p string) string { return p[:strings.LastIndexByte(p, '.')+1] }
+
+// Introspection of a DPoP-bound token says so (RFC 9449 §6.2).
+func TestIntrospectDPoP(t *testing.T) {
+	in := start(t, "memory", oauthEnv())
+	device := newProver(t, "ES256")
+	access, _ := in.startFor("alice", "ios-app", "openid", device.Thumbprint())
+	r := in.introspect(access)
+	cnf, _ := r.body["cnf"].(map[string]any)
+	if r.status != 200 || r.body["token_type"] != "DPoP" || cnf["jkt"] != device.Thumbprint() ||
+		r.body["client_id"] != "ios-app" || r.body["scope"] != "openid" {
+		t.Fatalf("introspection %d %s; want token_type DPoP, cnf.jkt, client_id, scope", r.status, r.raw)
+	}
+}

@@ -3,10 +3,14 @@
 // Bearer token with tokens.Verifier, keys followed from tokend's JWKS URL
 // (fetched again when a token names a new key, as after a rotation), and,
 // with -redis, a denylist fed by tokend's Redis so that a revoked session's
-// access tokens stop working at once rather than at their expiry.
+// access tokens stop working at once rather than at their expiry. Tokens
+// bound to a DPoP key (tokend's /oauth2/token with a proof) are accepted
+// only as `Authorization: DPoP` with a proof for each request (RFC 9449 §7).
 //
 //	go run . -jwks http://127.0.0.1:8080/.well-known/jwks.json
 //	curl -H "Authorization: Bearer $ACCESS_TOKEN" localhost:9000/me
+//	curl -H "Authorization: DPoP $ACCESS_TOKEN" -H "DPoP: $(tokend dpop-proof device.jwk --method GET \
+//	  --url http://localhost:9000/me --access-token $ACCESS_TOKEN)" localhost:9000/me
 package main
 
 import (
@@ -25,6 +29,7 @@ import (
 
 	"github.com/tokend/tokend/tokens"
 	"github.com/tokend/tokend/tokens/denylist"
+	"github.com/tokend/tokend/tokens/dpop"
 	"github.com/tokend/tokend/tokens/session"
 )
 
@@ -38,6 +43,9 @@ type config struct {
 	MinWait  time.Duration // least time between two fetches for unknown keys
 	Capacity int           // denylist size (tokend's TOKEND_DENYLIST_SIZE)
 	Window   time.Duration // the longest access-token life (tokend's TOKEND_ACCESS_TTL)
+	// PublicURL is this API's URL as clients call it (behind any load
+	// balancer): a DPoP proof's htu names it.
+	PublicURL string
 }
 
 func main() {
@@ -50,6 +58,7 @@ func main() {
 	flag.DurationVar(&c.MinWait, "jwks-min-wait", 10*time.Second, "least time between fetches caused by tokens of unknown keys")
 	flag.IntVar(&c.Capacity, "denylist-size", 1_000_000, "revocations the denylist holds per access-token lifetime")
 	flag.DurationVar(&c.Window, "access-ttl", 30*time.Minute, "the longest access-token life (tokend's TOKEND_ACCESS_TTL)")
+	flag.StringVar(&c.PublicURL, "public-url", "http://localhost:9000", "this API's URL as clients call it (what DPoP proofs name)")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 
@@ -106,7 +115,7 @@ func newHandler(ctx context.Context, c config, log *slog.Logger) (http.Handler, 
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /me", requireToken(verifier, log, http.HandlerFunc(me)))
+	mux.Handle("GET /me", requireToken(verifier, strings.TrimSuffix(c.PublicURL, "/"), log, http.HandlerFunc(me)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	return mux, nil
 }
@@ -114,30 +123,53 @@ func newHandler(ctx context.Context, c config, log *slog.Logger) (http.Handler, 
 type claimsKey struct{}
 
 // requireToken lets a request through only with a valid access token of
-// tokend, and hands its claims to next. Refusals follow RFC 6750.
-func requireToken(v *tokens.Verifier, log *slog.Logger, next http.Handler) http.Handler {
+// tokend, and hands its claims to next: a Bearer token (RFC 6750), or a
+// DPoP-bound one with its proof (RFC 9449 §7), never a bound one as Bearer.
+// publicURL is where clients reach this API, for the proofs' htu.
+func requireToken(v *tokens.Verifier, publicURL string, log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || token == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="example"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_request", "error_description": "a Bearer token is required"})
+		auth := r.Header.Get("Authorization")
+		cl := new(tokens.Claims)
+		var err error
+		if token, ok := strings.CutPrefix(auth, "DPoP "); ok && token != "" {
+			proofs := r.Header.Values("DPoP")
+			if len(proofs) != 1 {
+				refuse(w, "invalid_dpop_proof", "exactly one DPoP proof is required")
+				return
+			}
+			err = v.VerifyDPoP(r.Context(), []byte(token), []byte(proofs[0]), r.Method, publicURL+r.URL.Path, cl)
+		} else if token, ok := strings.CutPrefix(auth, "Bearer "); ok && token != "" {
+			err = v.VerifyBearer(r.Context(), []byte(token), cl)
+		} else {
+			refuse(w, "invalid_request", "a Bearer or DPoP token is required")
 			return
 		}
-		cl := new(tokens.Claims)
-		err := v.Verify(r.Context(), []byte(token), cl)
 		switch {
 		case err == nil:
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, cl)))
+		case errors.Is(err, dpop.ErrInvalidProof):
+			refuse(w, "invalid_dpop_proof", err.Error())
 		case errors.Is(err, tokens.ErrMalformed), errors.Is(err, tokens.ErrInvalid),
 			errors.Is(err, tokens.ErrExpired), errors.Is(err, tokens.ErrRevoked):
-			w.Header().Set("WWW-Authenticate", `Bearer realm="example", error="invalid_token"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token"})
+			refuse(w, "invalid_token", "")
 		default: // the denylist could not confirm with Redis: no answer rather than a wrong one
 			log.Warn("token check unavailable", "err", err)
 			w.Header().Set("Retry-After", "1")
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
 		}
 	})
+}
+
+// refuse answers 401 with a challenge for both schemes (RFC 6750 §3, RFC
+// 9449 §7.1).
+func refuse(w http.ResponseWriter, code, desc string) {
+	w.Header().Add("WWW-Authenticate", `Bearer realm="example", error="`+code+`"`)
+	w.Header().Add("WWW-Authenticate", `DPoP realm="example", algs="ES256 EdDSA", error="`+code+`"`)
+	body := map[string]string{"error": code}
+	if desc != "" {
+		body["error_description"] = desc
+	}
+	writeJSON(w, http.StatusUnauthorized, body)
 }
 
 // me answers who the token says the caller is.

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/tokens/dpop/prover"
 	"github.com/tokend/tokend/tokens/session/redistest"
 )
 
@@ -136,6 +137,79 @@ func TestResourceServer(t *testing.T) {
 	waitUntil(t, "a revoked session's token refused", func() bool { s, _ := call(t, "GET", api.URL+"/me", alice, ""); return s == 401 })
 	if status, _ := call(t, "GET", api.URL+"/me", bob, ""); status != 200 {
 		t.Fatalf("bob's token after alice's revocation: %d", status)
+	}
+}
+
+// TestResourceServerDPoP: a DPoP-bound token (RFC 9449 §7) is accepted
+// with a proof by its key for this request, once, and never as Bearer.
+func TestResourceServerDPoP(t *testing.T) {
+	redis := redistest.Start(t)
+	td := startTokend(t, redis.Addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const public = "https://api.example.test"
+	h, err := newHandler(ctx, config{
+		JWKS: td.public + "/.well-known/jwks.json", Issuer: "tokend", Every: time.Hour, MinWait: time.Second,
+		Capacity: 1000, Window: 30 * time.Minute, PublicURL: public,
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(h)
+	defer api.Close()
+	device, _ := prover.New("ES256")
+	thief, _ := prover.New("ES256")
+	status, body := call(t, "POST", td.admin+"/admin/sessions", "", `{"sub":"alice","jkt":"`+device.Thumbprint()+`"}`)
+	var r struct {
+		Result struct{ AccessToken string } `json:"result"`
+	}
+	if json.Unmarshal([]byte(body), &r); status != 200 || r.Result.AccessToken == "" {
+		t.Fatalf("login: %d %s", status, body)
+	}
+	token := r.Result.AccessToken
+	proof := func(k *prover.Key, method, url string) string {
+		p, err := k.Proof(method, url, prover.Options{AccessToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	get := func(auth string, proofs ...string) int {
+		req, _ := http.NewRequest("GET", api.URL+"/me", nil)
+		req.Header.Set("Authorization", auth)
+		for _, p := range proofs {
+			req.Header.Add("DPoP", p)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 401 && len(resp.Header.Values("WWW-Authenticate")) != 2 {
+			t.Errorf("401 without both challenges: %v", resp.Header)
+		}
+		return resp.StatusCode
+	}
+	good := proof(device, "GET", public+"/me")
+	if s := get("DPoP "+token, good); s != 200 {
+		t.Fatalf("a bound token with its proof: %d", s)
+	}
+	for name, s := range map[string]int{
+		"the same proof again":      get("DPoP "+token, good),
+		"as a Bearer token":         get("Bearer " + token),
+		"no proof":                  get("DPoP " + token),
+		"two proofs":                get("DPoP "+token, proof(device, "GET", public+"/me"), proof(device, "GET", public+"/me")),
+		"another key":               get("DPoP "+token, proof(thief, "GET", public+"/me")),
+		"another URL":               get("DPoP "+token, proof(device, "GET", public+"/orders")),
+		"another method":            get("DPoP "+token, proof(device, "POST", public+"/me")),
+		"the test server's own URL": get("DPoP "+token, proof(device, "GET", api.URL+"/me")),
+	} {
+		if s != 401 {
+			t.Errorf("%s: %d; want 401", name, s)
+		}
+	}
+	if s := get("DPoP "+token, proof(device, "GET", public+"/me")); s != 200 {
+		t.Fatalf("a fresh proof: %d", s)
 	}
 }
 

@@ -45,7 +45,7 @@ type Config struct {
 // Endpoint serves the standard endpoints; see server.OAuth2.
 type Endpoint struct {
 	issuer   Issuer
-	clients  map[string]bool
+	clients  map[string]string // id to itself; nil: any
 	dpop     *dpop.Verifier
 	nonces   *dpop.Nonces
 	tokenURL string
@@ -73,12 +73,12 @@ func New(cfg Config) (*Endpoint, error) {
 		e.maxBody = 4 << 10
 	}
 	if cfg.Clients != nil {
-		e.clients = map[string]bool{}
+		e.clients = map[string]string{}
 		for _, c := range cfg.Clients {
 			if c == "" || len(c) > 255 {
 				return nil, fmt.Errorf("client id %q: want 1 to 255 bytes", c)
 			}
-			e.clients[c] = true
+			e.clients[c] = c
 		}
 	}
 	md := map[string]any{
@@ -107,14 +107,20 @@ var (
 	headerDPoP  = "DPoP"
 )
 
-// scratch is the per-request state of the token endpoint, pooled: the form,
-// and the response body.
+// scratch is the per-request state of the endpoints, pooled: the form's
+// unescaped values, and the response body.
 type scratch struct {
-	form fasthttp.Args
+	form []byte
 	out  []byte
 }
 
 var statePool = sync.Pool{New: func() any { return &scratch{out: make([]byte, 0, 2048)} }}
+
+// The parameters each endpoint reads, by position.
+var (
+	tokenParams  = []string{"grant_type", "refresh_token", "client_id", "scope"}
+	revokeParams = []string{"token", "client_id", "token_type_hint"}
+)
 
 // storeCtx: as the server's, not the RequestCtx, which ends when shutdown
 // begins; the store bounds every call itself.
@@ -131,7 +137,7 @@ func (e *Endpoint) Token(ctx *fasthttp.RequestCtx, p *tokens.Pair) error {
 	st := statePool.Get().(*scratch)
 	defer statePool.Put(st)
 	var req tokenRequest
-	err := e.decodeToken(ctx, &st.form, &req)
+	err := e.decodeToken(ctx, st, &req)
 	if err == nil {
 		err = e.proof(ctx, &req.grant)
 	}
@@ -153,16 +159,14 @@ func (e *Endpoint) Token(ctx *fasthttp.RequestCtx, p *tokens.Pair) error {
 }
 
 // decodeToken reads the form of a token request into req; req's slices
-// alias form.
-func (e *Endpoint) decodeToken(ctx *fasthttp.RequestCtx, form *fasthttp.Args, req *tokenRequest) error {
-	if err := e.parseForm(ctx, form); err != nil {
+// alias the request or st.
+func (e *Endpoint) decodeToken(ctx *fasthttp.RequestCtx, st *scratch, req *tokenRequest) error {
+	var v formValues
+	if err := e.readForm(ctx, st, tokenParams, &v); err != nil {
 		return err
 	}
-	var grantType, client, scope []byte
-	if err := params(form, param{"grant_type", &grantType}, param{"refresh_token", &req.refresh},
-		param{"client_id", &client}, param{"scope", &scope}); err != nil {
-		return err
-	}
+	grantType, client, scope := v[0], v[2], v[3]
+	req.refresh = v[1]
 	switch {
 	case grantType == nil:
 		return missing("grant_type")
@@ -171,10 +175,11 @@ func (e *Endpoint) decodeToken(ctx *fasthttp.RequestCtx, form *fasthttp.Args, re
 	case req.refresh == nil:
 		return missing("refresh_token")
 	}
-	if err := e.client(client); err != nil {
+	id, err := e.client(client)
+	if err != nil {
 		return err
 	}
-	req.grant.Client = string(client)
+	req.grant.Client = id
 	if scope != nil {
 		s, err := normalScope(scope)
 		if err != nil {
@@ -185,7 +190,8 @@ func (e *Endpoint) decodeToken(ctx *fasthttp.RequestCtx, form *fasthttp.Args, re
 	return nil
 }
 
-func (e *Endpoint) parseForm(ctx *fasthttp.RequestCtx, form *fasthttp.Args) error {
+// readForm checks the body's type and size and decodes the form.
+func (e *Endpoint) readForm(ctx *fasthttp.RequestCtx, st *scratch, names []string, v *formValues) error {
 	ct := ctx.Request.Header.ContentType()
 	if i := bytes.IndexByte(ct, ';'); i >= 0 {
 		ct = ct[:i]
@@ -197,44 +203,28 @@ func (e *Endpoint) parseForm(ctx *fasthttp.RequestCtx, form *fasthttp.Args) erro
 	if len(body) > e.maxBody {
 		return ErrTooLarge
 	}
-	form.ParseBytes(body)
-	return nil
+	var err error
+	st.form, err = readForm(body, names, v, st.form)
+	return err
 }
 
-// param is a form parameter read into dst.
-type param struct {
-	name string
-	dst  *[]byte
-}
-
-// params fills want from form: a parameter sent twice is an error, one
-// sent empty counts as not sent, others are ignored (RFC 6749 §3.1).
-func params(form *fasthttp.Args, want ...param) error {
-	for k, v := range form.All() {
-		for _, p := range want {
-			switch {
-			case string(k) != p.name || len(v) == 0:
-				continue
-			case *p.dst != nil:
-				return repeated(p.name)
-			}
-			*p.dst = v
-		}
-	}
-	return nil
-}
-
-// client checks a client_id against the clients configured.
-func (e *Endpoint) client(id []byte) error {
+// client checks a client_id against the clients configured and returns
+// it: the configured string itself, so that a known client costs no
+// allocation.
+func (e *Endpoint) client(id []byte) (string, error) {
 	switch {
 	case id == nil:
-		return missing("client_id")
+		return "", missing("client_id")
 	case len(id) > 255:
-		return ErrUnknownClient
-	case e.clients != nil && !e.clients[string(id)]:
-		return ErrUnknownClient
+		return "", ErrUnknownClient
+	case e.clients == nil:
+		return string(id), nil
 	}
-	return nil
+	known, ok := e.clients[string(id)]
+	if !ok {
+		return "", ErrUnknownClient
+	}
+	return known, nil
 }
 
 // normalScope checks a scope parameter (scope tokens of %x21 / %x23-5B /
@@ -321,16 +311,14 @@ func noStore(ctx *fasthttp.RequestCtx) {
 func (e *Endpoint) Revoke(ctx *fasthttp.RequestCtx) error {
 	st := statePool.Get().(*scratch)
 	defer statePool.Put(st)
-	err := e.parseForm(ctx, &st.form)
-	var token, hint, client []byte
-	if err == nil {
-		err = params(&st.form, param{"token", &token}, param{"token_type_hint", &hint}, param{"client_id", &client})
-	}
+	var v formValues
+	err := e.readForm(ctx, st, revokeParams, &v)
+	token := v[0]
 	if err == nil && token == nil {
 		err = missing("token")
 	}
 	if err == nil {
-		err = e.client(client)
+		_, err = e.client(v[1])
 	}
 	if err == nil {
 		err = e.issuer.RevokeAny(storeCtx, token)

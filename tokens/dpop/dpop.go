@@ -19,8 +19,6 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
-
-	"github.com/tokend/tokend/tokens"
 )
 
 // Errors a caller branches on. Every refusal wraps ErrInvalidProof except
@@ -46,8 +44,16 @@ type Config struct {
 	// Window is how far a proof's iat may be from now, either way
 	// (default 60 s); a proof's jti must be remembered that long.
 	Window time.Duration
-	Clock  tokens.Clock
+	Clock  Clock
 }
+
+// Clock tells the time (tokens.Clock is one); declared here so that
+// package tokens can use this one.
+type Clock interface{ Now() time.Time }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
 
 // asymmetric are the algorithms a proof may use at all.
 var asymmetric = map[string]crypto.Hash{
@@ -61,7 +67,7 @@ var asymmetric = map[string]crypto.Hash{
 type Verifier struct {
 	algs   []string
 	window time.Duration
-	clock  tokens.Clock
+	clock  Clock
 	keys   keyCache
 }
 
@@ -113,7 +119,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		v.window = 60 * time.Second
 	}
 	if v.clock == nil {
-		v.clock = tokens.SystemClock
+		v.clock = systemClock{}
 	}
 	return v, nil
 }

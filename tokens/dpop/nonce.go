@@ -8,8 +8,6 @@ import (
 	"encoding/binary"
 	"sync/atomic"
 	"time"
-
-	"github.com/tokend/tokend/tokens"
 )
 
 // Nonces makes and checks server nonces (§8) without shared state: a
@@ -18,7 +16,7 @@ import (
 // for one to two steps. Safe for concurrent use.
 type Nonces struct {
 	step    time.Duration
-	clock   tokens.Clock
+	clock   Clock
 	secrets atomic.Pointer[[][]byte]
 	cached  atomic.Pointer[nonceStep]
 }
@@ -34,9 +32,9 @@ type nonceStep struct {
 // NewNonces makes nonces that change every step under secrets (the first
 // makes them; all are accepted, so that instances on either side of a key
 // rotation agree).
-func NewNonces(step time.Duration, clock tokens.Clock, secrets ...[]byte) *Nonces {
+func NewNonces(step time.Duration, clock Clock, secrets ...[]byte) *Nonces {
 	if clock == nil {
-		clock = tokens.SystemClock
+		clock = systemClock{}
 	}
 	n := &Nonces{step: step, clock: clock}
 	n.SetSecrets(secrets...)

@@ -1,0 +1,165 @@
+package bench
+
+import (
+	"net"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+
+	"github.com/tokend/tokend/tokens/dpop/prover"
+	"github.com/tokend/tokend/tokens/session"
+)
+
+// publicURL is what the benchmarks' DPoP proofs name.
+const (
+	publicURL = "https://auth.example.test"
+	tokenURL  = publicURL + "/oauth2/token"
+)
+
+// oauthClient is an OAuth 2.0 client of a stack: its refresh token, and
+// its DPoP key and a batch of proofs made outside the timed loop (a proof
+// costs the client a signature, and each is used once).
+type oauthClient struct {
+	refresh []byte
+	key     *prover.Key // nil: no DPoP
+	proofs  []string
+}
+
+func (c *oauthClient) appendForm(dst []byte) []byte {
+	dst = append(dst, "grant_type=refresh_token&client_id=app&refresh_token="...)
+	return append(dst, c.refresh...) // JWTs need no form escaping; opaque base64 would
+}
+
+// proof takes the next proof, making a batch when none is left (timer
+// stopped).
+func (c *oauthClient) proof(b testing.TB) string {
+	if len(c.proofs) == 0 {
+		if bb, ok := b.(*testing.B); ok {
+			bb.StopTimer()
+			defer bb.StartTimer()
+		}
+		for range 2000 {
+			p, err := c.key.Proof("POST", tokenURL, prover.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.proofs = append(c.proofs, p)
+		}
+	}
+	p := c.proofs[len(c.proofs)-1]
+	c.proofs = c.proofs[:len(c.proofs)-1]
+	return p
+}
+
+func newOAuthClient(b testing.TB, s *stack, alg string) *oauthClient {
+	c := &oauthClient{refresh: s.login(b).refresh}
+	if alg != "" {
+		k, err := prover.New(alg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.key = k
+	}
+	return c
+}
+
+// handlerToken sends one token request straight to the handler and takes
+// the new refresh token.
+func (s *stack) handlerToken(tb testing.TB, ctx *fasthttp.RequestCtx, body *[]byte, c *oauthClient) {
+	*body = c.appendForm((*body)[:0])
+	post(ctx, "/oauth2/token", "application/x-www-form-urlencoded", *body)
+	if c.key != nil {
+		ctx.Request.Header.Set("DPoP", c.proof(tb))
+	}
+	s.handler(ctx)
+	if ctx.Response.StatusCode() != 200 {
+		tb.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	r := stringField(ctx.Response.Body(), `"refresh_token":"`)
+	if r == nil {
+		tb.Fatalf("not a token answer: %s", ctx.Response.Body())
+	}
+	c.refresh = append(c.refresh[:0], r...)
+}
+
+// BenchmarkOAuth2Handler: /oauth2/token through the handler (memory store),
+// plain and with a DPoP proof verified each time (the first binds the
+// session; then every proof is checked against the bound key and its jti
+// recorded).
+func BenchmarkOAuth2Handler(b *testing.B) {
+	for _, alg := range []string{"", "ES256", "EdDSA"} {
+		name := "plain"
+		if alg != "" {
+			name = "dpop-" + alg
+		}
+		b.Run(name, func(b *testing.B) {
+			s := newStack(b, memoryStore(b), "spring")
+			c := newOAuthClient(b, s, alg)
+			var ctx fasthttp.RequestCtx
+			var body []byte
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				s.handlerToken(b, &ctx, &body, c)
+			}
+		})
+	}
+}
+
+// benchOAuth2HTTP: /oauth2/token over fasthttp's in-memory listener.
+func benchOAuth2HTTP(b *testing.B, store session.Store, alg string) {
+	s := newStack(b, store, "spring")
+	ln := fasthttputil.NewInmemoryListener()
+	fs := &fasthttp.Server{Handler: s.handler}
+	go fs.Serve(ln)
+	defer ln.Close()
+	hc := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	c := newOAuthClient(b, s, alg)
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	req.SetRequestURI("http://tokend/oauth2/token")
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/x-www-form-urlencoded")
+	var body []byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		body = c.appendForm(body[:0])
+		req.SetBodyRaw(body)
+		if c.key != nil {
+			req.Header.Set("DPoP", c.proof(b))
+		}
+		if err := hc.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+			b.Fatalf("token: %v %d %s", err, resp.StatusCode(), resp.Body())
+		}
+		c.refresh = append(c.refresh[:0], stringField(resp.Body(), `"refresh_token":"`)...)
+	}
+}
+
+func BenchmarkOAuth2HTTPMemory(b *testing.B)     { benchOAuth2HTTP(b, memoryStore(b), "") }
+func BenchmarkOAuth2HTTPRedis(b *testing.B)      { benchOAuth2HTTP(b, redisStore(b), "") }
+func BenchmarkOAuth2HTTPDPoPMemory(b *testing.B) { benchOAuth2HTTP(b, memoryStore(b), "ES256") }
+func BenchmarkOAuth2HTTPDPoPRedis(b *testing.B)  { benchOAuth2HTTP(b, redisStore(b), "ES256") }
+
+// maxTokenAllocs bounds the allocations of one plain /oauth2/token refresh
+// through the handler (memory store, TOKEND_CLIENTS set): the refresh
+// token's claims string, as on the dialect's endpoint. The form is decoded
+// in place, the client id is the configured string.
+const maxTokenAllocs = 1
+
+func TestOAuth2TokenAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race")
+	}
+	s := newStack(t, memoryStore(t), "spring")
+	c := newOAuthClient(t, s, "")
+	var ctx fasthttp.RequestCtx
+	var body []byte
+	refresh := func() { s.handlerToken(t, &ctx, &body, c) }
+	refresh()
+	n := testing.AllocsPerRun(200, refresh)
+	if n > maxTokenAllocs {
+		t.Fatalf("a /oauth2/token refresh allocates %.0f times; the bound is %d", n, maxTokenAllocs)
+	}
+	t.Logf("a /oauth2/token refresh allocates %.0f times (bound %d)", n, maxTokenAllocs)
+}
