@@ -90,7 +90,7 @@ bench: redis-server
 	$(GO) build -o bin/loadgen ./loadtest/loadgen
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(COUNT) ./bench/ | tee bench/latest.txt
 
-## loadtest: k6 scripts (refresh.js, attack.js, both dialects) with their thresholds, then one throughput comparison
+## loadtest: k6 scripts (refresh.js, attack.js, oauth2.js; both dialects) with their thresholds, then one throughput comparison
 loadtest: redis-server k6
 	K6=$(K6) loadtest/run.sh k6
 	RUNS=1 loadtest/run.sh compare

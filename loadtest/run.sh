@@ -16,8 +16,11 @@
 #                             two tokend on a 3-master Cluster, at the same
 #                             fixed rate (RATE, 8000): CPU per refresh of
 #                             tokend and of Redis (the masters summed)
-#   loadtest/run.sh k6        the k6 scripts (refresh.js, attack.js) against
-#                             tokend on Redis, with their thresholds
+#   loadtest/run.sh oauth2    tokend spring on Redis, closed loop: the dialect
+#                             endpoint, /oauth2/token, and /oauth2/token with
+#                             a DPoP proof per refresh, RUNS rounds
+#   loadtest/run.sh k6        the k6 scripts (refresh.js, attack.js, oauth2.js)
+#                             against tokend on Redis, with their thresholds
 #   loadtest/run.sh profile   a CPU profile of tokend under the Redis load
 #
 # Settings (environment): DURATION (10s), WARMUP (2s), CONNS (64), RUNS (3), FIXED_RUNS (2),
@@ -95,7 +98,7 @@ start_tokend() {
   pp=$(free_port); ap=$(free_port)
   [ "$dialect" = aspnet ] && alg=HS512
   env TOKEND_DIALECT="$dialect" TOKEND_STORE="$store" TOKEND_REDIS_ADDR="127.0.0.1:${REDIS_PORT:-6379}" \
-    TOKEND_ADDR="127.0.0.1:$pp" TOKEND_ADMIN_ADDR="127.0.0.1:$ap" \
+    TOKEND_ADDR="127.0.0.1:$pp" TOKEND_ADMIN_ADDR="127.0.0.1:$ap" TOKEND_PUBLIC_URL="http://127.0.0.1:$pp" \
     TOKEND_HMAC_SECRET="$SECRET" TOKEND_HMAC_ALG="$alg" "$@" \
     bin/tokend 2>>"$TMP/tokend.log" &
   TOKEND_PID=$!
@@ -215,6 +218,25 @@ fixed() {
   bin/loadgen -summarize "$OUT/loadgen.jsonl"
 }
 
+# oauth2: tokend spring on Redis, closed loop: the dialect endpoint,
+# /oauth2/token, and /oauth2/token with an ES256 DPoP proof per refresh
+# (signed by loadgen before each run), one after the other in each of RUNS
+# rounds: bench/oauth2.jsonl and its table.
+oauth2() {
+  build
+  start_redis
+  : >"$OUT/oauth2.jsonl"
+  for run in $(seq 1 "$RUNS"); do
+    log "run $run of $RUNS: /api/auth/refresh, /oauth2/token, /oauth2/token with DPoP"
+    for endpoint in dialect oauth2 dpop; do
+      start_tokend spring redis TOKEND_CLIENTS=loadgen
+      OUT_FILE=oauth2 loadgen "$endpoint/redis" spring "$TOKEND_PID" -endpoint "$endpoint"
+      stop "$TOKEND_PID"
+    done
+  done
+  bin/loadgen -summarize "$OUT/oauth2.jsonl"
+}
+
 profile() {
   build
   start_redis
@@ -236,9 +258,9 @@ k6run() {
   # a short grace window, so the thieves of attack.js need not wait 10 s
   for dialect in spring aspnet; do
     start_tokend "$dialect" redis TOKEND_REUSE_GRACE=1s
-    for script in refresh attack; do
+    for script in refresh attack oauth2; do
       log "k6 $script.js ($dialect) against $PUB"
-      DIALECT=$dialect GRACE_MS=1000 PUBLIC="$PUB" ADMIN="$ADM" "$K6" run --quiet "loadtest/$script.js"
+      DIALECT=$dialect GRACE_MS=1000 PUBLIC="$PUB" PUBLIC_URL="$PUB" ADMIN="$ADM" "$K6" run --quiet "loadtest/$script.js"
     done
     stop "$TOKEND_PID"
   done
@@ -250,5 +272,6 @@ case "${1:-}" in
   profile) profile ;;
   fixed) fixed ;;
   cluster) cluster ;;
-  *) echo "usage: $0 compare|fixed|cluster|k6|profile" >&2; exit 2 ;;
+  oauth2) oauth2 ;;
+  *) echo "usage: $0 compare|fixed|cluster|oauth2|k6|profile" >&2; exit 2 ;;
 esac

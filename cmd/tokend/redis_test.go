@@ -139,10 +139,18 @@ func TestRedisACL(t *testing.T) {
 	for _, dialect := range []string{"spring", "aspnet"} {
 		t.Run(dialect, func(t *testing.T) {
 			env := dialectEnv(dialect, map[string]string{"TOKEND_REDIS_ADDR": srv.Addr,
-				"TOKEND_REDIS_USERNAME": "tokend", "TOKEND_REDIS_PASSWORD_FILE": pw})
+				"TOKEND_REDIS_USERNAME": "tokend", "TOKEND_REDIS_PASSWORD_FILE": pw, "TOKEND_PUBLIC_URL": publicURL})
 			a, b := start(t, "redis", env), start(t, "redis", env)
+			b.clock = a.clock
 			rotateThrough(t, a, dialect, "carol-"+dialect)
 			rotateThrough(t, b, dialect, "carol-"+dialect)
+			// OAuth 2.0 with DPoP: binding, the proof's jti, scope, client
+			device := newProver(t, "ES256")
+			_, rt := a.startFor("erin-"+dialect, "app", "openid", "")
+			_, rt = oauthPair(t, a.token(refreshForm(rt, "app"), "DPoP", mustProof(t, device, "POST", tokenURL, a.clock.Now())), "DPoP", "openid")
+			form := refreshForm(rt, "app")
+			form.Set("scope", "openid")
+			oauthPair(t, b.token(form, "DPoP", mustProof(t, device, "POST", tokenURL, a.clock.Now())), "DPoP", "openid")
 			// a revocation on a reaches b's denylist through the stream
 			var access string
 			if dialect == "aspnet" {

@@ -14,6 +14,8 @@
 //
 // With -redis and -pid it also reports the CPU Redis (INFO cpu) and the
 // server process (/proc) spent per refresh answered 200 in the window.
+// -endpoint oauth2 refreshes on /oauth2/token instead, -endpoint dpop with
+// an ES256 DPoP proof per refresh (signed before the run).
 //
 //	loadgen -url http://127.0.0.1:8080 -admin http://127.0.0.1:8081 -c 64 -d 10s
 //	loadgen -rate 8000 -redis 127.0.0.1:6379 -pid $(pgrep -d, tokend) ...
@@ -23,10 +25,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net/url"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +39,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/tokend/tokend/tokens/dpop/prover"
 )
 
 type options struct {
@@ -45,6 +51,11 @@ type options struct {
 	rate                                      float64  // requests/s, open loop; 0: closed loop
 	redis                                     []string // Redis addresses for INFO cpu (summed)
 	pids                                      []int    // server processes for /proc CPU (summed)
+	// endpoint: "dialect" (/api/auth/refresh), "oauth2" (/oauth2/token) or
+	// "dpop" (/oauth2/token with an ES256 proof per refresh)
+	endpoint  string
+	publicURL string // tokend's TOKEND_PUBLIC_URL, for the proofs' htu
+	proofs    int    // proofs each worker signs before the run
 }
 
 // Result is one run's summary.
@@ -87,6 +98,9 @@ func main() {
 	flag.DurationVar(&o.duration, "d", 10*time.Second, "measured duration")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before measuring")
 	flag.BoolVar(&o.asJSON, "json", false, "print the result as one JSON line")
+	flag.StringVar(&o.endpoint, "endpoint", "dialect", "dialect (/api/auth/refresh), oauth2 (/oauth2/token) or dpop (/oauth2/token with a DPoP proof per refresh)")
+	flag.StringVar(&o.publicURL, "public-url", "", "tokend's TOKEND_PUBLIC_URL, which proofs name (default: the first -url)")
+	flag.IntVar(&o.proofs, "proofs", 2000, "dpop: proofs each worker signs before the run (the generator's signing stays out of the measured window; more are signed as needed)")
 	flag.Float64Var(&o.rate, "rate", 0, "open loop: requests per second, latency from each request's scheduled time (0: closed loop)")
 	flag.Func("redis", "Redis address (comma-separated: summed, as a Cluster's masters): report its CPU and bytes per refresh (INFO over the window)", func(v string) error {
 		o.redis = append(o.redis, strings.Split(v, ",")...)
@@ -124,6 +138,9 @@ func main() {
 	if o.admin == "" {
 		o.admin, _, _ = strings.Cut(o.public, ",")
 	}
+	if o.publicURL == "" {
+		o.publicURL, _, _ = strings.Cut(o.public, ",")
+	}
 	r, err := run(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -144,9 +161,52 @@ func main() {
 // worker is one closed loop: its session's newest tokens and its latencies.
 type worker struct {
 	id              int
+	mode            string // o.endpoint
 	access, refresh []byte
 	body            []byte
 	lat             []time.Duration
+	key             *prover.Key // dpop: the worker's key
+	proofs          []string    // signed before the run, used once each
+}
+
+// signProofs gives every worker an ES256 key and n proofs, signed on all
+// cores before the run so that the generator's signing is not measured.
+func signProofs(workers []*worker, htu string, n int) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(workers))
+	sem := make(chan struct{}, runtime.NumCPU())
+	for i, w := range workers {
+		k, err := prover.New("ES256")
+		if err != nil {
+			return err
+		}
+		w.key = k
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			for range n {
+				p, err := k.Proof("POST", htu, prover.Options{})
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				w.proofs = append(w.proofs, p)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// proof is the worker's next proof: a presigned one, or a new one.
+func (w *worker) proof(htu string) (string, error) {
+	if n := len(w.proofs); n > 0 {
+		p := w.proofs[n-1]
+		w.proofs = w.proofs[:n-1]
+		return p, nil
+	}
+	return w.key.Proof("POST", htu, prover.Options{})
 }
 
 func run(o options) (Result, error) {
@@ -159,7 +219,11 @@ func run(o options) (Result, error) {
 			return Result{}, err
 		}
 		clients = append(clients, &fasthttp.HostClient{Addr: pub.Host, MaxConns: o.conns, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
-		refreshURLs = append(refreshURLs, p+"/api/auth/refresh")
+		path := "/api/auth/refresh"
+		if o.endpoint != "dialect" {
+			path = "/oauth2/token"
+		}
+		refreshURLs = append(refreshURLs, p+path)
 	}
 	adm, err := url.Parse(o.admin)
 	if err != nil {
@@ -177,11 +241,16 @@ func run(o options) (Result, error) {
 
 	workers := make([]*worker, o.conns)
 	for i := range workers {
-		w := &worker{id: i, lat: make([]time.Duration, 0, 1<<16)}
+		w := &worker{id: i, lat: make([]time.Duration, 0, 1<<16), mode: o.endpoint}
 		if err := w.login(adminClient, loginURL, o); err != nil {
 			return Result{}, fmt.Errorf("login: %w", err)
 		}
 		workers[i] = w
+	}
+	if o.endpoint == "dpop" {
+		if err := signProofs(workers, o.publicURL+"/oauth2/token", o.proofs); err != nil {
+			return Result{}, err
+		}
 	}
 
 	start := time.Now()
@@ -220,6 +289,9 @@ func run(o options) (Result, error) {
 			req.SetRequestURI(refreshURLs[w.id%len(clients)])
 			req.Header.SetMethod(fasthttp.MethodPost)
 			req.Header.SetContentType("application/json")
+			if o.endpoint != "dialect" {
+				req.Header.SetContentType("application/x-www-form-urlencoded")
+			}
 			for {
 				t0, more := next() // the request's due time: its latency counts from here
 				if !more {
@@ -227,6 +299,14 @@ func run(o options) (Result, error) {
 				}
 				w.body = w.appendRequest(w.body[:0], o.dialect)
 				req.SetBodyRaw(w.body)
+				if w.key != nil {
+					p, err := w.proof(o.publicURL + "/oauth2/token")
+					if err != nil {
+						fail(err.Error())
+						return
+					}
+					req.Header.Set("DPoP", p)
+				}
 				err := client.Do(req, resp)
 				t1 := time.Now()
 				measured := !t0.Before(measureFrom)
@@ -304,10 +384,13 @@ func (w *worker) login(c *fasthttp.HostClient, loginURL string, o options) error
 	if o.adminToken != "" {
 		req.Header.Set("Authorization", "Bearer "+o.adminToken)
 	}
-	req.SetBodyString(fmt.Sprintf(`{"sub":"load-%d"}`, w.id))
+	req.SetBodyString(fmt.Sprintf(`{"sub":"load-%d","client_id":"loadgen"}`, w.id))
 	if err := c.Do(req, resp); err != nil {
 		return err
 	}
+	mode := w.mode
+	w.mode = "dialect" // the admin API answers in the dialect's shape
+	defer func() { w.mode = mode }()
 	if resp.StatusCode() != 200 || !w.next(resp.Body(), o.dialect) {
 		return fmt.Errorf("status %d: %.200s", resp.StatusCode(), resp.Body())
 	}
@@ -316,6 +399,10 @@ func (w *worker) login(c *fasthttp.HostClient, loginURL string, o options) error
 
 // appendRequest appends the refresh body for the worker's newest tokens.
 func (w *worker) appendRequest(dst []byte, dialect string) []byte {
+	if w.mode != "dialect" {
+		dst = append(dst, "grant_type=refresh_token&client_id=loadgen&refresh_token="...)
+		return append(dst, url.QueryEscape(string(w.refresh))...) // aspnet's tokens hold + / =
+	}
 	if dialect == "aspnet" {
 		dst = append(append(append(dst, `{"Token":"`...), w.access...), `","RefreshToken":"`...)
 		return append(append(dst, w.refresh...), `"}`...)
@@ -327,7 +414,10 @@ func (w *worker) appendRequest(dst []byte, dialect string) []byte {
 // the generator spends its CPU on sending.
 func (w *worker) next(body []byte, dialect string) bool {
 	accessKey, refreshKey := `"accessToken":"`, `"refreshToken":"`
-	if dialect == "aspnet" {
+	switch {
+	case w.mode != "dialect":
+		accessKey, refreshKey = `"access_token":"`, `"refresh_token":"`
+	case dialect == "aspnet":
 		accessKey, refreshKey = `"Token":"`, `"RefreshToken":"`
 	}
 	a, r := stringField(body, accessKey), stringField(body, refreshKey)

@@ -6,9 +6,10 @@
 --          token), now ms (int48), idle deadline ms (int48: now + idle),
 --          grace ms (uint32)
 -- ARGV[2]  owner (packed subject; '' = anyone)
--- ARGV[3], ARGV[4]  adoption only: the new record, its PXAT ('' otherwise)
--- ARGV[5..8]  OAuth 2.0 only: client, scope requested, DPoP key thumbprint
---          (32 bytes, '' = no proof), the jti's lifetime ms
+-- ARGV[3..6]  OAuth 2.0 only, trailing empty ones left out: client, scope
+--          requested, DPoP key thumbprint (32 bytes; '' = no proof), the
+--          proof jti's lifetime ms
+-- ARGV[7], ARGV[8]  adoption only: the new record, its PXAT
 -- Returns  the record as it was, for an advance (the caller knows the rest:
 --          gen + 1, rotated now, the key it bound, and the rotations lost
 --          when its gen was behind); {2, record} retry; {3, record} reuse
@@ -21,13 +22,13 @@
 -- decimal: -9% of Redis CPU per rotation, bench/RESULTS.md).
 local v = redis.call('GET', KEYS[1])
 local gen, now, deadline, grace = struct.unpack('>i4i6i6I4', ARGV[1])
-local client, scope, key = ARGV[5], ARGV[6], ARGV[7] or ''
+local client, scope, key = ARGV[3], ARGV[4], ARGV[5] or ''
 if not v then
   if gen ~= -1 then return 0 end
-  if KEYS[2] and not redis.call('SET', KEYS[2], '', 'NX', 'PX', ARGV[8]) then return 10 end
+  if KEYS[2] and not redis.call('SET', KEYS[2], '', 'NX', 'PX', ARGV[6]) then return 10 end
   -- adoption of a legacy token: the session starts at generation 0
-  redis.call('SET', KEYS[1], ARGV[3], 'PXAT', ARGV[4])
-  return ARGV[3]
+  redis.call('SET', KEYS[1], ARGV[7], 'PXAT', ARGV[8])
+  return ARGV[7]
 end
 local cur, x, exp, rot, kind = struct.unpack('>I4Bxxxxxxi6i6B', v)
 -- tail: the kind byte and what follows it, the packed subject of a plain
@@ -50,7 +51,7 @@ if scope and scope ~= '' then
     if not string.find(have, ' ' .. s .. ' ', 1, true) then return 12 end
   end
 end
-if KEYS[2] and not redis.call('SET', KEYS[2], '', 'NX', 'PX', ARGV[8]) then return 10 end
+if KEYS[2] and not redis.call('SET', KEYS[2], '', 'NX', 'PX', ARGV[6]) then return 10 end
 if bound == '' and key ~= '' then
   -- the first proof binds the session to its key, for good
   tail = string.char(kind % 2 + 2, 32) .. key .. string.char(#cl) .. cl .. struct.pack('>H', #sc) .. sc .. string.sub(v, at)
