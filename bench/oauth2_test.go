@@ -1,11 +1,9 @@
 package bench
 
 import (
-	"net"
 	"testing"
 
 	"github.com/valyala/fasthttp"
-	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/tokend/tokend/tokens/dpop/prover"
 	"github.com/tokend/tokend/tokens/session"
@@ -110,11 +108,7 @@ func BenchmarkOAuth2Handler(b *testing.B) {
 // benchOAuth2HTTP: /oauth2/token over fasthttp's in-memory listener.
 func benchOAuth2HTTP(b *testing.B, store session.Store, alg string) {
 	s := newStack(b, store, "spring")
-	ln := fasthttputil.NewInmemoryListener()
-	fs := &fasthttp.Server{Handler: s.handler}
-	go fs.Serve(ln)
-	defer ln.Close()
-	hc := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	hc := s.inMemory(b)
 	c := newOAuthClient(b, s, alg)
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	req.SetRequestURI("http://tokend/oauth2/token")

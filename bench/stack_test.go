@@ -145,15 +145,21 @@ func redisServer(b testing.TB) (*redistest.Server, *session.Redis) {
 	return srv, r
 }
 
+// inMemory serves the stack's handler on fasthttp's in-memory listener
+// until the benchmark ends, and returns a client of it.
+func (s *stack) inMemory(b testing.TB) *fasthttp.Client {
+	ln := fasthttputil.NewInmemoryListener()
+	fs := &fasthttp.Server{Handler: s.handler}
+	go fs.Serve(ln)
+	b.Cleanup(func() { ln.Close() })
+	return &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+}
+
 // benchRefreshHTTP sends refresh requests through a fasthttp client and
 // server over an in-memory listener, each with the newest tokens.
 func benchRefreshHTTP(b *testing.B, store session.Store, dialect string) {
 	s := newStack(b, store, dialect)
-	ln := fasthttputil.NewInmemoryListener()
-	fs := &fasthttp.Server{Handler: s.handler}
-	go fs.Serve(ln)
-	defer ln.Close()
-	c := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	c := s.inMemory(b)
 	p := s.login(b)
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	req.SetRequestURI("http://tokend/api/auth/refresh")

@@ -270,9 +270,7 @@ func (s *Server) oauth2(ctx *fasthttp.RequestCtx, route string) {
 		o.Metadata(ctx)
 		return
 	}
-	if s.inflight.Add(1) > int64(s.cfg.MaxInflight) && s.cfg.MaxInflight != 0 {
-		s.inflight.Add(-1)
-		s.cfg.Metrics.shed()
+	if !s.admitted() {
 		o.Fail(ctx, ErrOverloaded)
 		return
 	}
@@ -335,12 +333,21 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, route string, start time.Time,
 // admitted decrements inflight (not deferred: a panic is answered 500 and
 // the counter may drift by one, which a limit in the hundreds absorbs).
 func (s *Server) admit(ctx *fasthttp.RequestCtx) bool {
+	if s.admitted() {
+		return true
+	}
+	s.fail(ctx, ErrOverloaded)
+	return false
+}
+
+// admitted counts a request in flight, or counts it shed and reports false
+// (the caller answers 503 in its shape).
+func (s *Server) admitted() bool {
 	if s.inflight.Add(1) <= int64(s.cfg.MaxInflight) || s.cfg.MaxInflight == 0 {
 		return true
 	}
 	s.inflight.Add(-1)
 	s.cfg.Metrics.shed()
-	s.fail(ctx, ErrOverloaded)
 	return false
 }
 
