@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -291,10 +293,21 @@ func (c config) check() error {
 		return errors.New("TOKEND_REDIS_WAIT_REPLICAS: needs TOKEND_REUSE_GRACE above 0: a client retries a refresh whose WAIT timed out with the same token, which only the grace window answers")
 	case c.RedisCertFile != "" && c.RedisKeyFile == "" || c.RedisCertFile == "" && c.RedisKeyFile != "":
 		return errors.New("TOKEND_REDIS_TLS_CERT_FILE: mutual TLS needs both TOKEND_REDIS_TLS_CERT_FILE and TOKEND_REDIS_TLS_KEY_FILE")
+	case !validPublicURL(c.PublicURL):
+		return fmt.Errorf("TOKEND_PUBLIC_URL: %q is not an absolute http or https URL without user, query or fragment", c.PublicURL)
+	case slices.ContainsFunc(c.Clients, func(id string) bool { return len(id) > 255 }):
+		return errors.New("TOKEND_CLIENTS: a client id is over 255 bytes")
 	case c.AdminToken == "" && !loopback(c.AdminAddr):
 		return fmt.Errorf("TOKEND_ADMIN_ADDR: %q is not a loopback address; set TOKEND_ADMIN_TOKEN to expose the admin listener", c.AdminAddr)
 	}
 	return nil
+}
+
+// validPublicURL reports whether u can be the base of tokend's OAuth 2.0 URLs.
+func validPublicURL(u string) bool {
+	p, err := url.Parse(u)
+	return err == nil && (p.Scheme == "http" || p.Scheme == "https") && p.Host != "" && p.User == nil &&
+		p.RawQuery == "" && p.Fragment == "" && !p.ForceQuery
 }
 
 // loopback reports whether addr binds only 127.0.0.0/8, ::1 or localhost.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -10,7 +11,7 @@ import (
 
 // docs are the documents a user reads, relative to this package.
 var docs = []string{"../../README.md", "../../docs/README.md", "../../docs/operations.md", "../../docs/design.md",
-	"../../docs/contract-spring.md", "../../docs/contract-aspnet.md"}
+	"../../docs/contract-spring.md", "../../docs/contract-aspnet.md", "../../docs/contract-oauth2.md"}
 
 var mdLink = regexp.MustCompile(`\]\(([^)#\s]+)(#[^)\s]*)?\)`)
 
@@ -55,6 +56,48 @@ func TestDocs(t *testing.T) {
 	for name := range scrape(t, in) {
 		if strings.HasPrefix(name, "tokend_") && !strings.Contains(text["../../docs/operations.md"], "`"+name+"`") {
 			t.Errorf("docs/operations.md does not document the metric %s", name)
+		}
+	}
+}
+
+// TestReadmeOAuth2WalkThrough runs the README's "Standard OAuth 2.0 and
+// DPoP" commands as written, against a tokend process on the ports the
+// text names replaced by free ones: a session bound by its first proof
+// refuses a proof by another key and a refresh without a proof, and takes
+// the device's next one.
+func TestReadmeOAuth2WalkThrough(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("the walk-through uses curl, which is not installed")
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "### Standard OAuth 2.0 and DPoP")
+	_, block, _ := strings.Cut(section, "```sh\n")
+	block, _, ok := strings.Cut(block, "```")
+	if !ok {
+		t.Fatal("README: no sh block in the section")
+	}
+	bin := buildTokend(t)
+	p := startProcess(t, bin, map[string]string{"TOKEND_PUBLIC_URL": "http://{public}"})
+	pub, adm := strings.TrimPrefix(p.public, "http://"), strings.TrimPrefix(p.admin, "http://")
+	script := strings.NewReplacer("go run ./cmd/tokend", bin, "localhost:8080", pub, "localhost:8081", adm).Replace(block)
+	cmd := exec.Command("bash", "-c", "set -eu\n"+script)
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the walk-through failed: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	want := []string{`"token_type":"DPoP"`, "signed by another key than the one the session is bound to",
+		"a proof signed by it is required", `"token_type":"DPoP"`}
+	if len(lines) != 2+len(want) { // two thumbprints, then the four answers
+		t.Fatalf("the walk-through printed %d lines; want %d:\n%s", len(lines), 2+len(want), out)
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[2+i], w) {
+			t.Fatalf("answer %d: %s; want it to say %s", i+1, lines[2+i], w)
 		}
 	}
 }

@@ -239,7 +239,7 @@ func (a *app) oauth2(issuer *tokens.Issuer, ks *tokens.KeySet, clock tokens.Cloc
 		Issuer: issuer, PublicURL: a.cfg.PublicURL, Clients: a.cfg.Clients, DPoP: verifier, Nonces: a.nonces,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("TOKEND_PUBLIC_URL or TOKEND_CLIENTS: %w", err)
+		return nil, fmt.Errorf("OAuth 2.0 endpoints: %w", err)
 	}
 	return e, nil
 }

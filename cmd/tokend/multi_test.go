@@ -200,7 +200,8 @@ func buildTokend(t *testing.T) string {
 }
 
 // startProcess runs the tokend binary with env on free ports of 127.0.0.1
-// and waits for /readyz; SIGTERM at the end, and it must exit 0.
+// and waits for /readyz; SIGTERM at the end, and it must exit 0. "{public}"
+// in a value of env is the public listener's address.
 func startProcess(t *testing.T, binary string, env map[string]string) *process {
 	t.Helper()
 	pub := net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
@@ -210,6 +211,7 @@ func startProcess(t *testing.T, binary string, env map[string]string) *process {
 	p.cmd = exec.Command(binary)
 	p.cmd.Env = append(os.Environ(), "TOKEND_ADDR="+pub, "TOKEND_ADMIN_ADDR="+adm, "TOKEND_HMAC_SECRET="+testSecret)
 	for k, v := range env {
+		v = strings.ReplaceAll(v, "{public}", pub) // for settings that name the listener, such as TOKEND_PUBLIC_URL
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}
 	p.cmd.Stderr = p.logs

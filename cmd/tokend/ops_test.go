@@ -235,6 +235,14 @@ func TestSettings(t *testing.T) {
 		{map[string]string{"TOKEND_REDIS_TLS_CERT_FILE": "client.pem"}, "TOKEND_REDIS_TLS_CERT_FILE"},
 		{map[string]string{"TOKEND_REDIS_WAIT_REPLICAS": "-1"}, "TOKEND_REDIS_WAIT_REPLICAS"},
 		{map[string]string{"TOKEND_REDIS_WAIT_REPLICAS": "1", "TOKEND_REUSE_GRACE": "0s"}, "TOKEND_REDIS_WAIT_REPLICAS"},
+		{map[string]string{"TOKEND_PUBLIC_URL": "auth.example.com"}, "TOKEND_PUBLIC_URL"},
+		{map[string]string{"TOKEND_PUBLIC_URL": "ftp://auth.example.com"}, "TOKEND_PUBLIC_URL"},
+		{map[string]string{"TOKEND_PUBLIC_URL": "https://auth.example.com/?x=1"}, "TOKEND_PUBLIC_URL"},
+		{map[string]string{"TOKEND_CLIENTS": "app," + strings.Repeat("c", 256)}, "TOKEND_CLIENTS"},
+		{map[string]string{"TOKEND_DPOP_ALGS": "HS256"}, "TOKEND_DPOP_ALGS"},
+		{map[string]string{"TOKEND_DPOP_ALGS": "none"}, "TOKEND_DPOP_ALGS"},
+		{map[string]string{"TOKEND_DPOP_WINDOW": "10ms"}, "TOKEND_DPOP_WINDOW"},
+		{map[string]string{"TOKEND_DPOP_NONCE": "sometimes"}, "TOKEND_DPOP_NONCE"},
 	}
 	for i, tc := range cases {
 		t.Run(fmt.Sprint(i, "_", tc.want), func(t *testing.T) {
