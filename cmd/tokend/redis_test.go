@@ -141,7 +141,6 @@ func TestRedisACL(t *testing.T) {
 			env := dialectEnv(dialect, map[string]string{"TOKEND_REDIS_ADDR": srv.Addr,
 				"TOKEND_REDIS_USERNAME": "tokend", "TOKEND_REDIS_PASSWORD_FILE": pw, "TOKEND_PUBLIC_URL": publicURL})
 			a, b := start(t, "redis", env), start(t, "redis", env)
-			b.clock = a.clock
 			rotateThrough(t, a, dialect, "carol-"+dialect)
 			rotateThrough(t, b, dialect, "carol-"+dialect)
 			// OAuth 2.0 with DPoP: binding, the proof's jti, scope, client
