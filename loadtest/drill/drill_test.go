@@ -342,7 +342,7 @@ func TestSentinelFailover(t *testing.T) {
 			}
 			drill{
 				name: fmt.Sprintf("Sentinel failover (primary SIGKILL), WAIT %d", wait), instances: 1, durable: wait > 0,
-				env: env,
+				env:   env,
 				check: rueidis.ClientOption{InitAddress: ss.Addrs(), Sentinel: rueidis.SentinelOption{MasterSet: ss.Master}},
 				fault: func(t *testing.T, _ []*tokend) {
 					old := ss.Primary(t)
