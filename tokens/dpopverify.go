@@ -23,12 +23,7 @@ var (
 
 // SetDPoP sets how VerifyDPoP checks proofs (algorithms, window); by
 // default ES256 and EdDSA within 60 s of the Verifier's clock.
-func (v *Verifier) SetDPoP(d *dpop.Verifier) {
-	pc := v.proofs()
-	pc.mu.Lock()
-	pc.verifier = d
-	pc.mu.Unlock()
-}
+func (v *Verifier) SetDPoP(d *dpop.Verifier) { v.proofs.Store(d) }
 
 // VerifyBearer is Verify for a token presented as `Authorization: Bearer`:
 // a DPoP-bound one is refused (ErrBound).
@@ -56,44 +51,15 @@ func (v *Verifier) VerifyDPoP(ctx context.Context, token, proof []byte, method, 
 	if cl.Confirmation.JKT == "" {
 		return ErrNotBound
 	}
-	pc := v.proofs()
-	d, err := pc.dpop(v.codec.clock)
-	if err != nil {
-		return err
-	}
+	d := v.proofs.Load()
 	p, err := d.Verify(proof, dpop.Request{Method: method, URL: url, AccessToken: token, Thumbprint: cl.Confirmation.JKT})
 	if err != nil {
 		return err
 	}
-	if !pc.seen.use(p.Thumbprint+"."+p.ID, v.codec.clock.Now(), 2*d.Window()) {
+	if !v.seen.use(p.Thumbprint+"."+p.ID, v.codec.clock.Now(), 2*d.Window()) {
 		return ErrProofReplay
 	}
 	return nil
-}
-
-// proofChecks is a Verifier's DPoP state, made on first use.
-type proofChecks struct {
-	mu       sync.Mutex
-	verifier *dpop.Verifier
-	seen     seenProofs
-}
-
-func (v *Verifier) proofs() *proofChecks {
-	v.dpopOnce.Do(func() { v.dpopState = &proofChecks{} })
-	return v.dpopState
-}
-
-func (pc *proofChecks) dpop(clock Clock) (*dpop.Verifier, error) {
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	if pc.verifier == nil {
-		d, err := dpop.NewVerifier(dpop.Config{Clock: clock})
-		if err != nil {
-			return nil, err
-		}
-		pc.verifier = d
-	}
-	return pc.verifier, nil
 }
 
 // seenProofs remembers the proofs of the last two windows, by key and jti.

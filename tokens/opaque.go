@@ -77,19 +77,31 @@ func NewMACKeys(secrets ...[]byte) (*MACKeys, error) {
 // key set, the signing key's first: tokens minted under a key that is still in
 // the set keep verifying after a rotation.
 func deriveMACKeys(signing *Key, keys []*Key) (*MACKeys, error) {
-	ordered := append([]*Key{signing}, keys...)
-	secrets := make([][]byte, 0, len(keys))
-	for i, k := range ordered {
+	secrets, err := materials(signing, keys, false)
+	if err != nil {
+		return nil, err
+	}
+	return newMACKeys(secrets)
+}
+
+// materials is the private material of signing, then of the other keys in
+// their order. A key without any is an error, or skipped when skip is set.
+func materials(signing *Key, keys []*Key, skip bool) ([][]byte, error) {
+	out := make([][]byte, 0, len(keys))
+	for i, k := range append([]*Key{signing}, keys...) {
 		if i > 0 && k == signing {
 			continue
 		}
 		m, err := k.material()
-		if err != nil {
+		switch {
+		case err != nil && skip:
+			continue
+		case err != nil:
 			return nil, fmt.Errorf("key %q: %w", k.ID, err)
 		}
-		secrets = append(secrets, m)
+		out = append(out, m)
 	}
-	return newMACKeys(secrets)
+	return out, nil
 }
 
 func newMACKeys(secrets [][]byte) (*MACKeys, error) {
@@ -206,15 +218,9 @@ func (o Opaque) ParseRefresh(token []byte, now time.Time, cl *Claims) error {
 // keys file agree on without talking, such as DPoP nonces. Keys without
 // private material are skipped.
 func (ks *KeySet) Secrets(purpose string) [][]byte {
-	var out [][]byte
-	for i, k := range append([]*Key{ks.signing}, ks.keys...) {
-		if k == nil || (i > 0 && k == ks.signing) {
-			continue
-		}
-		m, err := k.material()
-		if err != nil {
-			continue
-		}
+	ms, _ := materials(ks.signing, ks.keys, true)
+	out := make([][]byte, 0, len(ms))
+	for _, m := range ms {
 		if s, err := hkdf.Key(sha256.New, m, nil, "tokend "+purpose, sha256.Size); err == nil {
 			out = append(out, s)
 		}

@@ -8,10 +8,10 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/tokend/tokend/tokens/dpop"
 	"github.com/tokend/tokend/tokens/session"
 )
 
@@ -31,8 +31,8 @@ type Verifier struct {
 	deny  Denylist
 	stale chan struct{} // a token named an unknown kid: fetch the JWKS again
 
-	dpopOnce  sync.Once
-	dpopState *proofChecks // VerifyDPoP's, made on first use
+	proofs atomic.Pointer[dpop.Verifier] // VerifyDPoP's checks (SetDPoP)
+	seen   seenProofs                    // the proofs VerifyDPoP accepted, for jti once
 }
 
 // NewVerifier returns a Verifier of access tokens signed by a key of ks,
@@ -41,12 +41,22 @@ func NewVerifier(ks *KeySet, issuer string, clock Clock) *Verifier {
 	if clock == nil {
 		clock = SystemClock
 	}
-	return &Verifier{codec: NewCodec(ks, issuer, clock), stale: make(chan struct{}, 1)}
+	return newVerifier(NewCodec(ks, issuer, clock))
 }
 
 // NewVerifierFor shares an Issuer's codec: the keys tokend signs with, the
 // reloads included.
-func NewVerifierFor(c *Codec) *Verifier { return &Verifier{codec: c, stale: make(chan struct{}, 1)} }
+func NewVerifierFor(c *Codec) *Verifier { return newVerifier(c) }
+
+func newVerifier(c *Codec) *Verifier {
+	v := &Verifier{codec: c, stale: make(chan struct{}, 1)}
+	d, err := dpop.NewVerifier(dpop.Config{Clock: c.clock}) // the defaults: ES256, EdDSA, 60 s
+	if err != nil {
+		panic(err) // the defaults are valid
+	}
+	v.proofs.Store(d)
+	return v
+}
 
 // SetDenylist makes Verify refuse tokens of revoked sessions.
 func (v *Verifier) SetDenylist(d Denylist) { v.deny = d }

@@ -161,7 +161,6 @@ func main() {
 // worker is one closed loop: its session's newest tokens and its latencies.
 type worker struct {
 	id              int
-	mode            string // o.endpoint
 	access, refresh []byte
 	body            []byte
 	lat             []time.Duration
@@ -241,7 +240,7 @@ func run(o options) (Result, error) {
 
 	workers := make([]*worker, o.conns)
 	for i := range workers {
-		w := &worker{id: i, lat: make([]time.Duration, 0, 1<<16), mode: o.endpoint}
+		w := &worker{id: i, lat: make([]time.Duration, 0, 1<<16)}
 		if err := w.login(adminClient, loginURL, o); err != nil {
 			return Result{}, fmt.Errorf("login: %w", err)
 		}
@@ -277,6 +276,12 @@ func run(o options) (Result, error) {
 			return t, open
 		}
 	}
+	// the shape of the refresh requests and answers; the admin API answers
+	// logins in the dialect's
+	shape := o.dialect
+	if o.endpoint != "dialect" {
+		shape = "oauth2"
+	}
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Add(1)
@@ -297,7 +302,7 @@ func run(o options) (Result, error) {
 				if !more {
 					return
 				}
-				w.body = w.appendRequest(w.body[:0], o.dialect)
+				w.body = w.appendRequest(w.body[:0], shape)
 				req.SetBodyRaw(w.body)
 				if w.key != nil {
 					p, err := w.proof(o.publicURL + "/oauth2/token")
@@ -324,7 +329,7 @@ func run(o options) (Result, error) {
 				if measured {
 					w.lat = append(w.lat, t1.Sub(t0))
 				}
-				if err == nil && resp.StatusCode() == 200 && w.next(resp.Body(), o.dialect) {
+				if err == nil && resp.StatusCode() == 200 && w.next(resp.Body(), shape) {
 					if measured {
 						ok.Add(1)
 					}
@@ -388,36 +393,35 @@ func (w *worker) login(c *fasthttp.HostClient, loginURL string, o options) error
 	if err := c.Do(req, resp); err != nil {
 		return err
 	}
-	mode := w.mode
-	w.mode = "dialect" // the admin API answers in the dialect's shape
-	defer func() { w.mode = mode }()
 	if resp.StatusCode() != 200 || !w.next(resp.Body(), o.dialect) {
 		return fmt.Errorf("status %d: %.200s", resp.StatusCode(), resp.Body())
 	}
 	return nil
 }
 
-// appendRequest appends the refresh body for the worker's newest tokens.
-func (w *worker) appendRequest(dst []byte, dialect string) []byte {
-	if w.mode != "dialect" {
+// appendRequest appends the refresh body for the worker's newest tokens in
+// shape: spring, aspnet or oauth2 (the form of /oauth2/token).
+func (w *worker) appendRequest(dst []byte, shape string) []byte {
+	switch shape {
+	case "oauth2":
 		dst = append(dst, "grant_type=refresh_token&client_id=loadgen&refresh_token="...)
 		return append(dst, url.QueryEscape(string(w.refresh))...) // aspnet's tokens hold + / =
-	}
-	if dialect == "aspnet" {
+	case "aspnet":
 		dst = append(append(append(dst, `{"Token":"`...), w.access...), `","RefreshToken":"`...)
 		return append(append(dst, w.refresh...), `"}`...)
 	}
 	return append(append(append(dst, `{"refreshToken":"`...), w.refresh...), `"}`...)
 }
 
-// next takes the new tokens out of a success body: sliced, not decoded, so
-// the generator spends its CPU on sending.
-func (w *worker) next(body []byte, dialect string) bool {
+// next takes the new tokens out of a success body in shape (as
+// appendRequest): sliced, not decoded, so the generator spends its CPU on
+// sending.
+func (w *worker) next(body []byte, shape string) bool {
 	accessKey, refreshKey := `"accessToken":"`, `"refreshToken":"`
-	switch {
-	case w.mode != "dialect":
+	switch shape {
+	case "oauth2":
 		accessKey, refreshKey = `"access_token":"`, `"refresh_token":"`
-	case dialect == "aspnet":
+	case "aspnet":
 		accessKey, refreshKey = `"Token":"`, `"RefreshToken":"`
 	}
 	a, r := stringField(body, accessKey), stringField(body, refreshKey)

@@ -265,18 +265,24 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 		owner = packedSubject(st.Owner)
 	}
 	keys, args := []string{recordKey(st.ID)}, []string{rotateArg(st), owner}
-	if st.oauth() || st.Gen == -1 {
+	switch {
+	case st.Gen == -1: // adoption: the OAuth arguments in their places, then the new record
 		var err error
 		if keys, args, err = oauthArgs(st, keys, args, r.cluster); err != nil {
 			return Rotation{}, err
 		}
-	}
-	if st.Gen == -1 {
-		for len(args) < 6 {
-			args = append(args, "")
-		}
 		s := Session{Subject: st.Subject, Created: st.Now, Expires: st.Expires, Rotated: st.Now, Key: st.Key}
 		args = append(args, string(packRecord(s, stateActive)), ms(until(st.Now, st.Idle, st.Expires)))
+	case st.oauth():
+		var err error
+		if keys, args, err = oauthArgs(st, keys, args, r.cluster); err != nil {
+			return Rotation{}, err
+		}
+		// trailing empty ones left out: fewer, shorter arguments, less Redis
+		// CPU per refresh
+		for args[len(args)-1] == "" {
+			args = args[:len(args)-1]
+		}
 	}
 	msg, err := r.exec(ctx, rotateScript, keys, args).ToMessage()
 	if err != nil {
@@ -331,8 +337,7 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 
 // oauthArgs adds what an OAuth 2.0 step checks to the script's keys and
 // arguments (record_rotate.lua): client, scope, key, and the proof's key
-// and lifetime; trailing empty ones are left out (fewer, shorter
-// arguments: less Redis CPU per refresh).
+// and lifetime, "" where unset.
 func oauthArgs(st Step, keys, args []string, cluster bool) ([]string, []string, error) {
 	key, ttl := "", ""
 	if st.Key != "" {
@@ -346,11 +351,7 @@ func oauthArgs(st Step, keys, args []string, cluster bool) ([]string, []string, 
 		keys = append(keys, proofKey(keys[0], st.Key, st.Proof, cluster))
 		ttl = strconv.FormatInt(max(1, st.ProofTTL.Milliseconds()), 10)
 	}
-	args = append(args, st.Client, st.Scope, key, ttl)
-	for len(args) > 2 && args[len(args)-1] == "" {
-		args = args[:len(args)-1]
-	}
-	return keys, args, nil
+	return keys, append(args, st.Client, st.Scope, key, ttl), nil
 }
 
 // refusal is the error of a rotation script's code other than an advance

@@ -93,8 +93,9 @@ func (st *Step) oauth() bool {
 // inScope reports whether every item of requested is in have (both
 // space-separated).
 func inScope(requested, have string) bool {
+	granted := strings.Fields(have)
 	for _, s := range strings.Fields(requested) {
-		if !slices.Contains(strings.Fields(have), s) {
+		if !slices.Contains(granted, s) {
 			return false
 		}
 	}
