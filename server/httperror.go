@@ -87,17 +87,17 @@ type lingerConn struct {
 }
 
 func (c *lingerConn) Close() error {
-	tc, ok := c.Conn.(*net.TCPConn)
+	hc, ok := c.Conn.(interface{ CloseWrite() error })
 	if !c.linger.Load() || !ok {
 		return c.Conn.Close()
 	}
-	if err := tc.CloseWrite(); err != nil {
-		return tc.Close()
+	if err := hc.CloseWrite(); err != nil {
+		return c.Conn.Close()
 	}
 	go func() {
-		_ = tc.SetReadDeadline(time.Now().Add(lingerFor))
-		_, _ = io.CopyN(io.Discard, tc, lingerBytes)
-		_ = tc.Close()
+		_ = c.Conn.SetReadDeadline(time.Now().Add(lingerFor))
+		_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
+		_ = c.Conn.Close()
 	}()
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"github.com/valyala/fasthttp/pprofhandler"
 
+	"github.com/tokend/tokend/server/watchdog"
 	"github.com/tokend/tokend/tokens"
 )
 
@@ -136,13 +137,14 @@ func New(cfg Config) *Server {
 
 func (s *Server) newHTTP(name string, h fasthttp.RequestHandler) *fasthttp.Server {
 	return &fasthttp.Server{
-		Name:        "tokend",
-		Handler:     h,
-		ReadTimeout: s.cfg.ReadTimeout,
-		IdleTimeout: 90 * time.Second,
-		// No WriteTimeout: it costs two timer updates per response, and every
-		// answer (under 2 KiB) fits the socket buffer; a client that stops
-		// reading is cut off by ReadTimeout/IdleTimeout at its next request.
+		Name:    "tokend",
+		Handler: h,
+		// No ReadTimeout, IdleTimeout or WriteTimeout here: fasthttp would
+		// update a timer twice per request for them. The listener's
+		// watchdog (Serve) bounds the request's arrival by cfg.ReadTimeout
+		// and the wait between requests by IdleTimeout instead. Every answer
+		// (under 2 KiB) fits the socket buffer; a client that stops reading
+		// is cut off by those limits at its next request.
 		// Bodies over MaxBody get a 400 in the dialect's shape from the
 		// handler; over 64 KiB fasthttp stops reading, and publicHTTPError
 		// answers the same 400. Headers must fit 4 KiB (ReadBufferSize).
@@ -162,13 +164,22 @@ func (s *Server) AdminHandler() fasthttp.RequestHandler { return s.serveAdmin }
 // error of either listener.
 func (s *Server) Serve(public, admin net.Listener) error {
 	errc := make(chan error, 2)
-	go func() { errc <- s.public.Serve(lingerListener{public}) }()
-	go func() { errc <- s.admin.Serve(lingerListener{admin}) }()
+	go func() { errc <- s.public.Serve(s.watched(public)) }()
+	go func() { errc <- s.admin.Serve(s.watched(admin)) }()
 	err := <-errc
 	if err2 := <-errc; err == nil {
 		err = err2
 	}
 	return err
+}
+
+// IdleTimeout is how long a connection may wait for its next request.
+const IdleTimeout = 90 * time.Second
+
+// watched wraps a listener in the read and idle limits, then the
+// lingering close of refused requests.
+func (s *Server) watched(ln net.Listener) net.Listener {
+	return lingerListener{watchdog.Listen(ln, s.cfg.ReadTimeout, IdleTimeout)}
 }
 
 // Shutdown stops accepting connections, lets requests in flight finish, and
