@@ -88,7 +88,7 @@ fuzz:
 bench: redis-server
 	$(GO) build -o bin/floor ./bench/floor
 	$(GO) build -o bin/loadgen ./loadtest/loadgen
-	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(COUNT) ./bench/ | tee bench/latest.txt
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(COUNT) ./bench/ ./bench/floor/ ./server/watchdog/ | tee bench/latest.txt
 
 ## loadtest: k6 scripts (refresh.js, attack.js, oauth2.js; both dialects) with their thresholds, then one throughput comparison
 loadtest: redis-server k6
