@@ -1,6 +1,7 @@
 package watchdog
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -171,13 +172,13 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// CloseWrite half-closes the connection when the underlying one can
-// (a lingering close needs it).
+// CloseWrite half-closes the connection (a lingering close needs it), or
+// reports errors.ErrUnsupported when the underlying one cannot.
 func (c *Conn) CloseWrite() error {
 	if hc, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return hc.CloseWrite()
 	}
-	return c.Conn.Close()
+	return errors.ErrUnsupported
 }
 
 // Close closes the connection and stops watching it.

@@ -293,3 +293,71 @@ func TestRapidExchanges(t *testing.T) {
 	default:
 	}
 }
+
+// TestCloseWrite: a watched TCP connection half-closes (the client reads
+// EOF and can still send); one that cannot says so and stays open.
+func TestCloseWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := watchdog.Listen(ln, time.Second, time.Second)
+	defer w.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := w.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	client := dial(t, w)
+	server := <-accepted
+	defer server.Close()
+	if err := server.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("client read %v after the server's half-close; want EOF", err)
+	}
+	if _, err := client.Write([]byte("still\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(server, buf); err != nil || string(buf) != "still\n" {
+		t.Fatalf("server read %q, %v after its half-close", buf, err)
+	}
+
+	p1, p2 := net.Pipe()
+	defer p2.Close()
+	pl := &pipeListener{conns: make(chan net.Conn, 1)}
+	pl.conns <- p1
+	pw := watchdog.Listen(pl, time.Second, time.Second)
+	defer pw.Close()
+	pc, err := pw.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if err := pc.(interface{ CloseWrite() error }).CloseWrite(); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("CloseWrite on a pipe: %v; want ErrUnsupported", err)
+	}
+}
+
+// pipeListener hands out prepared connections, then blocks until closed.
+type pipeListener struct {
+	conns chan net.Conn
+	once  sync.Once
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	if c, ok := <-l.conns; ok {
+		return c, nil
+	}
+	return nil, net.ErrClosed
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.conns) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{} }
