@@ -564,9 +564,7 @@ func (s *Server) startSession(ctx *fasthttp.RequestCtx) {
 	}
 	if err == nil {
 		switch {
-		case json.Unmarshal(body, &req) != nil:
-			err = ErrSubject
-		case req.Sub == nil || strings.TrimSpace(*req.Sub) == "":
+		case json.Unmarshal(body, &req) != nil || req.Sub == nil || strings.TrimSpace(*req.Sub) == "":
 			err = ErrSubject
 		default:
 			err = checkGrant(req.Client, req.Scope, req.JKT)
@@ -595,15 +593,22 @@ var (
 	ErrJKT      = fmt.Errorf("%w: jkt is not an RFC 7638 SHA-256 thumbprint (43 characters of base64url)", ErrBadRequest)
 )
 
+// ScopeChar reports whether c may stand in a scope token (RFC 6749 §3.3:
+// %x21 / %x23-5B / %x5D-7E).
+func ScopeChar(c byte) bool { return 0x21 <= c && c <= 0x7e && c != '"' && c != '\\' }
+
 // checkGrant checks what POST /admin/sessions may start a session with.
 func checkGrant(client, scope, jkt string) error {
 	if len(client) > 255 {
 		return ErrClientID
 	}
-	if len(scope) > 4096 || strings.ContainsFunc(scope, func(r rune) bool {
-		return r != ' ' && (r < 0x21 || r == '"' || r == '\\' || r > 0x7e)
-	}) {
+	if len(scope) > 4096 {
 		return ErrScope
+	}
+	for i := range len(scope) {
+		if c := scope[i]; c != ' ' && !ScopeChar(c) {
+			return ErrScope
+		}
 	}
 	if jkt != "" {
 		if b, err := base64.RawURLEncoding.Strict().DecodeString(jkt); err != nil || len(b) != 32 {

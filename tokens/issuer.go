@@ -230,9 +230,13 @@ func (is *Issuer) Revoke(ctx context.Context, token []byte) error {
 	err := is.refresh.ParseRefresh(token, is.codec.clock.Now(), &cl)
 	switch {
 	case err == nil, errors.Is(err, ErrExpired):
-	default:
-		return nil
+		return is.revokeRefreshed(ctx, token, &cl)
 	}
+	return nil
+}
+
+// revokeRefreshed ends the session of refresh token token, parsed into cl.
+func (is *Issuer) revokeRefreshed(ctx context.Context, token []byte, cl *Claims) error {
 	id := cl.Session
 	if cl.Legacy {
 		id = legacySessionID(token)
@@ -253,7 +257,7 @@ func (is *Issuer) RevokeAny(ctx context.Context, token []byte) error {
 	err := is.refresh.ParseRefresh(token, now, &cl)
 	switch {
 	case err == nil, errors.Is(err, ErrExpired):
-		return is.Revoke(ctx, token)
+		return is.revokeRefreshed(ctx, token, &cl)
 	}
 	err = is.codec.ParseAt(token, Access, now, &cl)
 	if (err != nil && !errors.Is(err, ErrExpired)) || cl.Session == "" {

@@ -246,8 +246,9 @@ func run(o options) (Result, error) {
 		}
 		workers[i] = w
 	}
+	htu := o.publicURL + "/oauth2/token" // what every proof names
 	if o.endpoint == "dpop" {
-		if err := signProofs(workers, o.publicURL+"/oauth2/token", o.proofs); err != nil {
+		if err := signProofs(workers, htu, o.proofs); err != nil {
 			return Result{}, err
 		}
 	}
@@ -305,7 +306,7 @@ func run(o options) (Result, error) {
 				w.body = w.appendRequest(w.body[:0], shape)
 				req.SetBodyRaw(w.body)
 				if w.key != nil {
-					p, err := w.proof(o.publicURL + "/oauth2/token")
+					p, err := w.proof(htu)
 					if err != nil {
 						fail(err.Error())
 						return
@@ -392,11 +393,11 @@ func (w *worker) login(c *fasthttp.HostClient, loginURL string, o options) error
 	// a dialect client's session is a plain one, as its login makes it; only
 	// the OAuth 2.0 endpoints need the session's client (and its record's
 	// extension, which costs Redis more per rotation)
-	if o.endpoint == "dialect" {
-		req.SetBodyString(fmt.Sprintf(`{"sub":"load-%d"}`, w.id))
-	} else {
-		req.SetBodyString(fmt.Sprintf(`{"sub":"load-%d","client_id":"loadgen"}`, w.id))
+	client := ""
+	if o.endpoint != "dialect" {
+		client = `,"client_id":"loadgen"`
 	}
+	req.SetBodyString(fmt.Sprintf(`{"sub":"load-%d"%s}`, w.id, client))
 	if err := c.Do(req, resp); err != nil {
 		return err
 	}

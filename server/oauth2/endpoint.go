@@ -14,6 +14,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/tokens"
 	"github.com/tokend/tokend/tokens/dpop"
 )
@@ -236,8 +237,8 @@ func normalScope(b []byte) (string, error) {
 		if tok == "" {
 			continue
 		}
-		for _, c := range []byte(tok) {
-			if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+		for i := range len(tok) {
+			if !server.ScopeChar(tok[i]) {
 				return "", ErrBadScope
 			}
 		}
