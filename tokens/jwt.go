@@ -64,7 +64,7 @@ func (c *Codec) AppendToken(dst []byte, t Type, cl *Claims) ([]byte, error) {
 	dst = append(dst, '.')
 	dst = base64.RawURLEncoding.AppendEncode(dst, appendClaims(s.payload[:0], cl, t))
 	mid := len(dst)
-	dst, err := k.appendSignature(append(dst, '.'), dst[start:mid])
+	dst, err := k.appendSignature(append(dst, '.'), dst[start:mid], int(t))
 	if err != nil {
 		return dst[:start], fmt.Errorf("tokens: signing with %q: %w", k.ID, err)
 	}
@@ -176,15 +176,16 @@ func (c *Codec) ParseAt(token []byte, t Type, now time.Time, cl *Claims) error {
 	if err != nil {
 		return err
 	}
-	if !known {
-		if ref, err = ks.checkHeader(h); err != nil {
-			return err
-		}
+	prefix := noPrefix
+	if known {
+		prefix = int(ref.typ) // the header is byte-equal to ref's: its MAC state after it applies
+	} else if ref, err = ks.checkHeader(h); err != nil {
+		return err
 	}
 	if ref.typ != t {
 		return fmt.Errorf("%w: a %s token where a %s token belongs", ErrInvalid, ref.typ, t)
 	}
-	if err := ref.key.verify(token[:len(hseg)+1+len(pseg)], sig); err != nil {
+	if err := ref.key.verify(token[:len(hseg)+1+len(pseg)], sig, prefix); err != nil {
 		return fmt.Errorf("%w: signature: %v", ErrInvalid, err)
 	}
 	return c.validate(cl, t, now.Unix())

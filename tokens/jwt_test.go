@@ -52,7 +52,7 @@ func forge(t testing.TB, k *Key, hdr, claims string) []byte {
 	t.Helper()
 	b64 := base64.RawURLEncoding
 	input := b64.EncodeToString([]byte(hdr)) + "." + b64.EncodeToString([]byte(claims))
-	tok, err := k.appendSignature([]byte(input+"."), []byte(input))
+	tok, err := k.appendSignature([]byte(input+"."), []byte(input), noPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,9 @@ func forge(t testing.TB, k *Key, hdr, claims string) []byte {
 }
 
 // The pooled HMAC states sign exactly as jwsbb's SignHMAC does, and verify
-// what it signs, for every HMAC algorithm, from many goroutines at once.
+// what it signs, for every HMAC algorithm, from many goroutines at once:
+// arbitrary inputs, and inputs that start with the key's header of a token
+// type, MACed from the state prepared after that header.
 func TestPooledHMACMatchesJWSBB(t *testing.T) {
 	for _, kid := range []string{"hs256-1", "hs384-1", "hs512-1"} {
 		t.Run(kid, func(t *testing.T) {
@@ -71,19 +73,24 @@ func TestPooledHMACMatchesJWSBB(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for i := range 200 {
+						prefix := i%(int(numTypes)+1) - 1 // noPrefix, then each Type
 						input := []byte(strings.Repeat("x", g*37+i))
+						if prefix != noPrefix {
+							input = append([]byte(k.header[prefix]+"."), input...)
+						}
 						want, err := jwsbb.SignHMAC(k.priv.([]byte), input, hashFunc(k.hash))
 						if err != nil {
 							t.Error(err)
 							return
 						}
-						got, _ := k.appendSignature(nil, input)
+						got, _ := k.appendSignature(nil, input, prefix)
 						if string(got) != base64.RawURLEncoding.EncodeToString(want) {
-							t.Errorf("input %d: pooled %s, jwsbb %x", len(input), got, want)
+							t.Errorf("input %d, prefix %d: pooled %s, jwsbb %x", len(input), prefix, got, want)
 							return
 						}
-						if k.verify(input, want) != nil || k.verify(input, want[1:]) == nil || k.verify(append(input, 'y'), want) == nil {
-							t.Errorf("input %d: verify disagrees with jwsbb", len(input))
+						if k.verify(input, want, prefix) != nil || k.verify(input, want[1:], prefix) == nil ||
+							k.verify(append(input, 'y'), want, prefix) == nil || k.verify(input, want, noPrefix) != nil {
+							t.Errorf("input %d, prefix %d: verify disagrees with jwsbb", len(input), prefix)
 							return
 						}
 					}

@@ -109,7 +109,6 @@ func newKey(kid, alg string, raw any) (*Key, error) {
 			return nil, fmt.Errorf("key %q: %s secret is %d bytes, at least %d are required", kid, alg, len(secret), a.hash.Size())
 		}
 		k.pub = secret
-		k.macs = newMACPool(hashFunc(a.hash), secret)
 	case famECDSA:
 		switch p := raw.(type) {
 		case *ecdsa.PrivateKey:
@@ -155,8 +154,15 @@ func newKey(kid, alg string, raw any) (*Key, error) {
 	sa, _ := jwa.LookupSignatureAlgorithm(alg)
 	_ = j.Set(jwk.AlgorithmKey, sa)
 	k.jwk = j
+	var prefixes [numTypes]string
 	for t := Type(0); t < numTypes; t++ {
 		k.header[t] = encodeHeader(alg, kid, t.String())
+		prefixes[t] = k.header[t] + "."
+	}
+	if a.fam == famHMAC {
+		// every token this key signs or verifies with a known header starts
+		// with one of these: its MAC resumes after them (prefix index = Type)
+		k.macs = newMACPool(hashFunc(a.hash), raw.([]byte), prefixes[:]...)
 	}
 	return k, nil
 }
@@ -193,14 +199,15 @@ func encodeHeader(alg, kid, typ string) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// appendSignature appends the base64url signature of input to dst. input
-// may alias dst: it is read before dst grows.
-func (k *Key) appendSignature(dst, input []byte) ([]byte, error) {
+// appendSignature appends the base64url signature of input to dst. prefix
+// is the Type whose header of k's input starts with, byte for byte, or
+// noPrefix. input may alias dst: it is read before dst grows.
+func (k *Key) appendSignature(dst, input []byte, prefix int) ([]byte, error) {
 	if k.priv == nil {
 		return dst, fmt.Errorf("tokens: key %q is a public key: it verifies, it cannot sign", k.ID)
 	}
 	if k.fam == famHMAC {
-		sum, st := k.macs.mac(input)
+		sum, st := k.macs.macAfter(prefix, input)
 		dst = base64.RawURLEncoding.AppendEncode(dst, sum)
 		k.macs.put(st)
 		return dst, nil
@@ -224,11 +231,12 @@ func (k *Key) appendSignature(dst, input []byte) ([]byte, error) {
 }
 
 // verify checks sig over input with the public half of k. HMAC signatures
-// are compared in constant time.
-func (k *Key) verify(input, sig []byte) error {
+// are compared in constant time. prefix is the Type whose header of k's
+// input starts with, byte for byte, or noPrefix.
+func (k *Key) verify(input, sig []byte, prefix int) error {
 	switch k.fam {
 	case famHMAC:
-		if !k.macs.equal(input, sig) {
+		if !k.macs.equal(prefix, input, sig) {
 			return errors.New("HMAC mismatch")
 		}
 		return nil

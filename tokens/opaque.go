@@ -201,7 +201,7 @@ func (o Opaque) ParseRefresh(token []byte, now time.Time, cl *Claims) error {
 	if !ok {
 		return fmt.Errorf("%w: opaque token made with an unknown key", ErrInvalid)
 	}
-	if !k.macs.equal(raw[:opaqueBody], raw[opaqueBody:OpaqueSize]) {
+	if !k.macs.equal(noPrefix, raw[:opaqueBody], raw[opaqueBody:OpaqueSize]) {
 		return fmt.Errorf("%w: opaque token MAC does not match", ErrInvalid)
 	}
 	cl.Session = base64.RawURLEncoding.EncodeToString(raw[4 : 4+sidSize])

@@ -72,7 +72,7 @@ func TestVerifier(t *testing.T) {
 		})
 	}
 	t.Run("public keys cannot sign", func(t *testing.T) {
-		if _, err := v.Keys().Signing().appendSignature(nil, []byte("x")); err == nil {
+		if _, err := v.Keys().Signing().appendSignature(nil, []byte("x"), noPrefix); err == nil {
 			t.Fatal("a public key signed")
 		}
 	})
