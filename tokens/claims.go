@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/goccy/go-json"
 )
@@ -45,9 +46,14 @@ func (c *Claims) reset() { *c = Claims{Gen: -1} }
 // decodeClaims parses a JWT payload. Not a JSON object is ErrMalformed (the
 // legacy backends' "Invalid token format"); JSON of the wrong shape, such as
 // a string where a number belongs, is ErrInvalid.
-func decodeClaims(payload []byte, c *Claims) error {
+func decodeClaims(payload []byte, c *Claims) error { return decodeClaimsIn(payload, c, false) }
+
+// decodeClaimsIn is decodeClaims whose fast path, with alias, leaves the
+// strings of c in payload's own bytes instead of a copy: the caller keeps
+// payload unchanged for as long as c's strings are used.
+func decodeClaimsIn(payload []byte, c *Claims, alias bool) error {
 	c.reset()
-	if scanClaims(payload, c) {
+	if scanClaimsIn(payload, c, alias) {
 		return nil
 	}
 	c.reset()
@@ -70,7 +76,11 @@ func decodeClaims(payload []byte, c *Claims) error {
 // returning false. The strings share one allocation, the payload's copy,
 // where go-json makes one per claim. FuzzClaims proves it reads what
 // go-json reads.
-func scanClaims(p []byte, c *Claims) bool {
+func scanClaims(p []byte, c *Claims) bool { return scanClaimsIn(p, c, false) }
+
+// scanClaimsIn is scanClaims; with alias the strings share p's own bytes
+// and nothing is allocated (see decodeClaimsIn).
+func scanClaimsIn(p []byte, c *Claims, alias bool) bool {
 	if len(p) < 2 || p[0] != '{' || p[len(p)-1] != '}' {
 		return false
 	}
@@ -129,7 +139,7 @@ func scanClaims(p []byte, c *Claims) bool {
 				return false
 			}
 			if str == "" {
-				str = string(p)
+				str = text(p, alias)
 			}
 			c.Confirmation.JKT = str[i+len(open)+1 : i+len(open)+1+n]
 			i += len(open) + n + 3
@@ -143,7 +153,7 @@ func scanClaims(p []byte, c *Claims) bool {
 				return false
 			}
 			if str == "" {
-				str = string(p)
+				str = text(p, alias)
 			}
 			*dst = str[i+1 : i+1+n]
 			i += n + 2
@@ -157,6 +167,15 @@ func scanClaims(p []byte, c *Claims) bool {
 		i += n
 	}
 	return i == len(p)-1
+}
+
+// text is p as a string: a copy, or with alias p's own bytes (the refresh
+// path's claims, kept in the pooled Pair's buffer: no allocation).
+func text(p []byte, alias bool) string {
+	if alias {
+		return unsafe.String(unsafe.SliceData(p), len(p))
+	}
+	return string(p)
 }
 
 // plainString returns the length of the contents of the string literal b

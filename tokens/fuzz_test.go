@@ -68,7 +68,8 @@ func FuzzOpaque(f *testing.F) {
 }
 
 // FuzzClaims: whatever the claims scanner accepts, go-json (the path it
-// short-cuts) reads the same way, and the scanner never panics. Seeds:
+// short-cuts) reads the same way, copied or in place, and the scanner
+// never panics. Seeds:
 // testdata/fuzz/FuzzClaims plus the claims tokend writes.
 func FuzzClaims(f *testing.F) {
 	for _, seed := range claimsSeeds() {
@@ -87,6 +88,13 @@ func FuzzClaims(f *testing.F) {
 		}
 		if fast != want {
 			t.Fatalf("%q: scanned %+v, go-json reads %+v", payload, fast, want)
+		}
+		// the refresh path's variant, its strings in the payload's own bytes
+		var lent Claims
+		lent.reset()
+		kept := bytes.Clone(payload)
+		if !scanClaimsIn(kept, &lent, true) || lent != want {
+			t.Fatalf("%q: scanned in place %+v, go-json reads %+v", payload, lent, want)
 		}
 	})
 }

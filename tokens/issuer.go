@@ -34,6 +34,13 @@ type RefreshFormat interface {
 	ParseRefresh(token []byte, now time.Time, cl *Claims) error
 }
 
+// keptParser is a RefreshFormat that can leave cl's strings in *kept, a
+// buffer it only appends to, instead of allocating them (parseAt): the
+// refresh path's, with the Pair's buffer.
+type keptParser interface {
+	parseRefreshKept(token []byte, now time.Time, cl *Claims, kept *[]byte) error
+}
+
 // Issuer starts sessions and trades refresh tokens for new pairs.
 type Issuer struct {
 	codec   *Codec
@@ -77,6 +84,10 @@ type Pair struct {
 	claims           Claims // of the tokens issued
 	presented        Claims // of the refresh token presented
 	owner            Claims // of the access token presented (aspnet)
+	// kept holds the presented tokens' decoded claims, which presented's
+	// and owner's strings (and so the step's and, from Redis, Session.ID)
+	// share: truncated at the start of each refresh, appended to during it.
+	kept []byte
 }
 
 // Grant is what an OAuth 2.0 client presents beside its refresh token
@@ -145,15 +156,19 @@ func (is *Issuer) RefreshGrant(ctx context.Context, refresh []byte, g Grant, p *
 
 func (is *Issuer) refreshGrant(ctx context.Context, refresh, access []byte, g *Grant, p *Pair) error {
 	now := is.codec.clock.Now() // the one clock read of a refresh: every check and the answer use it
+	// The claims' strings share p.kept: nothing keeps them past this call
+	// but p (stores and the denylist copy or hash what they keep), so a
+	// pooled Pair makes parsing allocate nothing.
+	p.presented, p.owner, p.kept = Claims{}, Claims{}, p.kept[:0]
 	var owner string
 	if access != nil {
 		var err error
-		if owner, err = is.owner(access, now, &p.owner); err != nil {
+		if owner, err = is.owner(access, now, &p.owner, &p.kept); err != nil {
 			return err
 		}
 	}
 	cl := &p.presented
-	if err := is.refresh.ParseRefresh(refresh, now, cl); err != nil {
+	if err := is.parseRefresh(refresh, now, cl, &p.kept); err != nil {
 		return err
 	}
 	if owner == "" {
@@ -212,8 +227,8 @@ func (is *Issuer) denied(ctx context.Context, st session.Step) error {
 // owner verifies the access token presented with a refresh token and returns
 // the subject it names. Being expired is the reason it is presented, so that
 // is no error; a bad signature, alg or typ is.
-func (is *Issuer) owner(token []byte, now time.Time, cl *Claims) (string, error) {
-	err := is.codec.ParseAt(token, Access, now, cl)
+func (is *Issuer) owner(token []byte, now time.Time, cl *Claims, kept *[]byte) (string, error) {
+	err := is.codec.parseAt(token, Access, now, cl, kept)
 	switch {
 	case err != nil && !errors.Is(err, ErrExpired):
 		return "", fmt.Errorf("%w: %w", ErrAccessToken, err)
@@ -221,6 +236,15 @@ func (is *Issuer) owner(token []byte, now time.Time, cl *Claims) (string, error)
 		return "", fmt.Errorf("%w: %w: nameid and sub differ", ErrAccessToken, ErrInvalid)
 	}
 	return cl.Subject, nil
+}
+
+// parseRefresh parses a presented refresh token, its strings in *kept where
+// the format can.
+func (is *Issuer) parseRefresh(token []byte, now time.Time, cl *Claims, kept *[]byte) error {
+	if k, ok := is.refresh.(keptParser); ok {
+		return k.parseRefreshKept(token, now, cl, kept)
+	}
+	return is.refresh.ParseRefresh(token, now, cl)
 }
 
 // Revoke ends the session a refresh token names. Tokens that do not parse
@@ -328,7 +352,12 @@ func (f JWTRefresh) AppendRefresh(dst []byte, cl *Claims) ([]byte, error) {
 // ParseRefresh implements RefreshFormat. A token tokend did not mint is
 // tried as a legacy token when those are enabled.
 func (f JWTRefresh) ParseRefresh(token []byte, now time.Time, cl *Claims) error {
-	err := f.Codec.ParseAt(token, Refresh, now, cl)
+	return f.parseRefreshKept(token, now, cl, nil)
+}
+
+// parseRefreshKept implements keptParser (kept nil: ParseRefresh).
+func (f JWTRefresh) parseRefreshKept(token []byte, now time.Time, cl *Claims, kept *[]byte) error {
+	err := f.Codec.parseAt(token, Refresh, now, cl, kept)
 	if err == nil || !f.Legacy || !errors.Is(err, ErrInvalid) {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -142,6 +143,14 @@ func (c *Codec) Parse(token []byte, t Type, cl *Claims) error {
 // only for a token that passes every other check, with cl filled, so a caller
 // that accepts expired tokens (the aspnet `Token`) may use cl.
 func (c *Codec) ParseAt(token []byte, t Type, now time.Time, cl *Claims) error {
+	return c.parseAt(token, t, now, cl, nil)
+}
+
+// parseAt is ParseAt; with kept not nil the claims are decoded onto the end
+// of *kept and cl's strings share those bytes (no allocation): the caller
+// owns *kept, only appends to it while cl is in use, and drops cl's strings
+// before it truncates *kept (the Issuer's refresh path, kept in the Pair).
+func (c *Codec) parseAt(token []byte, t Type, now time.Time, cl *Claims, kept *[]byte) error {
 	hseg, pseg, sseg, err := split(token)
 	if err != nil {
 		return err
@@ -165,11 +174,20 @@ func (c *Codec) ParseAt(token []byte, t Type, now time.Time, cl *Claims) error {
 			return fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
 		}
 	}
-	payload, err := decodeSegment(s.payload[:], pseg, "claims")
+	into := s.payload[:]
+	if kept != nil {
+		start := len(*kept)
+		*kept = slices.Grow(*kept, strictB64.DecodedLen(len(pseg)))
+		into = (*kept)[start:cap(*kept)]
+	}
+	payload, err := decodeSegment(into, pseg, "claims")
 	if err != nil {
 		return err
 	}
-	if err := decodeClaims(payload, cl); err != nil {
+	if kept != nil {
+		*kept = (*kept)[:len(*kept)+len(payload)]
+	}
+	if err := decodeClaimsIn(payload, cl, kept != nil); err != nil {
 		return err
 	}
 	sig, err := decodeSegment(s.sig[:], sseg, "signature")

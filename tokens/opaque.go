@@ -184,6 +184,12 @@ func (o Opaque) AppendRefresh(dst []byte, cl *Claims) ([]byte, error) {
 // ErrInvalid (unknown key, MAC mismatch) or ErrExpired (MAC good, expired).
 // The MAC is compared in constant time; nothing else depends on a secret.
 func (o Opaque) ParseRefresh(token []byte, now time.Time, cl *Claims) error {
+	return o.parseRefreshKept(token, now, cl, nil)
+}
+
+// parseRefreshKept implements keptParser: with kept, the session id is
+// spelled onto its end and cl.Session shares those bytes.
+func (o Opaque) parseRefreshKept(token []byte, now time.Time, cl *Claims, kept *[]byte) error {
 	cl.reset()
 	if len(token) != OpaqueLen {
 		return fmt.Errorf("%w: an opaque refresh token is %d characters, not %d", ErrMalformed, OpaqueLen, len(token))
@@ -204,7 +210,13 @@ func (o Opaque) ParseRefresh(token []byte, now time.Time, cl *Claims) error {
 	if !k.macs.equal(noPrefix, raw[:opaqueBody], raw[opaqueBody:OpaqueSize]) {
 		return fmt.Errorf("%w: opaque token MAC does not match", ErrInvalid)
 	}
-	cl.Session = base64.RawURLEncoding.EncodeToString(raw[4 : 4+sidSize])
+	if kept != nil {
+		start := len(*kept)
+		*kept = base64.RawURLEncoding.AppendEncode(*kept, raw[4:4+sidSize])
+		cl.Session = text((*kept)[start:], true)
+	} else {
+		cl.Session = base64.RawURLEncoding.EncodeToString(raw[4 : 4+sidSize])
+	}
 	cl.Gen = int64(binary.BigEndian.Uint32(raw[20:24]))
 	cl.Expires = int64(binary.BigEndian.Uint64(raw[24:32]))
 	if now.Unix() >= cl.Expires {

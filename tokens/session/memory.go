@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"strings"
 	"sync"
 	"time"
 )
@@ -118,9 +119,11 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 			sh.mu.Unlock()
 			return Rotation{}, fmt.Errorf("session %s: %w", st.ID, ErrReplay)
 		}
-		r = &record{Session: Session{ID: st.ID, Subject: st.Subject, Created: st.Now, Expires: st.Expires, Rotated: st.Now, Key: st.Key}}
+		// kept: copies of the step's strings, which are lent for the call
+		r = &record{Session: Session{ID: strings.Clone(st.ID), Subject: strings.Clone(st.Subject), Created: st.Now, Expires: st.Expires,
+			Rotated: st.Now, Key: strings.Clone(st.Key)}}
 		r.until = until(st.Now, st.Idle, st.Expires)
-		sh.sessions[st.ID] = r
+		sh.sessions[r.ID] = r
 		s := r.Session
 		sh.mu.Unlock()
 		m.index(s.Subject, s.ID)
@@ -135,8 +138,8 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 		rot, err = decide(&r.Session, st)
 	}
 	if err == nil && st.Key != "" {
-		rot.Key = st.Key // bound for good, by the advance or the retry alike
-		r.Key = st.Key
+		r.Key = strings.Clone(st.Key) // bound for good, by the advance or the retry alike
+		rot.Key = r.Key               // (an advance stores rot.Session: the copy, not the step's lent key)
 	}
 	reuse := err != nil && errors.Is(err, ErrReuse)
 	var rev Revocation

@@ -267,6 +267,7 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	keys, args := []string{recordKey(st.ID)}, []string{rotateArg(st), owner}
 	switch {
 	case st.Gen == -1: // adoption: the OAuth arguments in their places, then the new record
+		st = st.copied() // its session id goes on to the subject index
 		var err error
 		if keys, args, err = oauthArgs(st, keys, args, r.cluster); err != nil {
 			return Rotation{}, err
@@ -403,6 +404,7 @@ func rotateArg(st Step) string {
 // key: an OAuth 2.0 refresh of one is not bound to its proof's key (the
 // pair is a Bearer pair; docs/design.md).
 func (r *Redis) legacyRotate(ctx context.Context, st Step) (Rotation, error) {
+	st = st.copied() // its owner goes to the script as it is, its id to a revocation
 	if st.Scope != "" {
 		return Rotation{}, fmt.Errorf("session %s: %w", st.ID, ErrScope)
 	}

@@ -52,6 +52,11 @@ type Session struct {
 // Gen -1 adopts a legacy refresh token: a missing session is created at
 // generation 0 with Subject and Expires; the token is then generation -1 of
 // that session, so a second use is a retry inside Grace and reuse after.
+//
+// A Step's strings are valid during the call only (the issuer's refresh
+// path lends them from a pooled buffer): a store that keeps one, or hands
+// it to a command that may still be written after the call returns (a
+// pipelined client whose call timed out), copies it first.
 type Step struct {
 	ID    string
 	Gen   int64
@@ -88,6 +93,13 @@ type Step struct {
 // oauth reports whether st carries OAuth 2.0 checks.
 func (st *Step) oauth() bool {
 	return st.Client != "" || st.Scope != "" || st.Key != "" || st.Proof != ""
+}
+
+// copied is st with its own copies of the strings it was lent.
+func (st Step) copied() Step {
+	st.ID, st.Subject, st.Owner = strings.Clone(st.ID), strings.Clone(st.Subject), strings.Clone(st.Owner)
+	st.Client, st.Scope, st.Key, st.Proof = strings.Clone(st.Client), strings.Clone(st.Scope), strings.Clone(st.Key), strings.Clone(st.Proof)
+	return st
 }
 
 // inScope reports whether every item of requested is in have (both
