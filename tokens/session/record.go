@@ -59,14 +59,19 @@ const (
 )
 
 // recordKey is the key of id's packed record.
-func recordKey(id string) string {
+func recordKey(id string) string { return string(appendRecordKey(nil, id)) }
+
+// recordPrefix starts the key of a session whose id is 16 bytes' base64url.
+const recordPrefix = "tokend:b"
+
+func appendRecordKey(dst []byte, id string) []byte {
 	if len(id) == 22 {
 		var b [16]byte
 		if n, err := base64.RawURLEncoding.Strict().Decode(b[:], []byte(id)); err == nil && n == 16 {
-			return "tokend:b" + string(b[:])
+			return append(append(dst, recordPrefix...), b[:]...)
 		}
 	}
-	return "tokend:t:{" + id + "}"
+	return append(append(append(dst, "tokend:t:{"...), id...), '}')
 }
 
 // legacyKey is the key of the hash records of tokend before the packed

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/redis/rueidis"
 )
@@ -260,11 +261,8 @@ func (r *Redis) index(ctx context.Context, s Session) error {
 func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
-	owner := ""
-	if st.Owner != "" {
-		owner = packedSubject(st.Owner)
-	}
-	keys, args := []string{recordKey(st.ID)}, []string{rotateArg(st), owner}
+	key, arg, owner := rotateStrings(st)
+	keys, args := []string{key}, []string{arg, owner}
 	switch {
 	case st.Gen == -1: // adoption: the OAuth arguments in their places, then the new record
 		st = st.copied() // its session id goes on to the subject index
@@ -390,13 +388,32 @@ func refusal(id string, code int64) error {
 
 // rotateArg packs the rotation's numbers for record_rotate.lua: gen
 // (int32), now and the idle deadline (ms, int48), grace (ms, uint32).
-func rotateArg(st Step) string {
+func rotateArg(st Step) string { return string(appendRotateArg(nil, st)) }
+
+func appendRotateArg(dst []byte, st Step) []byte {
 	var b [20]byte
 	binary.BigEndian.PutUint32(b[0:], uint32(int32(st.Gen)))
 	put48(b[4:], st.Now.UnixMilli())
 	put48(b[10:], st.Now.Add(st.Idle).UnixMilli())
 	binary.BigEndian.PutUint32(b[16:], uint32(min(st.Grace.Milliseconds(), 1<<32-1)))
-	return string(b[:])
+	return append(dst, b[:]...)
+}
+
+// rotateStrings returns the record key, the packed argument and the packed
+// owner ("" for none) of st's rotation, sliced from one allocation where
+// each was one or two. Fresh for every call, never pooled: a pipelined
+// command may still be written after its call has returned.
+func rotateStrings(st Step) (key, arg, owner string) {
+	b := make([]byte, 0, len(recordPrefix)+16+20+1+len(st.Owner))
+	b = appendRecordKey(b, st.ID)
+	k := len(b)
+	b = appendRotateArg(b, st)
+	a := len(b)
+	if st.Owner != "" {
+		b = appendSubject(b, st.Owner)
+	}
+	all := unsafe.String(unsafe.SliceData(b), len(b)) // b is not written again
+	return all[:k], all[k:a], all[a:]
 }
 
 // legacyRotate rotates a session kept in the hash record of an earlier
