@@ -404,7 +404,9 @@ func (s *Server) ok(ctx *fasthttp.RequestCtx, st *state) {
 	}
 	st.out = s.cfg.Dialect.AppendPair(st.out[:0], &st.pair, at)
 	ctx.SetContentTypeBytes(contentJSON)
-	ctx.SetBody(st.out) // copied into fasthttp's pooled response buffer
+	// The answer's bytes become the response's body and the response's
+	// previous (pooled, empty) buffer becomes this state's: no copy.
+	st.out = ctx.Response.SwapBody(st.out)[:0]
 }
 
 func (s *Server) revoke(ctx *fasthttp.RequestCtx) {

@@ -162,7 +162,7 @@ func (c *Codec) parseAt(token []byte, t Type, now time.Time, cl *Claims, kept *[
 	if ks == nil {
 		return fmt.Errorf("%w: no keys yet", ErrInvalid)
 	}
-	ref, known := ks.byHeader[string(hseg)] // no allocation: map lookup by string(bytes)
+	ref, known := ks.headerRef(hseg, t)
 	var h *header                           // decoded only for a header tokend did not write: a value here would escape on every call
 	if !known {
 		raw, err := decodeSegment(s.header[:], hseg, "header")

@@ -322,6 +322,18 @@ func newKeySet(keys []*Key, signingKID string) (*KeySet, error) {
 	return ks, nil
 }
 
+// headerRef finds the key and type of a header tokend wrote byte for byte.
+// The signing key's header of the type expected comes first: it is what
+// almost every token presented carries, and comparing its bytes costs less
+// than hashing them for the map.
+func (ks *KeySet) headerRef(hseg []byte, want Type) (headerRef, bool) {
+	if want < numTypes && string(hseg) == ks.signing.header[want] {
+		return headerRef{ks.signing, want}, true
+	}
+	ref, ok := ks.byHeader[string(hseg)] // no allocation: map lookup by string(bytes)
+	return ref, ok
+}
+
 // Signing returns the key new tokens are signed with.
 func (ks *KeySet) Signing() *Key { return ks.signing }
 
