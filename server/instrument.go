@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tokend/tokend/server/histogram"
+
 	"github.com/tokend/tokend/tokens/denylist"
 	"github.com/tokend/tokend/tokens/session"
 )
@@ -24,18 +26,15 @@ const (
 var opNames = [numOps]string{"create", "rotate", "revoke", "revoke_subject", "ping", "lookup"}
 
 // storeSeries are resolved once per op: timing a call costs two clock reads
-// and the histogram's atomic adds.
+// and the striped histogram's two atomic adds.
 type storeSeries struct {
-	latency  [numOps]prometheus.Observer
+	latency  [numOps]*histogram.Histogram
 	failures [numOps]prometheus.Counter
 }
 
 func newStoreSeries(reg prometheus.Registerer) *storeSeries {
-	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "tokend_store_duration_seconds",
-		Help:    "Time the session store took to answer, by operation (lookup: a denylist confirmation).",
-		Buckets: latencyBuckets,
-	}, []string{"op"})
+	latency := histogram.NewVec("tokend_store_duration_seconds",
+		"Time the session store took to answer, by operation (lookup: a denylist confirmation).", "op", latencyBuckets)
 	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokend_store_failures_total",
 		Help: "Store calls that failed: unavailable, timed out or an unexpected error (not a rule's answer such as reuse).",
@@ -43,7 +42,7 @@ func newStoreSeries(reg prometheus.Registerer) *storeSeries {
 	reg.MustRegister(latency, failures)
 	s := &storeSeries{}
 	for op := range numOps {
-		s.latency[op] = latency.WithLabelValues(opNames[op])
+		s.latency[op] = latency.With(opNames[op])
 		s.failures[op] = failures.WithLabelValues(opNames[op])
 	}
 	return s
@@ -51,7 +50,7 @@ func newStoreSeries(reg prometheus.Registerer) *storeSeries {
 
 // observe records one call of op that started at start.
 func (s *storeSeries) observe(op int, start time.Time, err error) {
-	s.latency[op].Observe(time.Since(start).Seconds())
+	s.latency[op].Observe(time.Since(start))
 	if err == nil {
 		return
 	}

@@ -6,10 +6,12 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/tokend/tokend/server/histogram"
 	"github.com/tokend/tokend/tokens"
 	"github.com/tokend/tokend/tokens/dpop"
 	"github.com/tokend/tokend/tokens/session"
@@ -24,7 +26,7 @@ type Metrics struct {
 
 	requests *prometheus.CounterVec
 	outcomes *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	duration *histogram.Vec // striped: observed by every refresh from every core
 	lost     prometheus.Counter
 	feedLag  prometheus.Histogram
 	store    *storeSeries
@@ -42,12 +44,14 @@ type routeStatus struct {
 // requestSeries are the series one request of a route and status touches.
 type requestSeries struct {
 	count   prometheus.Counter
-	latency prometheus.Observer
+	latency *histogram.Histogram
 }
 
 // latencyBuckets are the request's and the store call's histograms':
 // 100 µs to 1 s.
-var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}
+var latencyBuckets = []time.Duration{100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond, time.Millisecond,
+	2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 250 * time.Millisecond, time.Second}
 
 // NewMetrics registers tokend's series, and the Go and process collectors,
 // on a fresh registry.
@@ -60,10 +64,7 @@ func NewMetrics() *Metrics {
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokend_refresh_outcomes_total", Help: "Refresh requests by outcome.",
 		}, []string{"outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "tokend_request_duration_seconds", Help: "Time to answer, by route.",
-			Buckets: latencyBuckets,
-		}, []string{"route"}),
+		duration: histogram.NewVec("tokend_request_duration_seconds", "Time to answer, by route.", "route", latencyBuckets),
 		lost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tokend_rotations_lost_total",
 			Help: "Rotations the store acknowledged and then lost (failover, restart), advanced past when the client presented its newer token.",
@@ -84,14 +85,14 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-func (m *Metrics) request(route string, status int, seconds float64) {
+func (m *Metrics) request(route string, status int, took time.Duration) {
 	k := routeStatus{route, status}
 	rs, ok := (*m.series.Load())[k]
 	if !ok {
 		rs = m.add(k)
 	}
 	rs.count.Inc()
-	rs.latency.Observe(seconds)
+	rs.latency.Observe(took)
 }
 
 // add resolves the series of k, the first time k is seen, into a new copy
@@ -105,7 +106,7 @@ func (m *Metrics) add(k routeStatus) requestSeries {
 	}
 	rs := requestSeries{
 		count:   m.requests.WithLabelValues(k.route, strconv.Itoa(k.status)),
-		latency: m.duration.WithLabelValues(k.route),
+		latency: m.duration.With(k.route),
 	}
 	next := make(map[routeStatus]requestSeries, len(old)+1)
 	maps.Copy(next, old)

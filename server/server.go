@@ -335,7 +335,7 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, route string, start time.Time,
 			s.fail(ctx, ErrInternal)
 		}
 	}
-	s.cfg.Metrics.request(route, ctx.Response.StatusCode(), time.Since(start).Seconds())
+	s.cfg.Metrics.request(route, ctx.Response.StatusCode(), time.Since(start))
 }
 
 // admit counts a request in flight, or answers 503 at once when
