@@ -115,8 +115,8 @@ func canonical(token []byte) error {
 		return err
 	}
 	for _, seg := range [][]byte{h, p, s} {
-		if _, err := strictB64.DecodeString(string(seg)); err != nil {
-			return fmt.Errorf("%w: segment is not base64url", ErrMalformed)
+		if _, err := decodeSegment(make([]byte, strictB64.DecodedLen(len(seg))), seg, "segment"); err != nil {
+			return err // also a line break, which the decoder would skip
 		}
 	}
 	return nil

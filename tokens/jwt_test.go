@@ -267,3 +267,40 @@ func TestSetKeys(t *testing.T) {
 		t.Fatalf("signing key %s; want hs256-1", k.ID)
 	}
 }
+
+// A line break anywhere in a token, which the base64 decoder would skip, or
+// a segment of a length raw base64 never has, is malformed: the bytes that
+// verify are exactly the bytes sent.
+func TestLineBreaksAndLengths(t *testing.T) {
+	ks := testKeys(t, "hs256-1")
+	c := NewCodec(ks, "", fixedClock(now))
+	tok := mint(t, c, Refresh, claimsAt(now))
+	dot1 := strings.IndexByte(string(tok), '.')
+	dot2 := dot1 + 1 + strings.IndexByte(string(tok[dot1+1:]), '.')
+	insert := func(at int, s string) []byte { return []byte(string(tok[:at]) + s + string(tok[at:])) }
+	for _, tc := range []struct {
+		name  string
+		token []byte
+	}{
+		{"LF in the header", insert(5, "\n")},
+		{"CR in the claims", insert(dot1+9, "\r")},
+		{"CRLF in the claims", insert(dot1+9, "\r\n")},
+		{"four line breaks in the claims", insert(dot1+9, "\r\n\r\n")},
+		{"LF at the end of the claims", insert(dot2, "\n")},
+		{"CR in the signature", insert(dot2+3, "\r")},
+		{"LF after the signature", append(append([]byte(nil), tok...), '\n')},
+		{"claims of length 4q+1", insert(dot2, "A")},
+		{"signature of length 4q+1", append(append([]byte(nil), tok...), 'A', 'A')},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cl Claims
+			if err := c.Parse(tc.token, Refresh, &cl); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Parse = %v; want ErrMalformed", err)
+			}
+		})
+	}
+	var cl Claims
+	if err := c.Parse(tok, Refresh, &cl); err != nil {
+		t.Fatalf("the token itself: %v", err)
+	}
+}
