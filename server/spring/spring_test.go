@@ -15,7 +15,9 @@ import (
 // the (case-sensitive, last-wins) refreshToken of a body is.
 func FuzzDecode(f *testing.F) {
 	for _, s := range []string{`{"refreshToken":"a.b.c"}`, `{"refreshToken":"a","refreshToken":"b"}`,
-		`{"RefreshToken":"x"}`, `{"refreshToken":" "}`, `{"refreshToken":"\u0061.b"}`, `[]`, `{"x":{"refreshToken":"n"}}`} {
+		`{"RefreshToken":"x"}`, `{"refreshToken":" "}`, `{"refreshToken":"\u0061.b"}`, `[]`, `{"x":{"refreshToken":"n"}}`,
+		// the canonical shape's edges (the fast path)
+		"{\"refreshToken\":\"eyJhbGciOi\x01JIUzI1NiJ9\"}", `{"refreshToken":"eyJhbGciOiJIUzI1NiJ9""}`, "{\"refreshToken\":\"eyJhbGci\xc3\xa9\"}"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -57,6 +59,72 @@ func TestAppendTimestamp(t *testing.T) {
 		got := string(AppendTimestamp(nil, tm))
 		if want := tm.Format("2006-01-02T15:04:05.000000-07:00"); got != want {
 			t.Fatalf("AppendTimestamp(%v) = %s; want %s", tm, got, want)
+		}
+	}
+}
+
+// plain agrees with its definition for every byte value at every position
+// of strings up to 24 bytes (three words and a tail), which covers a bad
+// byte before, after and between good ones inside one word.
+func TestPlain(t *testing.T) {
+	def := func(s []byte) bool {
+		for _, c := range s {
+			if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+				return false
+			}
+		}
+		return true
+	}
+	for n := 1; n <= 24; n++ {
+		for at := range n {
+			for b := range 256 {
+				s := []byte(strings.Repeat("eyJ0", 6)[:n])
+				s[at] = byte(b)
+				if got, want := plain(s), def(s); got != want {
+					t.Fatalf("plain(%q) = %v; want %v", s, got, want)
+				}
+				if at > 0 { // and next to a byte just past the edges
+					s[at-1] = []byte{0x1f, 0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80}[b%8]
+					if got, want := plain(s), def(s); got != want {
+						t.Fatalf("plain(%q) = %v; want %v", s, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// The canonical body's fast path reads what the general JSON path reads, and
+// leaves to it every body that is not exactly that shape.
+func TestCanonicalAgrees(t *testing.T) {
+	tok := "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJlLWJ5dGVz"
+	bodies := []string{
+		`{"refreshToken":"` + tok + `"}`,
+		`{"refreshToken":"x"}`,
+		`{"refreshToken":"a b"}`,
+		`{"refreshToken":" "}`,
+		`{"refreshToken":""}`,
+		`{"refreshToken":"` + tok + `" }`,
+		`{ "refreshToken":"` + tok + `"}`,
+		`{"refreshToken":"a\"b"}`,
+		`{"refreshToken":"a\\b"}`,
+		`{"refreshToken":"a\u0062"}`,
+		`{"refreshToken":"` + tok + `"}` + "\n",
+		`{"refreshToken":"x","refreshToken":"y"}`,
+		`{"refreshToken":"x"}}`,
+		`{"refreshToken":"x"`,
+		"{\"refreshToken\":\"a\tb\"}",
+		"{\"refreshToken\":\"caf\xc3\xa9\"}",
+	}
+	for _, body := range bodies {
+		var fast, general server.Request
+		errFast, errGeneral := Decode([]byte(body), &fast), decodeJSON([]byte(body), &general)
+		if (errFast == nil) != (errGeneral == nil) || string(fast.RefreshToken) != string(general.RefreshToken) {
+			t.Errorf("%q: Decode = %q, %v; the JSON path = %q, %v", body, fast.RefreshToken, errFast, general.RefreshToken, errGeneral)
+		}
+		_, took := canonical([]byte(body))
+		if want := body == bodies[0] || body == bodies[1] || body == bodies[2]; took != want {
+			t.Errorf("%q: fast path %v; want %v", body, took, want)
 		}
 	}
 }
