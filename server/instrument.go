@@ -48,9 +48,15 @@ func newStoreSeries(reg prometheus.Registerer) *storeSeries {
 	return s
 }
 
-// observe records one call of op that started at start.
-func (s *storeSeries) observe(op int, start time.Time, err error) {
-	s.latency[op].Observe(time.Since(start))
+// epoch anchors the store calls' timings: time.Since(epoch) reads the
+// monotonic clock alone, where time.Now reads the wall clock too.
+var epoch = time.Now()
+
+func monotonic() time.Duration { return time.Since(epoch) }
+
+// observe records one call of op that started at start (monotonic()).
+func (s *storeSeries) observe(op int, start time.Duration, err error) {
+	s.latency[op].Observe(monotonic() - start)
 	if err == nil {
 		return
 	}
@@ -72,35 +78,35 @@ type timedStore struct {
 }
 
 func (t timedStore) Create(ctx context.Context, s session.Session, idle time.Duration) error {
-	start := time.Now()
+	start := monotonic()
 	err := t.Store.Create(ctx, s, idle)
 	t.m.observe(opCreate, start, err)
 	return err
 }
 
 func (t timedStore) Rotate(ctx context.Context, st session.Step) (session.Rotation, error) {
-	start := time.Now()
+	start := monotonic()
 	r, err := t.Store.Rotate(ctx, st)
 	t.m.observe(opRotate, start, err)
 	return r, err
 }
 
 func (t timedStore) Revoke(ctx context.Context, id string) error {
-	start := time.Now()
+	start := monotonic()
 	err := t.Store.Revoke(ctx, id)
 	t.m.observe(opRevoke, start, err)
 	return err
 }
 
 func (t timedStore) RevokeSubject(ctx context.Context, sub string, deleted bool) (int, error) {
-	start := time.Now()
+	start := monotonic()
 	n, err := t.Store.RevokeSubject(ctx, sub, deleted)
 	t.m.observe(opRevokeSubject, start, err)
 	return n, err
 }
 
 func (t timedStore) Ping(ctx context.Context) error {
-	start := time.Now()
+	start := monotonic()
 	err := t.Store.Ping(ctx)
 	t.m.observe(opPing, start, err)
 	return err
@@ -112,7 +118,7 @@ type timedFeed struct {
 }
 
 func (t timedFeed) Lookup(ctx context.Context, id string) (session.Revocation, bool, error) {
-	start := time.Now()
+	start := monotonic()
 	r, ok, err := t.Feed.Lookup(ctx, id)
 	t.m.observe(opLookup, start, err)
 	return r, ok, err

@@ -169,7 +169,7 @@ func (c *Codec) parseAt(token []byte, t Type, now time.Time, cl *Claims, kept *[
 		return fmt.Errorf("%w: no keys yet", ErrInvalid)
 	}
 	ref, known := ks.headerRef(hseg, t)
-	var h *header                           // decoded only for a header tokend did not write: a value here would escape on every call
+	var h *header // decoded only for a header tokend did not write: a value here would escape on every call
 	if !known {
 		raw, err := decodeSegment(s.header[:], hseg, "header")
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 // timer-heap updates, a visible share of a refresh on Redis).
 type deadlines struct {
 	timeout, window time.Duration
+	epoch           time.Time  // windows are told apart on the monotonic clock since epoch: one clock read per call
 	mu              sync.Mutex // serialises opening windows
 	cur             atomic.Pointer[deadlineWindow]
 }
@@ -22,11 +23,11 @@ type deadlines struct {
 type deadlineWindow struct {
 	ctx    context.Context
 	cancel context.CancelFunc // not called: the context ends by its deadline, when every call has had its timeout
-	end    time.Time          // calls starting before end share ctx
+	end    time.Duration      // calls starting before end (since epoch) share ctx
 }
 
 func newDeadlines(timeout time.Duration) *deadlines {
-	return &deadlines{timeout: timeout, window: max(timeout/20, time.Millisecond)}
+	return &deadlines{timeout: timeout, window: max(timeout/20, time.Millisecond), epoch: time.Now()}
 }
 
 func noCancel() {}
@@ -39,22 +40,23 @@ func (d *deadlines) bound(parent context.Context) (context.Context, context.Canc
 	if parent.Done() != nil {
 		return context.WithTimeout(parent, d.timeout)
 	}
-	now := time.Now()
-	if w := d.cur.Load(); w != nil && now.Before(w.end) {
+	now := time.Since(d.epoch)
+	if w := d.cur.Load(); w != nil && now < w.end {
 		return w.ctx, noCancel
 	}
 	return d.open(now).ctx, noCancel
 }
 
-// open starts the window now falls in, unless another call just did.
-func (d *deadlines) open(now time.Time) *deadlineWindow {
+// open starts the window now (since epoch) falls in, unless another call
+// just did.
+func (d *deadlines) open(now time.Duration) *deadlineWindow {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if w := d.cur.Load(); w != nil && now.Before(w.end) {
+	if w := d.cur.Load(); w != nil && now < w.end {
 		return w
 	}
-	end := now.Add(d.window)
-	ctx, cancel := context.WithDeadline(context.Background(), end.Add(d.timeout))
+	end := now + d.window
+	ctx, cancel := context.WithDeadline(context.Background(), d.epoch.Add(end+d.timeout))
 	w := &deadlineWindow{ctx: ctx, cancel: cancel, end: end}
 	d.cur.Store(w)
 	return w
