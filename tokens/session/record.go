@@ -203,10 +203,6 @@ func appendSubject(b []byte, sub string) []byte {
 	return append(append(b, 0), sub...)
 }
 
-// packedSubject is appendSubject's bytes alone: the owner the rotation
-// script compares with the record's.
-func packedSubject(sub string) string { return string(appendSubject(nil, sub)) }
-
 // subject decodes the bytes of a packed subject after its kind byte.
 func subject(isUUID bool, p string) (string, error) {
 	switch {

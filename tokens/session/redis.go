@@ -386,10 +386,8 @@ func refusal(id string, code int64) error {
 	return fmt.Errorf("session %s: %w", id, sentinel)
 }
 
-// rotateArg packs the rotation's numbers for record_rotate.lua: gen
+// appendRotateArg packs the rotation's numbers for record_rotate.lua: gen
 // (int32), now and the idle deadline (ms, int48), grace (ms, uint32).
-func rotateArg(st Step) string { return string(appendRotateArg(nil, st)) }
-
 func appendRotateArg(dst []byte, st Step) []byte {
 	var b [20]byte
 	binary.BigEndian.PutUint32(b[0:], uint32(int32(st.Gen)))
