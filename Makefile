@@ -8,7 +8,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 K6_VERSION ?= v1.8.1
 K6        ?= $(shell command -v k6 2>/dev/null || echo $$($(GO) env GOPATH)/bin/k6)
 
-.PHONY: run build test vet fmt-check tidy-check staticcheck race allocs fuzz bench loadtest throughput drills overload wait-cost profile k6 redis-server promtool image rootfs example clean
+.PHONY: run build test vet fmt-check tidy-check staticcheck race allocs fuzz bench instructions loadtest throughput drills overload wait-cost profile k6 redis-server promtool image rootfs example clean
 
 ## run: start tokend on its embedded defaults (memory store, ephemeral key)
 run:
@@ -89,6 +89,11 @@ bench: redis-server
 	$(GO) build -o bin/floor ./bench/floor
 	$(GO) build -o bin/loadgen ./loadtest/loadgen
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(COUNT) ./bench/ ./bench/floor/ ./server/watchdog/ | tee bench/latest.txt
+
+## instructions: instructions per refresh of tokend's handlers and the floor's, counted by callgrind (repeatable where ns/op is not); installs valgrind
+instructions:
+	@command -v valgrind >/dev/null 2>&1 || { echo "installing valgrind (apt-get)"; $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind >/dev/null; }
+	bench/instructions.sh
 
 ## loadtest: k6 scripts (refresh.js, attack.js, oauth2.js; both dialects) with their thresholds, then one throughput comparison
 loadtest: redis-server k6
