@@ -70,7 +70,9 @@ func (is *Issuer) Config() Config { return is.cfg }
 
 // Pair is a freshly issued access and refresh token. Both slices point into
 // an internal buffer that is reused by the next call with the same Pair, so
-// pooling Pairs makes issuing allocate nothing of its own.
+// pooling Pairs makes issuing allocate nothing of its own; Session's strings
+// may share the Pair's buffers too (the id read from the token presented),
+// and are as short-lived: copy what must outlive the Pair's next use.
 type Pair struct {
 	Access, Refresh  []byte
 	AccessExpiresIn  time.Duration

@@ -138,8 +138,10 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 		rot, err = decide(&r.Session, st)
 	}
 	if err == nil && st.Key != "" {
-		r.Key = strings.Clone(st.Key) // bound for good, by the advance or the retry alike
-		rot.Key = r.Key               // (an advance stores rot.Session: the copy, not the step's lent key)
+		if r.Key != st.Key {
+			r.Key = strings.Clone(st.Key) // bound for good, by the advance or the retry alike
+		}
+		rot.Key = r.Key // an advance stores rot.Session: the record's copy, not the step's lent key
 	}
 	reuse := err != nil && errors.Is(err, ErrReuse)
 	var rev Revocation
