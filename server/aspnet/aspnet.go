@@ -6,6 +6,7 @@
 package aspnet
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -75,6 +76,66 @@ type raw struct {
 }
 
 func decode(body []byte) (tok, refresh raw, err error) {
+	if tok, refresh, ok := canonical(body); ok {
+		return tok, refresh, nil
+	}
+	return decodeJSON(body)
+}
+
+// canonical reads the body clients send, exactly {"Token":"…","RefreshToken":"…"}
+// (the names in any case, in either order, once each) with values of plain
+// ASCII: valid JSON by construction, so it needs no JSON pass (the general
+// one cost 4,300 instructions, 6% of a refresh). Anything else is left to
+// decodeJSON (ok false), which reads such a body the same way
+// (TestCanonicalAgrees).
+func canonical(body []byte) (tok, refresh raw, ok bool) {
+	rest, ok := bytes.CutPrefix(body, []byte(`{"`))
+	if !ok {
+		return raw{}, raw{}, false
+	}
+	var seen [2]bool // token, refreshtoken
+	for i := range 2 {
+		name, quoted, after, ok := member(rest)
+		if !ok {
+			return raw{}, raw{}, false
+		}
+		v := raw{json: quoted, str: quoted[1 : len(quoted)-1], isString: true}
+		switch {
+		case !seen[0] && equalFoldASCII(name, "token"):
+			tok, seen[0] = v, true
+		case !seen[1] && equalFoldASCII(name, "refreshtoken"):
+			refresh, seen[1] = v, true
+		default:
+			return raw{}, raw{}, false
+		}
+		if i == 0 {
+			if rest, ok = bytes.CutPrefix(after, []byte(`,"`)); !ok {
+				return raw{}, raw{}, false
+			}
+		} else if string(after) != "}" {
+			return raw{}, raw{}, false
+		}
+	}
+	return tok, refresh, true
+}
+
+// member reads `name":"value"` at the start of b, name and value plain,
+// and returns the name, the value with its quotes, and what follows.
+func member(b []byte) (name, quoted, after []byte, ok bool) {
+	n := bytes.IndexByte(b, '"')
+	if n < 0 || !server.Plain(b[:n]) || !bytes.HasPrefix(b[n:], []byte(`":"`)) {
+		return nil, nil, nil, false
+	}
+	e := bytes.IndexByte(b[n+3:], '"') // the value's closing quote, at n+3+e
+	if e < 0 || !server.Plain(b[n+3:n+3+e]) {
+		return nil, nil, nil, false
+	}
+	return b[:n], b[n+2 : n+4+e], b[n+4+e:], true
+}
+
+// decodeJSON is decode of any body: checked to be one JSON object, then
+// walked for its two properties.
+func decodeJSON(body []byte) (tok, refresh raw, err error) {
 	err = server.Fields(body, func(name, value []byte) {
 		switch {
 		case equalFoldASCII(name, "token"):

@@ -184,7 +184,10 @@ func wantState(v json.RawMessage) (field, string) {
 // error naming the fields at fault. Seeds: testdata/fuzz/FuzzDecode.
 func FuzzDecode(f *testing.F) {
 	for _, s := range []string{`{"Token":"a.b.c","RefreshToken":"AAAA=="}`, `{"token":"a","TOKEN":"b","refreshtoken":null}`,
-		`{"Token":1,"RefreshToken":" "}`, `{"x":{"Token":"n"}}`, `[]`, `{"\u0054oken":"\u0041"}`} {
+		`{"Token":1,"RefreshToken":" "}`, `{"x":{"Token":"n"}}`, `[]`, `{"\u0054oken":"\u0041"}`,
+		// the canonical shape's edges (the fast path)
+		`{"refreshToken":"b","token":"a"}`, `{"Token":"a","Token":"b"}`, "{\"Token\":\"a\x01\",\"RefreshToken\":\"b\"}",
+		`{"Token":"a","RefreshToken":"b"} `, `{"Token":"a","RefreshToken":"b","x":1}`, `{"Token":"","RefreshToken":"  "}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -209,4 +212,44 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("Decode(%q) = %q, %q; reference reads %q, %q", body, r.AccessToken, r.RefreshToken, tv, rv)
 		}
 	})
+}
+
+// The canonical body's fast path reads what the general JSON path reads, and
+// leaves to it every body that is not exactly that shape.
+func TestCanonicalAgrees(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		fast bool
+	}{
+		{`{"Token":"eyJ.eyJ.sig","RefreshToken":"AAAA+/=="}`, true},
+		{`{"token":"a","refreshToken":"b"}`, true},
+		{`{"REFRESHTOKEN":"b","tOkEn":"a"}`, true},
+		{`{"Token":"","RefreshToken":"  "}`, true}, // present but blank: the same refusal either way
+		{`{"Token":"a","Token":"b"}`, false},       // duplicates: the last wins, on the JSON path
+		{`{"Token":"a","RefreshToken":"b","Token":"c"}`, false},
+		{`{"Token":"a"}`, false},
+		{`{"Token":"a","Other":"b"}`, false},
+		{`{"Token":"a", "RefreshToken":"b"}`, false},
+		{`{"Token":"a","RefreshToken":"b"}` + "\n", false},
+		{`{"Token":"a\"b","RefreshToken":"c"}`, false},
+		{`{"To\u006ben":"a","RefreshToken":"b"}`, false},
+		{`{"Token":1,"RefreshToken":"b"}`, false},
+		{`{"Token":"a","RefreshToken":null}`, false},
+		{"{\"Token\":\"a\tb\",\"RefreshToken\":\"c\"}", false},
+		{"{\"Token\":\"caf\xc3\xa9\",\"RefreshToken\":\"c\"}", false},
+		{`{"Token":"a","RefreshToken":"b"`, false},
+	} {
+		ftok, fref, ok := canonical([]byte(tc.body))
+		if ok != tc.fast {
+			t.Errorf("%q: fast path %v; want %v", tc.body, ok, tc.fast)
+		}
+		jtok, jref, err := decodeJSON([]byte(tc.body))
+		if ok && (err != nil || !sameRaw(ftok, jtok) || !sameRaw(fref, jref)) {
+			t.Errorf("%q: fast path %+v %+v; the JSON path %+v %+v, %v", tc.body, ftok, fref, jtok, jref, err)
+		}
+	}
+}
+
+func sameRaw(a, b raw) bool {
+	return string(a.json) == string(b.json) && string(a.str) == string(b.str) && a.isString == b.isString && (a.json == nil) == (b.json == nil)
 }
