@@ -46,6 +46,7 @@ type Issuer struct {
 	codec   *Codec
 	store   session.Store
 	refresh RefreshFormat
+	kept    keptParser // refresh, when it can parse into the Pair's buffer
 	cfg     Config
 	log     *slog.Logger
 	deny    Denylist
@@ -53,7 +54,8 @@ type Issuer struct {
 
 // NewIssuer wires a codec (access tokens), a refresh format and a store.
 func NewIssuer(codec *Codec, refresh RefreshFormat, store session.Store, cfg Config) *Issuer {
-	return &Issuer{codec: codec, store: store, refresh: refresh, cfg: cfg, log: slog.New(slog.DiscardHandler)}
+	kept, _ := refresh.(keptParser)
+	return &Issuer{codec: codec, store: store, refresh: refresh, kept: kept, cfg: cfg, log: slog.New(slog.DiscardHandler)}
 }
 
 // SetLogger sets where security events (reuse detected) are logged. Lines
@@ -160,8 +162,9 @@ func (is *Issuer) refreshGrant(ctx context.Context, refresh, access []byte, g *G
 	now := is.codec.clock.Now() // the one clock read of a refresh: every check and the answer use it
 	// The claims' strings share p.kept: nothing keeps them past this call
 	// but p (stores and the denylist copy or hash what they keep), so a
-	// pooled Pair makes parsing allocate nothing.
-	p.presented, p.owner, p.kept = Claims{}, Claims{}, p.kept[:0]
+	// pooled Pair makes parsing allocate nothing. Each parse resets the
+	// claims it fills; the previous refresh's are not read again.
+	p.kept = p.kept[:0]
 	var owner string
 	if access != nil {
 		var err error
@@ -243,8 +246,8 @@ func (is *Issuer) owner(token []byte, now time.Time, cl *Claims, kept *[]byte) (
 // parseRefresh parses a presented refresh token, its strings in *kept where
 // the format can.
 func (is *Issuer) parseRefresh(token []byte, now time.Time, cl *Claims, kept *[]byte) error {
-	if k, ok := is.refresh.(keptParser); ok {
-		return k.parseRefreshKept(token, now, cl, kept)
+	if is.kept != nil {
+		return is.kept.parseRefreshKept(token, now, cl, kept)
 	}
 	return is.refresh.ParseRefresh(token, now, cl)
 }

@@ -24,10 +24,12 @@ type macPool struct {
 	pool         sync.Pool
 }
 
-// macState is one pair of hashes to resume the prepared states into.
+// macState is one pair of hashes to resume the prepared states into, with
+// their unmarshalers asserted once (not on every MAC).
 type macState struct {
-	inner, outer hash.Hash
-	sum          [64]byte // large enough for SHA-512
+	inner, outer   hash.Hash
+	innerU, outerU encoding.BinaryUnmarshaler
+	sum            [64]byte // large enough for SHA-512
 }
 
 // noPrefix is the prefix index of a message with none of the known ones.
@@ -53,11 +55,14 @@ func newMACPool(h func() hash.Hash, key []byte, prefixes ...string) *macPool {
 	p := &macPool{inner: marshal(inner), outer: marshal(outer)}
 	for _, pre := range prefixes {
 		n := len(pre) / inner.BlockSize() * inner.BlockSize()
-		resume(inner, p.inner)
+		resume(inner.(encoding.BinaryUnmarshaler), p.inner)
 		inner.Write([]byte(pre[:n]))
 		p.after, p.skip = append(p.after, marshal(inner)), append(p.skip, n)
 	}
-	p.pool.New = func() any { return &macState{inner: h(), outer: h()} }
+	p.pool.New = func() any {
+		in, out := h(), h()
+		return &macState{inner: in, outer: out, innerU: in.(encoding.BinaryUnmarshaler), outerU: out.(encoding.BinaryUnmarshaler)}
+	}
 	return p
 }
 
@@ -71,8 +76,8 @@ func marshal(h hash.Hash) []byte {
 	return b
 }
 
-func resume(h hash.Hash, state []byte) {
-	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+func resume(h encoding.BinaryUnmarshaler, state []byte) {
+	if err := h.UnmarshalBinary(state); err != nil {
 		panic(err)
 	}
 }
@@ -90,10 +95,10 @@ func (p *macPool) macAfter(i int, msg []byte) ([]byte, *macState) {
 	if i != noPrefix {
 		state, msg = p.after[i], msg[p.skip[i]:]
 	}
-	resume(st.inner, state)
+	resume(st.innerU, state)
 	st.inner.Write(msg)
 	sum := st.inner.Sum(st.sum[:0])
-	resume(st.outer, p.outer)
+	resume(st.outerU, p.outer)
 	st.outer.Write(sum) // read before Sum overwrites st.sum
 	return st.outer.Sum(st.sum[:0]), st
 }

@@ -261,7 +261,7 @@ func (r *Redis) index(ctx context.Context, s Session) error {
 func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
-	key, arg, owner := rotateStrings(st)
+	key, arg, owner := rotateStrings(&st)
 	keys, args := []string{key}, []string{arg, owner}
 	switch {
 	case st.Gen == -1: // adoption: the OAuth arguments in their places, then the new record
@@ -398,20 +398,27 @@ func appendRotateArg(dst []byte, st Step) []byte {
 }
 
 // rotateStrings returns the record key, the packed argument and the packed
-// owner ("" for none) of st's rotation, sliced from one allocation where
-// each was one or two. Fresh for every call, never pooled: a pipelined
-// command may still be written after its call has returned.
-func rotateStrings(st Step) (key, arg, owner string) {
-	b := make([]byte, 0, len(recordPrefix)+16+20+1+len(st.Owner))
+// owner ("" for none) of st's rotation, and puts copies of its client and
+// scope, which the OAuth arguments carry as they are, in st: every string
+// the rotation's command holds comes from one allocation, fresh for every
+// call and never pooled, as a pipelined command may still be written after
+// its call has returned (the step's strings are lent, Step).
+func rotateStrings(st *Step) (key, arg, owner string) {
+	b := make([]byte, 0, len(recordPrefix)+16+20+1+len(st.Owner)+len(st.Client)+len(st.Scope))
 	b = appendRecordKey(b, st.ID)
 	k := len(b)
-	b = appendRotateArg(b, st)
+	b = appendRotateArg(b, *st)
 	a := len(b)
 	if st.Owner != "" {
 		b = appendSubject(b, st.Owner)
 	}
+	o := len(b)
+	b = append(b, st.Client...)
+	c := len(b)
+	b = append(b, st.Scope...)
 	all := unsafe.String(unsafe.SliceData(b), len(b)) // b is not written again
-	return all[:k], all[k:a], all[a:]
+	st.Client, st.Scope = all[o:c], all[c:]
+	return all[:k], all[k:a], all[a:o]
 }
 
 // legacyRotate rotates a session kept in the hash record of an earlier
