@@ -268,8 +268,11 @@ func (d drill) run(t *testing.T) row {
 	if res.Broken != 0 {
 		t.Errorf("%d honest chains logged out, e.g. %v", res.Broken, res.Examples)
 	}
-	if res.Unrecorded != 0 {
-		t.Errorf("%d tokens answered 200 that the store did not hold", res.Unrecorded)
+	// a durable store holds every 200; otherwise a 200 the store did not hold
+	// right after is an acknowledged rotation the failover lost, which the
+	// chain's next refresh must have found and healed (counted in lost)
+	if res.Unrecorded != 0 && (d.durable || res.Unrecorded > r.lost) {
+		t.Errorf("%d tokens answered 200 that the store did not hold (%d rotations lost and healed)", res.Unrecorded, r.lost)
 	}
 	if d.durable && r.lost != 0 {
 		t.Errorf("%d acknowledged rotations lost; want 0", r.lost)
