@@ -123,11 +123,11 @@ func canonical(body []byte) (tok, refresh raw, ok bool) {
 // and returns the name, the value with its quotes, and what follows.
 func member(b []byte) (name, quoted, after []byte, ok bool) {
 	n := bytes.IndexByte(b, '"')
-	if n < 0 || !server.Plain(b[:n]) || !bytes.HasPrefix(b[n:], []byte(`":"`)) {
+	if n < 0 || !tokens.Plain(b[:n]) || !bytes.HasPrefix(b[n:], []byte(`":"`)) {
 		return nil, nil, nil, false
 	}
 	e := bytes.IndexByte(b[n+3:], '"') // the value's closing quote, at n+3+e
-	if e < 0 || !server.Plain(b[n+3:n+3+e]) {
+	if e < 0 || !tokens.Plain(b[n+3:n+3+e]) {
 		return nil, nil, nil, false
 	}
 	return b[:n], b[n+2 : n+4+e], b[n+4+e:], true

@@ -66,7 +66,7 @@ func canonical(body []byte) (tok []byte, ok bool) {
 		return nil, false
 	}
 	tok = body[len(open) : len(body)-len(end)]
-	if !server.Plain(tok) || len(bytes.TrimSpace(tok)) == 0 {
+	if !tokens.Plain(tok) || len(bytes.TrimSpace(tok)) == 0 {
 		return nil, false
 	}
 	return tok, true
