@@ -7,7 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokend/tokend/server/histogram"
-
 	"github.com/tokend/tokend/tokens/denylist"
 	"github.com/tokend/tokend/tokens/session"
 )

@@ -58,8 +58,8 @@ func decodeJSON(body []byte, r *server.Request) error {
 // canonical reads the body nearly every client sends, exactly
 // {"refreshToken":"<token>"} with a token of plain ASCII: valid JSON by
 // construction, so it needs no JSON pass (the general one costs about 3,000
-// instructions, 4% of a refresh). Anything else is left to it (ok false),
-// which reads such a body the same way (TestCanonicalAgrees).
+// instructions, 4% of a refresh). Anything else is left to decodeJSON (ok
+// false), which reads such a body the same way (TestCanonicalAgrees).
 func canonical(body []byte) (tok []byte, ok bool) {
 	const open, end = `{"refreshToken":"`, `"}`
 	if len(body) < len(open)+len(end) || string(body[:len(open)]) != open || string(body[len(body)-len(end):]) != end {
