@@ -51,6 +51,18 @@ func TestDocs(t *testing.T) {
 				t.Errorf("%s does not document %s", d, s.env)
 			}
 		}
+		// the settings table is the same in both, and says the code's default
+		readme, ops := settingRow(text["../../README.md"], s.env), settingRow(text["../../docs/operations.md"], s.env)
+		if readme == nil || ops == nil {
+			t.Errorf("%s: not a row of the settings table in README.md and docs/operations.md", s.env)
+			continue
+		}
+		if got, want := strings.ReplaceAll(readme[0], "](docs/operations.md#", "](#"), ops[0]; got != want {
+			t.Errorf("%s: the README's row\n\t%s\ndiffers from docs/operations.md's\n\t%s", s.env, got, want)
+		}
+		if s.def != "" && ops[1] != "`"+s.def+"`" {
+			t.Errorf("%s: the settings table gives the default %s; the code's is %q", s.env, ops[1], s.def)
+		}
 	}
 	in := start(t, "memory", nil)
 	for name := range scrape(t, in) {
@@ -58,6 +70,16 @@ func TestDocs(t *testing.T) {
 			t.Errorf("docs/operations.md does not document the metric %s", name)
 		}
 	}
+}
+
+// settingRow finds env's row in a settings table (a row may name a few
+// settings): the whole line and its default cell, or nil.
+func settingRow(doc, env string) []string {
+	m := regexp.MustCompile("(?m)^\\| (?:`[A-Z0-9_]+`, )*`" + regexp.QuoteMeta(env) + "`(?:, `[A-Z0-9_]+`)* \\| ?([^|]*?) ?\\|.*$").FindStringSubmatch(doc)
+	if m == nil {
+		return nil
+	}
+	return m
 }
 
 // TestReadmeOAuth2WalkThrough runs the README's "Standard OAuth 2.0 and

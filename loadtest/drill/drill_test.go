@@ -357,6 +357,26 @@ func TestSentinelFailover(t *testing.T) {
 	}
 }
 
+// TestReplicaDown: WAIT 1 with the only replica stopped for three grace
+// windows: every refresh is a 503 while it is away (its advance undone on
+// the primary), and nobody is logged out for retrying past the grace.
+func TestReplicaDown(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.StartReplica(t, primary, redistest.Config{})
+	const grace = time.Second
+	drill{
+		name: "the only replica SIGSTOP 3 s (3 grace windows), WAIT 1", instances: 1, durable: true,
+		env: map[string]string{"TOKEND_REDIS_ADDR": primary.Addr, "TOKEND_REDIS_WAIT_REPLICAS": "1",
+			"TOKEND_REUSE_GRACE": grace.String()},
+		check: single(primary.Addr),
+		fault: func(t *testing.T, _ []*tokend) {
+			replica.Kill(syscall.SIGSTOP)
+			time.Sleep(3 * grace)
+			replica.Kill(syscall.SIGCONT)
+		},
+	}.run(t)
+}
+
 // TestClusterFailover: a Cluster of 3 masters with a replica each; one
 // master is SIGKILLed and its replica takes its slots.
 func TestClusterFailover(t *testing.T) {

@@ -26,6 +26,8 @@ var (
 	rotateLua string
 	//go:embed lua/record_revoke.lua
 	revokeLua string
+	//go:embed lua/record_undo.lua
+	undoLua string
 	//go:embed lua/index.lua
 	indexLua string
 	//go:embed lua/rotate.lua
@@ -36,6 +38,7 @@ var (
 	rotateScript = newScript(rotateLua)
 	revokeScript = newScript(revokeLua)
 	indexScript  = newScript(indexLua)
+	undoScript   = newScript(undoLua)
 	// the hash records of sessions created before the packed record
 	legacyRotateScript = newScript(legacyRotateLua)
 	legacyRevokeScript = newScript(legacyRevokeLua)
@@ -55,8 +58,9 @@ func newScript(src string) script {
 
 // ErrNotReplicated: the write was made on the primary, but fewer replicas
 // than TOKEND_REDIS_WAIT_REPLICAS acknowledged it in time. It is
-// ErrUnavailable to callers: nothing is issued, and the client's retry is
-// answered by the grace rule with the same pair.
+// ErrUnavailable to callers: nothing is issued, an advance is undone on
+// the primary (Redis.undo), and the client's retry with the same token is
+// a fresh advance.
 var ErrNotReplicated = fmt.Errorf("%w: replicas did not acknowledge the write in time", ErrUnavailable)
 
 // Redis is a Store in Redis, standalone or Cluster, shared by any number of
@@ -161,14 +165,25 @@ func DialRedis(addrs []string, timeout time.Duration, opts ...RedisOption) (*Red
 // connection (one DoMulti), and the script's answer counts only once enough
 // replicas hold what it wrote.
 func (r *Redis) exec(ctx context.Context, s script, keys, args []string) rueidis.RedisResult {
-	if r.replicas == 0 {
-		return s.Exec(ctx, r.client, keys, args)
-	}
-	res := r.waited(ctx, r.client.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
-	if err, ok := rueidis.IsRedisErr(res.Error()); ok && err.IsNoScript() {
-		res = r.waited(ctx, r.client.B().Eval().Script(s.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+	res, err := r.execWaited(ctx, s, keys, args)
+	if err != nil {
+		return rueidis.NewErrorResult(err)
 	}
 	return res
+}
+
+// execWaited is exec that keeps the script's answer when too few replicas
+// acknowledged what it wrote (the error, ErrNotReplicated): Rotate undoes
+// an advance made on the primary alone.
+func (r *Redis) execWaited(ctx context.Context, s script, keys, args []string) (rueidis.RedisResult, error) {
+	if r.replicas == 0 {
+		return s.Exec(ctx, r.client, keys, args), nil
+	}
+	res, err := r.waited(ctx, r.client.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+	if re, ok := rueidis.IsRedisErr(res.Error()); ok && re.IsNoScript() {
+		res, err = r.waited(ctx, r.client.B().Eval().Script(s.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+	}
+	return res, err
 }
 
 // write runs one command that writes, followed by WAIT as exec does.
@@ -176,24 +191,30 @@ func (r *Redis) write(ctx context.Context, cmd rueidis.Completed) rueidis.RedisR
 	if r.replicas == 0 {
 		return r.client.Do(ctx, cmd)
 	}
-	return r.waited(ctx, cmd)
+	res, err := r.waited(ctx, cmd)
+	if err != nil {
+		return rueidis.NewErrorResult(err)
+	}
+	return res
 }
 
-// waited sends cmd and WAIT down one connection.
-func (r *Redis) waited(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+// waited sends cmd and WAIT down one connection: cmd's answer (or WAIT's,
+// if WAIT failed), and ErrNotReplicated when fewer replicas than asked
+// acknowledged it.
+func (r *Redis) waited(ctx context.Context, cmd rueidis.Completed) (rueidis.RedisResult, error) {
 	wait := r.client.B().Wait().Numreplicas(r.replicas).Timeout(r.waitMS).Build()
 	res := r.client.DoMulti(ctx, cmd, wait)
 	if res[0].Error() != nil {
-		return res[0]
+		return res[0], nil
 	}
 	n, err := res[1].AsInt64()
 	if err != nil {
-		return res[1]
+		return res[1], nil
 	}
 	if n < r.replicas {
-		return rueidis.NewErrorResult(fmt.Errorf("WAIT %d: %d acknowledged: %w", r.replicas, n, ErrNotReplicated))
+		return res[0], fmt.Errorf("WAIT %d: %d acknowledged: %w", r.replicas, n, ErrNotReplicated)
 	}
-	return res[0]
+	return res[0], nil
 }
 
 // Close closes the client.
@@ -283,9 +304,16 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 			args = args[:len(args)-1]
 		}
 	}
-	msg, err := r.exec(ctx, rotateScript, keys, args).ToMessage()
+	res, unacked := r.execWaited(ctx, rotateScript, keys, args)
+	msg, err := res.ToMessage()
 	if err != nil {
 		return Rotation{}, unavailable("rotate", err)
+	}
+	if unacked != nil {
+		if old, err := msg.ToString(); err == nil && st.Gen >= 0 { // an advance, the record as it was
+			r.undo(ctx, key, arg, old)
+		}
+		return Rotation{}, unavailable("rotate", unacked)
 	}
 	code, v := int64(1), ""
 	switch {
@@ -332,6 +360,15 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	// instances is best effort (their refreshes still meet the record)
 	_ = r.publish(ctx, Revocation{ID: st.ID, Subject: s.Subject, At: st.Now})
 	return Rotation{}, refusal(st.ID, code)
+}
+
+// undo puts back the record an advance replaced when too few replicas
+// acknowledged it (record_undo.lua), so that its 503 changed nothing: the
+// client's retry is a fresh advance, not a retry whose grace window runs
+// from a rotation it never received. Without WAIT, and best effort: if it
+// fails too, the retry meets the grace rule as it did before.
+func (r *Redis) undo(ctx context.Context, key, arg, old string) {
+	_ = undoScript.Exec(ctx, r.client, []string{key}, []string{arg, old}).Error()
 }
 
 // oauthArgs adds what an OAuth 2.0 step checks to the script's keys and

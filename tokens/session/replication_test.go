@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"os"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -52,9 +54,11 @@ func TestRedisRefusalsAreUnavailable(t *testing.T) {
 }
 
 // TestRedisWaitReplicas: with WaitReplicas(1) a rotation is answered only
-// once the replica holds it; with the replica stopped, the write is made on
-// the primary but answered ErrNotReplicated (503), and the client's retry
-// within the grace gets the same generation once the replica is back.
+// once the replica holds it. With the replica stopped, the advance made on
+// the primary is answered ErrNotReplicated (503) and undone there, so the
+// client's retry with the same token, however late, is a fresh advance: not
+// reuse once the grace window has passed, and the next generation once the
+// replica is back.
 func TestRedisWaitReplicas(t *testing.T) {
 	primary := redistest.Start(t)
 	replica := redistest.StartReplica(t, primary, redistest.Config{})
@@ -65,7 +69,8 @@ func TestRedisWaitReplicas(t *testing.T) {
 	defer st.Close()
 	ctx := context.Background()
 	newSession(t, st, "w")
-	step := session.Step{ID: "w", Gen: 0, Now: time.Now(), Idle: time.Hour, Grace: 10 * time.Second}
+	const grace = 10 * time.Second
+	step := session.Step{ID: "w", Gen: 0, Now: time.Now(), Idle: time.Hour, Grace: grace}
 	rot, err := st.Rotate(ctx, step)
 	if err != nil || rot.Gen != 1 {
 		t.Fatalf("Rotate with the replica up: %+v, %v", rot, err)
@@ -73,26 +78,110 @@ func TestRedisWaitReplicas(t *testing.T) {
 	if g := gen(replica.Do(t, "GET", session.RecordKey("w"))); g != 1 {
 		t.Fatalf("the replica holds generation %d when the rotation is answered; want 1", g)
 	}
+	answered := primary.Do(t, "GET", session.RecordKey("w"))
 
 	replica.Kill(syscall.SIGSTOP)
 	step.Gen, step.Now = 1, time.Now()
-	start := time.Now()
-	if _, err := st.Rotate(ctx, step); !errors.Is(err, session.ErrNotReplicated) || !errors.Is(err, session.ErrUnavailable) {
-		t.Fatalf("Rotate with the replica stopped: %v; want ErrNotReplicated (an ErrUnavailable)", err)
-	}
-	if d := time.Since(start); d > 400*time.Millisecond {
-		t.Fatalf("the unacknowledged rotation took %v; want about half the 200ms timeout", d)
+	for _, late := range []time.Duration{0, 2 * grace} { // the retry after the grace window is not reuse
+		step.Now = step.Now.Add(late)
+		start := time.Now()
+		if _, err := st.Rotate(ctx, step); !errors.Is(err, session.ErrNotReplicated) || !errors.Is(err, session.ErrUnavailable) {
+			t.Fatalf("Rotate %v later with the replica stopped: %v; want ErrNotReplicated (an ErrUnavailable)", late, err)
+		}
+		if d := time.Since(start); d > 400*time.Millisecond {
+			t.Fatalf("the unacknowledged rotation took %v; want about half the 200ms timeout", d)
+		}
+		if v := primary.Do(t, "GET", session.RecordKey("w")); v != answered {
+			t.Fatalf("the primary's record after the unacknowledged rotation is at generation %d, not the one answered last (1)", gen(v))
+		}
 	}
 	replica.Kill(syscall.SIGCONT)
 	replica.WaitInfo(t, "replication", "master_link_status:up", 10*time.Second)
-	step.Now = time.Now()
+	step.Now = step.Now.Add(time.Second)
 	rot, err = st.Rotate(ctx, step)
-	if err != nil || rot.Gen != 2 || !rot.Retry {
-		t.Fatalf("retry after ErrNotReplicated: %+v, %v; want the same generation 2 as a retry", rot, err)
+	if err != nil || rot.Gen != 2 || rot.Retry || rot.Lost != 0 {
+		t.Fatalf("the same token once the replica is back: %+v, %v; want an advance to generation 2", rot, err)
 	}
 	if g := gen(replica.Do(t, "GET", session.RecordKey("w"))); g != 2 {
 		t.Fatalf("replica generation %d after the retry; want 2", g)
 	}
+}
+
+// TestUndoScript: record_undo.lua puts a record back only while it is what
+// the advance made of it; anything that happened since stays.
+func TestUndoScript(t *testing.T) {
+	src, err := os.ReadFile("lua/record_undo.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := redistest.Start(t)
+	st := dial(t, srv.Addr)
+	const now = int64(1_700_000_000_123)
+	newSession(t, st, "u")
+	old := srv.Do(t, "GET", session.RecordKey("u")) // generation 0
+	// advanced is old as record_rotate.lua writes it after an advance from gen at now
+	advanced := func(gen uint32, state byte, rotated int64) string {
+		b := []byte(old)
+		binary.BigEndian.PutUint32(b, gen)
+		b[4] = state
+		put48(b[17:], rotated)
+		return string(b)
+	}
+	arg := func(gen int32) string {
+		b := make([]byte, 20)
+		binary.BigEndian.PutUint32(b, uint32(gen))
+		put48(b[4:], now)
+		return string(b)
+	}
+	for _, tc := range []struct {
+		name, record, arg string // record "": none
+		undone            bool
+	}{
+		{"as the advance left it", advanced(1, 0, now), arg(0), true},
+		{"advanced past rotations lost", advanced(5, 0, now), arg(4), true},
+		{"advanced again since", advanced(2, 0, now+5), arg(0), false},
+		{"advanced by another token in the same millisecond", advanced(2, 0, now), arg(0), false},
+		{"revoked since (reuse)", advanced(1, 1, now), arg(0), false},
+		{"another advance from the same generation later", advanced(1, 0, now+1), arg(0), false},
+		{"gone", "", arg(0), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := session.RecordKey("u")
+			srv.Do(t, "DEL", key)
+			if tc.record != "" {
+				srv.Do(t, "SET", key, tc.record, "PX", "60000")
+			}
+			got := srv.Do(t, "EVAL", string(src), "1", key, tc.arg, old)
+			want, after := "0", tc.record
+			if tc.undone {
+				want, after = "1", old
+			}
+			if got != want {
+				t.Errorf("undo answered %s; want %s", got, want)
+			}
+			if v := srv.Do(t, "GET", key); v != after {
+				t.Errorf("record after the undo at generation %d, state %d; want generation %d", gen(v), state(v), gen(after))
+			}
+			if tc.record != "" {
+				if ttl, _ := strconv.Atoi(srv.Do(t, "PTTL", key)); ttl <= 0 || ttl > 60000 {
+					t.Errorf("PTTL %d after the undo; want the record's own (KEEPTTL)", ttl)
+				}
+			}
+		})
+	}
+}
+
+func put48(b []byte, v int64) {
+	var w [8]byte
+	binary.BigEndian.PutUint64(w[:], uint64(v))
+	copy(b, w[2:])
+}
+
+func state(record string) int {
+	if len(record) < 5 {
+		return -1
+	}
+	return int(record[4])
 }
 
 // gen is the generation in a packed record (its first 4 bytes, big-endian).
