@@ -107,6 +107,55 @@ func TestRedisWaitReplicas(t *testing.T) {
 	}
 }
 
+// TestRedisWaitReplicasLegacy: the same for a session still in the hash
+// record of an earlier tokend, whose rotation stops at the packed record's
+// lookup (its WAIT fails as well) before anything is written.
+func TestRedisWaitReplicasLegacy(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.StartReplica(t, primary, redistest.Config{})
+	st, err := session.DialRedis([]string{primary.Addr}, 200*time.Millisecond, session.WaitReplicas(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	const id, key = "legacy000000000000000W", "tokend:s:{legacy000000000000000W}"
+	now := time.Now().Truncate(time.Millisecond)
+	created := strconv.FormatInt(now.UnixMilli(), 10)
+	primary.Do(t, "HSET", key, "u", "alice", "g", "0", "c", created, "e", strconv.FormatInt(now.Add(24*time.Hour).UnixMilli(), 10), "r", created, "x", "0")
+	primary.Do(t, "PEXPIRE", key, "3600000")
+	replica.WaitKey(t, key, 5*time.Second)
+	const grace = 10 * time.Second
+	step := session.Step{ID: id, Gen: 0, Now: now.Add(time.Second), Idle: time.Hour, Grace: grace}
+	// the scripts loaded while the replica is up, as in a running tokend (a
+	// first EVALSHA meets NOSCRIPT and is sent again, each with its WAIT)
+	newSession(t, st, "warm")
+	if _, err := st.Rotate(ctx, session.Step{ID: "warm", Gen: 0, Now: step.Now, Idle: time.Hour, Grace: grace}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Rotate(ctx, session.Step{ID: "missing0000000000000000", Gen: 0, Now: step.Now, Idle: time.Hour}); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Rotate of a missing session: %v; want ErrNotFound", err)
+	}
+
+	replica.Kill(syscall.SIGSTOP)
+	for _, late := range []time.Duration{0, 2 * grace} {
+		step.Now = step.Now.Add(late)
+		if _, err := st.Rotate(ctx, step); !errors.Is(err, session.ErrNotReplicated) {
+			t.Fatalf("Rotate %v later with the replica stopped: %v; want ErrNotReplicated", late, err)
+		}
+		if g, r := primary.Do(t, "HGET", key, "g"), primary.Do(t, "HGET", key, "r"); g != "0" || r != created {
+			t.Fatalf("the primary's hash after the unacknowledged rotation: g %s, r %s; want 0 and %s", g, r, created)
+		}
+	}
+	replica.Kill(syscall.SIGCONT)
+	replica.WaitInfo(t, "replication", "master_link_status:up", 10*time.Second)
+	step.Now = step.Now.Add(time.Second)
+	rot, err := st.Rotate(ctx, step)
+	if err != nil || rot.Gen != 1 || rot.Retry || rot.Lost != 0 {
+		t.Fatalf("the same token once the replica is back: %+v, %v; want an advance to generation 1", rot, err)
+	}
+}
+
 // TestUndoScript: record_undo.lua puts a record back only while it is what
 // the advance made of it; anything that happened since stays.
 func TestUndoScript(t *testing.T) {
