@@ -337,10 +337,12 @@ func TestSentinelFailover(t *testing.T) {
 			env := map[string]string{"TOKEND_REDIS_ADDR": strings.Join(ss.Addrs(), ","),
 				"TOKEND_REDIS_SENTINEL_MASTER": ss.Master, "TOKEND_REDIS_WAIT_REPLICAS": strconv.Itoa(wait)}
 			if wait > 0 {
-				// a rotation whose WAIT failed is retried until a replica of the
-				// new primary acknowledges again, which took up to 16 s here
-				// under the race detector: past the grace window the retry is
-				// reuse (docs/operations.md says to size the grace for it)
+				// a rotation in flight when the primary dies may reach the
+				// promoted replica with its 503 not undone; the client's retry
+				// is answered once a replica of the new primary acknowledges
+				// again, which took up to 16 s here under the race detector:
+				// past the grace window it is reuse (docs/operations.md says to
+				// size the grace for it)
 				env["TOKEND_REUSE_GRACE"] = "30s"
 			}
 			drill{
