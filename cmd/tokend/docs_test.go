@@ -75,11 +75,7 @@ func TestDocs(t *testing.T) {
 // settingRow finds env's row in a settings table (a row may name a few
 // settings): the whole line and its default cell, or nil.
 func settingRow(doc, env string) []string {
-	m := regexp.MustCompile("(?m)^\\| (?:`[A-Z0-9_]+`, )*`" + regexp.QuoteMeta(env) + "`(?:, `[A-Z0-9_]+`)* \\| ?([^|]*?) ?\\|.*$").FindStringSubmatch(doc)
-	if m == nil {
-		return nil
-	}
-	return m
+	return regexp.MustCompile("(?m)^\\| (?:`[A-Z0-9_]+`, )*`" + regexp.QuoteMeta(env) + "`(?:, `[A-Z0-9_]+`)* \\| ?([^|]*?) ?\\|.*$").FindStringSubmatch(doc)
 }
 
 // TestReadmeOAuth2WalkThrough runs the README's "Standard OAuth 2.0 and

@@ -53,6 +53,19 @@ func TestRedisRefusalsAreUnavailable(t *testing.T) {
 	primary.Do(t, "CONFIG", "SET", "maxmemory", "0")
 }
 
+// waiting starts a primary with one replica and a store on it that waits for
+// that replica (WaitReplicas(1), a 200ms timeout: WAIT waits up to 100ms).
+func waiting(t *testing.T) (primary, replica *redistest.Server, st *session.Redis) {
+	primary = redistest.Start(t)
+	replica = redistest.StartReplica(t, primary, redistest.Config{})
+	st, err := session.DialRedis([]string{primary.Addr}, 200*time.Millisecond, session.WaitReplicas(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	return primary, replica, st
+}
+
 // TestRedisWaitReplicas: with WaitReplicas(1) a rotation is answered only
 // once the replica holds it. With the replica stopped, the advance made on
 // the primary is answered ErrNotReplicated (503) and undone there, so the
@@ -60,13 +73,7 @@ func TestRedisRefusalsAreUnavailable(t *testing.T) {
 // reuse once the grace window has passed, and the next generation once the
 // replica is back.
 func TestRedisWaitReplicas(t *testing.T) {
-	primary := redistest.Start(t)
-	replica := redistest.StartReplica(t, primary, redistest.Config{})
-	st, err := session.DialRedis([]string{primary.Addr}, 200*time.Millisecond, session.WaitReplicas(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	primary, replica, st := waiting(t)
 	ctx := context.Background()
 	newSession(t, st, "w")
 	const grace = 10 * time.Second
@@ -111,13 +118,7 @@ func TestRedisWaitReplicas(t *testing.T) {
 // record of an earlier tokend, whose rotation stops at the packed record's
 // lookup (its WAIT fails as well) before anything is written.
 func TestRedisWaitReplicasLegacy(t *testing.T) {
-	primary := redistest.Start(t)
-	replica := redistest.StartReplica(t, primary, redistest.Config{})
-	st, err := session.DialRedis([]string{primary.Addr}, 200*time.Millisecond, session.WaitReplicas(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	primary, replica, st := waiting(t)
 	ctx := context.Background()
 	const id, key = "legacy000000000000000W", "tokend:s:{legacy000000000000000W}"
 	now := time.Now().Truncate(time.Millisecond)
@@ -173,15 +174,10 @@ func TestUndoScript(t *testing.T) {
 		b := []byte(old)
 		binary.BigEndian.PutUint32(b, gen)
 		b[4] = state
-		put48(b[17:], rotated)
+		session.Put48(b[17:], rotated)
 		return string(b)
 	}
-	arg := func(gen int32) string {
-		b := make([]byte, 20)
-		binary.BigEndian.PutUint32(b, uint32(gen))
-		put48(b[4:], now)
-		return string(b)
-	}
+	arg := func(gen int64) string { return session.RotateArg(session.Step{Gen: gen, Now: time.UnixMilli(now)}) }
 	for _, tc := range []struct {
 		name, record, arg string // record "": none
 		undone            bool
@@ -218,12 +214,6 @@ func TestUndoScript(t *testing.T) {
 			}
 		})
 	}
-}
-
-func put48(b []byte, v int64) {
-	var w [8]byte
-	binary.BigEndian.PutUint64(w[:], uint64(v))
-	copy(b, w[2:])
 }
 
 func state(record string) int {
