@@ -220,3 +220,15 @@ func keys(m map[string]any) []string {
 	}
 	return ks
 }
+
+// tamper changes one character of a token's signature to another that
+// carries different bits (the third from the end: the last ones may carry
+// padding bits a decoder ignores), so the result never verifies.
+func tamper(token string) string {
+	i := len(token) - 3
+	c := byte('A')
+	if token[i] == c {
+		c = 'B'
+	}
+	return token[:i] + string(c) + token[i+1:]
+}

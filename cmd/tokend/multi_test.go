@@ -50,7 +50,7 @@ func TestIntrospect(t *testing.T) {
 				}
 			}
 			for name, tok := range map[string]string{
-				"refresh token": refresh, "garbage": "garbage", "tampered": access[:len(access)-2] + "AA",
+				"refresh token": refresh, "garbage": "garbage", "tampered": tamper(access),
 			} {
 				t.Run(name, func(t *testing.T) { wantInactive(t, in.introspect(tok)) })
 			}

@@ -166,7 +166,7 @@ func TestOAuth2Errors(t *testing.T) {
 		{"refresh_token twice", "application/x-www-form-urlencoded", form("grant_type", "refresh_token", "refresh_token", rt, "refresh_token", rt, "client_id", "ios-app"), 400, "invalid_request", "refresh_token is repeated"},
 		{"grant_type twice", "application/x-www-form-urlencoded", form("grant_type", "refresh_token", "grant_type", "refresh_token", "refresh_token", rt, "client_id", "ios-app"), 400, "invalid_request", "grant_type is repeated"},
 		{"unknown client", "application/x-www-form-urlencoded", form("grant_type", "refresh_token", "refresh_token", rt, "client_id", "web"), 401, "invalid_client", "unknown client_id"},
-		{"forged token", "application/x-www-form-urlencoded", form("grant_type", "refresh_token", "refresh_token", rt[:len(rt)-4]+"AAAA", "client_id", "ios-app"), 400, "invalid_grant", invalidGrant},
+		{"forged token", "application/x-www-form-urlencoded", form("grant_type", "refresh_token", "refresh_token", tamper(rt), "client_id", "ios-app"), 400, "invalid_grant", invalidGrant},
 		{"garbage token", "application/x-www-form-urlencoded", form("grant_type", "refresh_token", "refresh_token", "garbage", "client_id", "ios-app"), 400, "invalid_grant", invalidGrant},
 		{"another client's session", "application/x-www-form-urlencoded", form("grant_type", "refresh_token", "refresh_token", other, "client_id", "ios-app"), 400, "invalid_grant", invalidGrant},
 		{"scope beyond the session's", "application/x-www-form-urlencoded", form("grant_type", "refresh_token", "refresh_token", rt, "client_id", "ios-app", "scope", "openid admin"), 400, "invalid_scope", "the scope requested exceeds the session's"},

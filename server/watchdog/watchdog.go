@@ -38,19 +38,24 @@ const (
 // enforced within a twentieth of the shorter one (at least 5 ms, at most
 // 500 ms) after they pass, never before.
 func Listen(ln net.Listener, read, idle time.Duration) *Listener {
-	l := &Listener{
-		Listener: ln, read: read, idle: idle,
-		epoch: time.Now(),
-		conns: make(map[*Conn]struct{}),
-		done:  make(chan struct{}),
-	}
 	shortest := max(read, idle)
 	if read > 0 && idle > 0 {
 		shortest = min(read, idle)
 	}
-	l.tick = 500 * time.Millisecond
+	tick := 500 * time.Millisecond
 	if shortest > 0 {
-		l.tick = min(max(shortest/20, 5*time.Millisecond), l.tick)
+		tick = min(max(shortest/20, 5*time.Millisecond), tick)
+	}
+	return listen(ln, read, idle, tick)
+}
+
+// listen is Listen scanning every tick.
+func listen(ln net.Listener, read, idle, tick time.Duration) *Listener {
+	l := &Listener{
+		Listener: ln, read: read, idle: idle, tick: tick,
+		epoch: time.Now(),
+		conns: make(map[*Conn]struct{}),
+		done:  make(chan struct{}),
 	}
 	go l.watch()
 	return l
