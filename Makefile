@@ -8,7 +8,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 K6_VERSION ?= v1.8.1
 K6        ?= $(shell command -v k6 2>/dev/null || echo $$($(GO) env GOPATH)/bin/k6)
 
-.PHONY: run build test vet fmt-check tidy-check staticcheck race allocs fuzz bench instructions loadtest throughput drills overload wait-cost profile k6 redis-server promtool image rootfs example clean
+.PHONY: run build test vet fmt-check tidy-check staticcheck race allocs bench-once fuzz bench instructions loadtest throughput drills overload wait-cost profile k6 redis-server promtool image rootfs example clean
 
 ## run: start tokend on its embedded defaults (memory store, ephemeral key)
 run:
@@ -39,8 +39,8 @@ image: rootfs
 	$(ENGINE) build $(if $(findstring podman,$(ENGINE)),--format docker) -t $(IMAGE) -f deploy/Dockerfile bin/image
 	$(ENGINE) image inspect $(IMAGE) --format '{{.Config.User}} {{.Config.Entrypoint}} {{.Size}} bytes'
 
-## test: everything — format, vet, staticcheck, race tests (real Redis and Prometheus on free ports), allocation bounds, short fuzz runs, the example
-test: redis-server promtool fmt-check tidy-check vet staticcheck race allocs fuzz example
+## test: everything — format, vet, staticcheck, race tests (real Redis and Prometheus on free ports), allocation bounds, every benchmark once, short fuzz runs, the example
+test: redis-server promtool fmt-check tidy-check vet staticcheck race allocs bench-once fuzz example
 
 fmt-check:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
@@ -70,6 +70,11 @@ race:
 # sync.Pool is not reliable under -race: the allocation bounds run without it.
 allocs:
 	$(GO) test -count=1 -run='Allocations' ./bench/
+
+# Every benchmark of make bench, one iteration each (seconds): a benchmark
+# whose premises broke fails here, not on the day someone measures.
+bench-once:
+	$(GO) test -count=1 -run='^$$' -bench=. -benchtime=1x ./bench/ ./bench/floor/ ./server/watchdog/
 
 # Every decoder and parser; go test -fuzz takes one target at a time.
 # A count, not a duration: a time limit that ends during minimization is

@@ -21,6 +21,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/base64"
 	"flag"
 	"hash"
@@ -35,13 +36,12 @@ import (
 
 const secret = "floor-secret-0123456789abcdef-0123456789"
 
-// advance is the floor's rotation: compare and bump the generation.
-var advance = rueidis.NewLuaScript(`
-local g = redis.call('HGET', KEYS[1], 'g')
-if g ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'g', tonumber(g) + 1)
-redis.call('PEXPIRE', KEYS[1], 2592000000)
-return 1`)
+// advanceSrc is the floor's rotation: compare and bump the generation.
+//
+//go:embed advance.lua
+var advanceSrc string
+
+var advance = rueidis.NewLuaScript(advanceSrc)
 
 var (
 	b64 = base64.RawURLEncoding
