@@ -34,3 +34,31 @@ func TestRefreshAllocations(t *testing.T) {
 		})
 	}
 }
+
+// maxRedisRefreshAllocs bounds the same on the Redis store, per dialect:
+// one, the string rueidis reads the record's answer into. The rotation's
+// command is built in a pooled buffer (session.Redis.Rotate), put back
+// once Redis has answered it.
+var maxRedisRefreshAllocs = map[string]float64{"spring": 1, "aspnet": 1}
+
+func TestRedisRefreshAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race")
+	}
+	_, store := redisServer(t)
+	for dialect, bound := range maxRedisRefreshAllocs {
+		t.Run(dialect, func(t *testing.T) {
+			s := newStack(t, store, dialect)
+			p := s.login(t)
+			var ctx fasthttp.RequestCtx
+			var body []byte
+			refresh := func() { s.handlerRefresh(t, &ctx, &body, &p) }
+			refresh() // warm the pools
+			n := testing.AllocsPerRun(200, refresh)
+			if n > bound {
+				t.Fatalf("a refresh on Redis allocates %.0f times; the bound is %.0f", n, bound)
+			}
+			t.Logf("a refresh on Redis allocates %.0f times (bound %.0f)", n, bound)
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -282,7 +283,8 @@ func (r *Redis) index(ctx context.Context, s Session) error {
 func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
-	key, arg, owner := rotateStrings(&st)
+	buf := rotationBufs.Get().(*rotationBuf)
+	key, arg, owner := buf.rotateStrings(&st)
 	keys, args := []string{key}, []string{arg, owner}
 	switch {
 	case st.Gen == -1: // adoption: the OAuth arguments in their places, then the new record
@@ -305,6 +307,13 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 		}
 	}
 	res, unacked := r.execWaited(ctx, rotateScript, keys, args)
+	if unacked == nil && res.NonRedisError() == nil {
+		// Answered, and no undo to send: rueidis wrote the command before
+		// its answer came and reads none of its strings again. Otherwise
+		// (a deadline, a broken connection) it may still be queued, and the
+		// buffer is left to the garbage collector.
+		defer rotationBufs.Put(buf)
+	}
 	msg, err := res.ToMessage()
 	if err != nil {
 		return Rotation{}, unavailable("rotate", err)
@@ -434,15 +443,25 @@ func appendRotateArg(dst []byte, st Step) []byte {
 	return append(dst, b[:]...)
 }
 
+// A rotationBuf holds the strings of one rotation's command. Rotate returns
+// it to rotationBufs only once Redis has answered that command: a command
+// whose call ended without an answer may still be queued in rueidis' pipe
+// and written later, and its strings must not change under it.
+type rotationBuf struct{ b []byte }
+
+var rotationBufs = sync.Pool{New: func() any { return new(rotationBuf) }}
+
 // rotateStrings returns the record key, the packed argument and the packed
 // owner ("" for none) of st's rotation, and puts copies of its client and
 // scope, which the OAuth arguments carry as they are, in st: every string
-// the rotation's command holds comes from one allocation, fresh for every
-// call and never pooled, as a pipelined command may still be written after
-// its call has returned (the step's strings are lent, Step).
-func rotateStrings(st *Step) (key, arg, owner string) {
-	b := make([]byte, 0, len(recordPrefix)+16+20+1+len(st.Owner)+len(st.Client)+len(st.Scope))
-	b = appendRecordKey(b, st.ID)
+// the rotation's command holds is in buf (the step's strings are lent,
+// Step), and nothing that outlives the command may keep one.
+func (buf *rotationBuf) rotateStrings(st *Step) (key, arg, owner string) {
+	n := max(len(recordPrefix)+16, len("tokend:t:{}")+len(st.ID)) + 20 + 1 + len(st.Owner) + len(st.Client) + len(st.Scope)
+	if cap(buf.b) < n {
+		buf.b = make([]byte, 0, n)
+	}
+	b := appendRecordKey(buf.b[:0], st.ID)
 	k := len(b)
 	b = appendRotateArg(b, *st)
 	a := len(b)
@@ -453,7 +472,9 @@ func rotateStrings(st *Step) (key, arg, owner string) {
 	b = append(b, st.Client...)
 	c := len(b)
 	b = append(b, st.Scope...)
-	all := unsafe.String(unsafe.SliceData(b), len(b)) // b is not written again
+	// b is not written again until Rotate puts buf back (rotationBuf)
+	buf.b = b
+	all := unsafe.String(unsafe.SliceData(b), len(b))
 	st.Client, st.Scope = all[o:c], all[c:]
 	return all[:k], all[k:a], all[a:o]
 }
