@@ -24,7 +24,9 @@
 #   loadtest/run.sh profile   a CPU profile of tokend under the Redis load
 #
 # Settings (environment): DURATION (10s), WARMUP (2s), CONNS (64), RUNS (3), FIXED_RUNS (2),
-# K6 (path of k6), OUT (bench/ by default: loadgen.jsonl, cpu.prof).
+# K6 (path of k6), OUT (bench/ by default: loadgen.jsonl, cpu.prof), PIN (0; 1: the
+# generator on CPU 0, servers and Redis on the others, so that the generator
+# does not take CPU from the server it measures; needs taskset and 2+ CPUs).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -37,6 +39,12 @@ OUT=${OUT:-bench}
 SECRET=loadtest-secret-0123456789abcdef-0123456789abcdef-0123456789abcdef
 TMP=$(mktemp -d)
 PIDS=()
+GEN=() SRV=() # command prefixes that pin the generator and the servers (PIN=1)
+if [ "${PIN:-0}" = 1 ]; then
+  n=$(nproc)
+  [ "$n" -ge 2 ] || { echo "loadtest: PIN=1 needs 2 or more CPUs" >&2; exit 2; }
+  GEN=(taskset -c 0) SRV=(taskset -c "1-$((n - 1))")
+fi
 
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -85,7 +93,7 @@ build() {
 
 start_redis() { # sets REDIS_PORT, REDIS_PID
   REDIS_PORT=$(free_port)
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" >"$TMP/redis.log" 2>&1 &
+  "${SRV[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" >"$TMP/redis.log" 2>&1 &
   REDIS_PID=$!
   PIDS+=("$REDIS_PID")
   wait_port "$REDIS_PORT"
@@ -100,7 +108,7 @@ start_tokend() {
   env TOKEND_DIALECT="$dialect" TOKEND_STORE="$store" TOKEND_REDIS_ADDR="127.0.0.1:${REDIS_PORT:-6379}" \
     TOKEND_ADDR="127.0.0.1:$pp" TOKEND_ADMIN_ADDR="127.0.0.1:$ap" TOKEND_PUBLIC_URL="http://127.0.0.1:$pp" \
     TOKEND_HMAC_SECRET="$SECRET" TOKEND_HMAC_ALG="$alg" "$@" \
-    bin/tokend 2>>"$TMP/tokend.log" &
+    "${SRV[@]}" bin/tokend 2>>"$TMP/tokend.log" &
   TOKEND_PID=$!
   PIDS+=("$TOKEND_PID")
   wait_port "$pp"; wait_port "$ap"
@@ -114,7 +122,7 @@ start_floor() {
   # the floor's client holds writes to Redis as long as tokend's does by
   # default (TOKEND_REDIS_FLUSH_DELAY), so that it stays the bound
   [ "$1" = redis ] && args+=(-redis "127.0.0.1:$REDIS_PORT" -flush-delay 20us)
-  bin/floor -addr "127.0.0.1:$pp" -dialect "$2" "${args[@]}" 2>>"$TMP/floor.log" &
+  "${SRV[@]}" bin/floor -addr "127.0.0.1:$pp" -dialect "$2" "${args[@]}" 2>>"$TMP/floor.log" &
   FLOOR_PID=$!
   PIDS+=("$FLOOR_PID")
   wait_port "$pp"
@@ -127,7 +135,7 @@ loadgen() {
   local label=$1 dialect=$2 pid=$3; shift 3
   local cpu=(-pid "$pid")
   [ -n "${REDIS_PORT:-}" ] && cpu+=(-redis "127.0.0.1:$REDIS_PORT")
-  bin/loadgen -url "$PUB" -admin "$ADM" -dialect "$dialect" -label "$label" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" \
+  "${GEN[@]}" bin/loadgen -url "$PUB" -admin "$ADM" -dialect "$dialect" -label "$label" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" \
     "${cpu[@]}" -json "$@" | tee -a "$OUT/${OUT_FILE:-loadgen}.jsonl"
 }
 
@@ -185,7 +193,7 @@ cluster() {
   done
   for i in 1 2 3; do
     ports+=("$(free_port)")
-    redis-server --port "${ports[-1]}" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" --cluster-enabled yes \
+    "${SRV[@]}" redis-server --port "${ports[-1]}" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" --cluster-enabled yes \
       --cluster-config-file "$TMP/nodes-${ports[-1]}.conf" >"$TMP/cluster-$i.log" 2>&1 &
     pids+=($!); PIDS+=($!)
     addrs+=("127.0.0.1:${ports[-1]}")
@@ -202,7 +210,7 @@ cluster() {
       pubs+=("$PUB"); tpids+=("$TOKEND_PID")
     done
     PUB=$(IFS=,; echo "${pubs[*]}")
-    bin/loadgen -url "$PUB" -admin "$ADM" -label "two tokend, 3-master Cluster" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" \
+    "${GEN[@]}" bin/loadgen -url "$PUB" -admin "$ADM" -label "two tokend, 3-master Cluster" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" \
       -rate "$rate" -pid "$(IFS=,; echo "${tpids[*]}")" -redis "$seeds" -json | tee -a "$OUT/cluster.jsonl"
     for p in "${tpids[@]}"; do stop "$p"; done
   done
@@ -241,7 +249,7 @@ profile() {
   build
   start_redis
   start_tokend spring redis
-  bin/loadgen -url "$PUB" -admin "$ADM" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" >/dev/null &
+  "${GEN[@]}" bin/loadgen -url "$PUB" -admin "$ADM" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" >/dev/null &
   local lg=$!
   sleep 3
   curl -s -o "$OUT/cpu.prof" "$ADM/debug/pprof/profile?seconds=5"
@@ -260,7 +268,7 @@ k6run() {
     start_tokend "$dialect" redis TOKEND_REUSE_GRACE=1s
     for script in refresh attack oauth2; do
       log "k6 $script.js ($dialect) against $PUB"
-      DIALECT=$dialect GRACE_MS=1000 PUBLIC="$PUB" PUBLIC_URL="$PUB" ADMIN="$ADM" "$K6" run --quiet "loadtest/$script.js"
+      DIALECT=$dialect GRACE_MS=1000 PUBLIC="$PUB" PUBLIC_URL="$PUB" ADMIN="$ADM" "${GEN[@]}" "$K6" run --quiet "loadtest/$script.js"
     done
     stop "$TOKEND_PID"
   done
