@@ -105,7 +105,7 @@ loadtest: redis-server k6
 	K6=$(K6) loadtest/run.sh k6
 	RUNS=1 loadtest/run.sh compare
 
-## throughput: the closed-loop generator against the floors and tokend (RUNS=3), then open loop at 25/50/75% of the Redis floor's maximum (FIXED_RUNS=2): latencies, Redis and server CPU per refresh, ratios to the floor
+## throughput: the closed-loop generator against the floors and tokend (RUNS=3), then open loop at 25/50/75% of the Redis floor's maximum (FIXED_RUNS=2): latencies, Redis and server CPU per refresh, ratios to the floor (PIN=1: the generator on a CPU of its own)
 throughput: redis-server
 	loadtest/run.sh compare
 
