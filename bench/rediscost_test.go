@@ -95,7 +95,7 @@ func benchRedisRotation(b *testing.B, srv *redistest.Server, newRotation func() 
 	})
 	b.StopTimer()
 	cpu = redisCPU(b, srv) - cpu
-	calls, usec := evalshaStats(b, srv)
+	calls, usec := srv.CommandStats(b, "evalsha")
 	if calls < b.N {
 		b.Fatalf("%d EVALSHA for %d rotations", calls, b.N)
 	}
@@ -126,27 +126,4 @@ func redisCPU(b testing.TB, srv *redistest.Server) float64 {
 		}
 	}
 	return sum
-}
-
-// evalshaStats is INFO commandstats' EVALSHA calls and their microseconds
-// (the script's nested commands included).
-func evalshaStats(b testing.TB, srv *redistest.Server) (calls int, usec float64) {
-	for _, line := range strings.Split(srv.Do(b, "INFO", "commandstats"), "\r\n") {
-		stats, ok := strings.CutPrefix(line, "cmdstat_evalsha:")
-		if !ok {
-			continue
-		}
-		for _, kv := range strings.Split(stats, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			switch k {
-			case "calls":
-				calls, _ = strconv.Atoi(v)
-			case "usec":
-				usec, _ = strconv.ParseFloat(v, 64)
-			}
-		}
-		return calls, usec
-	}
-	b.Fatal("INFO commandstats: no EVALSHA")
-	return 0, 0
 }

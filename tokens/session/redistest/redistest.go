@@ -256,21 +256,37 @@ func readReply(r *bufio.Reader) (string, error) {
 // something never reached Redis.
 func (s *Server) Calls(t testing.TB, command string) int {
 	t.Helper()
+	calls, _ := s.CommandStats(t, command)
+	return calls
+}
+
+// CommandStats returns how many times the server has run command and the
+// microseconds it spent in it (INFO commandstats; a script's nested
+// commands count in its own time), zeros when it has not run it.
+func (s *Server) CommandStats(t testing.TB, command string) (calls int, usec float64) {
+	t.Helper()
 	body, err := do(s.Addr, "INFO", "commandstats")
 	if err != nil {
 		t.Fatalf("INFO on %s: %v", s.Addr, err)
 	}
 	for _, line := range strings.Split(body, "\r\n") {
-		stats, ok := strings.CutPrefix(line, "cmdstat_"+command+":calls=")
+		stats, ok := strings.CutPrefix(line, "cmdstat_"+command+":")
 		if !ok {
 			continue
 		}
-		calls, _, _ := strings.Cut(stats, ",")
-		v, err := strconv.Atoi(calls)
-		if err != nil {
-			t.Fatalf("INFO on %s: %q", s.Addr, line)
+		for _, kv := range strings.Split(stats, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "calls":
+				calls, err = strconv.Atoi(v)
+			case "usec":
+				usec, err = strconv.ParseFloat(v, 64)
+			}
+			if err != nil {
+				t.Fatalf("INFO on %s: %q", s.Addr, line)
+			}
 		}
-		return v
+		return calls, usec
 	}
-	return 0
+	return 0, 0
 }
