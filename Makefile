@@ -8,7 +8,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 K6_VERSION ?= v1.8.1
 K6        ?= $(shell command -v k6 2>/dev/null || echo $$($(GO) env GOPATH)/bin/k6)
 
-.PHONY: run build test vet fmt-check tidy-check staticcheck race allocs bench-once fuzz bench instructions loadtest throughput drills overload wait-cost profile k6 redis-server promtool image rootfs example clean
+.PHONY: run build test vet fmt-check tidy-check staticcheck race allocs bench-once fuzz bench instructions loadtest throughput drills overload wait-cost profile k6 benchstat redis-server promtool image rootfs example clean
 
 ## run: start tokend on its embedded defaults (memory store, ephemeral key)
 run:
@@ -124,6 +124,14 @@ overload: redis-server
 ## profile: a CPU profile of tokend under the Redis load (bench/cpu.prof, bench/cpu.txt)
 profile: redis-server
 	loadtest/run.sh profile
+
+BENCHSTAT_VERSION ?= v0.0.0-20260908200009-22c9c6c9d4da
+BENCHSTAT ?= $(shell command -v benchstat 2>/dev/null || echo $$($(GO) env GOPATH)/bin/benchstat)
+
+## benchstat: install benchstat (golang.org/x/perf) from the Go module proxy, then summarise bench/latest.txt
+benchstat:
+	@[ -x "$(BENCHSTAT)" ] || { echo "installing benchstat $(BENCHSTAT_VERSION)"; $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION); }
+	@[ ! -f bench/latest.txt ] || $(BENCHSTAT) bench/latest.txt
 
 # k6 from the Go module proxy (about 4 minutes the first time); never part of make test.
 k6:

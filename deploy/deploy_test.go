@@ -41,6 +41,7 @@ import (
 // compose is the part of deploy/compose.yaml the test runs.
 type compose struct {
 	Services map[string]struct {
+		Image       string            `yaml:"image"`
 		Command     []string          `yaml:"command"`
 		Environment map[string]string `yaml:"environment"`
 		Secrets     []string          `yaml:"secrets"`
@@ -66,6 +67,21 @@ func readCompose(t *testing.T) compose {
 		}
 	}
 	return c
+}
+
+// TestComposeImagesPinned: every image but tokend's own names a version, so
+// that the stack a team starts is the one these tests ran, not whatever
+// "latest" is that day.
+func TestComposeImagesPinned(t *testing.T) {
+	pinned := regexp.MustCompile(`^[a-z0-9./-]+:v?[0-9]+\.[0-9]+\.[0-9]+$`)
+	for name, svc := range readCompose(t).Services {
+		if svc.Image == "" || svc.Image == "tokend:dev" {
+			continue
+		}
+		if !pinned.MatchString(svc.Image) {
+			t.Errorf("service %s: image %q names no exact version (want name:MAJOR.MINOR.PATCH)", name, svc.Image)
+		}
+	}
 }
 
 // image is what the Dockerfile sets: environment and health check.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http/pprof"
 	"net/url"
 	"strings"
 	"sync"
@@ -25,6 +26,9 @@ import (
 	"github.com/tokend/tokend/server/watchdog"
 	"github.com/tokend/tokend/tokens"
 )
+
+// pprofIndex lists the live instance's profiles at /debug/pprof/.
+var pprofIndex = fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Index)
 
 // Issuer is what the server needs of tokens.Issuer.
 type Issuer interface {
@@ -540,6 +544,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 			ctx.SetContentType("application/yaml")
 			ctx.SetBody(s.cfg.OpenAPI)
 		}
+	case path == "/debug/pprof/":
+		// fasthttp's pprofhandler answers 404 to any path ending in "/", the index included.
+		route = routePprof
+		pprofIndex(ctx)
 	case strings.HasPrefix(path, "/debug/pprof/"):
 		route = routePprof // profiles of a live instance; the admin listener guards them
 		pprofhandler.PprofHandler(ctx)

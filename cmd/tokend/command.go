@@ -87,6 +87,11 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// release is the newest version CHANGELOG.md names (TestChangelogNamesRelease
+// holds them equal). A build from a clean tree reports it; one from a tree
+// with changes reports it as release+dirty.
+const release = "v0.1.0"
+
 // version is what the build info says of this binary.
 type version struct {
 	Module, Version, Revision, Time, Go string
@@ -96,7 +101,7 @@ type version struct {
 // buildVersion reads the module version (set by go install m@v) and the VCS
 // stamp (set by go build in a checkout) from the binary.
 func buildVersion() version {
-	v := version{Module: "github.com/tokend/tokend", Version: "(devel)", Revision: "unknown"}
+	v := version{Module: "github.com/tokend/tokend", Version: release, Revision: "unknown"}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return v
@@ -105,7 +110,9 @@ func buildVersion() version {
 	if bi.Main.Path != "" {
 		v.Module = bi.Main.Path
 	}
-	if bi.Main.Version != "" {
+	// go install m@vX.Y.Z stamps the tag; a checkout without tags stamps a
+	// pseudo-version (v0.0.0-date-hash) or (devel), which say less than release.
+	if tagged(bi.Main.Version) {
 		v.Version = bi.Main.Version
 	}
 	for _, s := range bi.Settings {
@@ -118,16 +125,33 @@ func buildVersion() version {
 			v.Modified = s.Value == "true"
 		}
 	}
+	if v.Modified && !tagged(bi.Main.Version) {
+		v.Version += "+dirty" // built from a tree with uncommitted changes
+	}
 	return v
+}
+
+// tagged reports whether a module version is a release tag (vX.Y.Z, with
+// an optional pre-release), not a pseudo-version or a +dirty build.
+func tagged(mv string) bool {
+	return strings.HasPrefix(mv, "v") && !strings.Contains(mv, "+") && !pseudo(mv)
+}
+
+// pseudo reports whether mv has the form of a Go pseudo-version.
+func pseudo(mv string) bool {
+	i := strings.LastIndex(mv, "-")
+	if i < 0 || len(mv)-i-1 != 12 {
+		return false
+	}
+	rest := mv[:i]
+	j := max(strings.LastIndex(rest, "-"), strings.LastIndex(rest, "."))
+	return j >= 0 && len(rest)-j-1 == 14
 }
 
 func (v version) String() string {
 	s := "tokend " + v.Version + " (" + v.Module + ", revision " + v.Revision
 	if v.Time != "" {
 		s += " of " + v.Time
-	}
-	if v.Modified {
-		s += ", modified"
 	}
 	return s + ", " + v.Go + ")"
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -234,8 +235,47 @@ func TestKeysErrors(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	code, stdout, _ := cli(t, nil, "version")
-	if code != 0 || !strings.HasPrefix(stdout, "tokend ") || !strings.Contains(stdout, "github.com/tokend/tokend") || !strings.Contains(stdout, "go1.") {
-		t.Fatalf("version: %d %q", code, stdout)
+	if code != 0 || !strings.HasPrefix(stdout, "tokend "+release+" ") && !strings.HasPrefix(stdout, "tokend "+release+"+dirty ") ||
+		!strings.Contains(stdout, "github.com/tokend/tokend") || !strings.Contains(stdout, "go1.") {
+		t.Fatalf("version: %d %q; want tokend %s", code, stdout, release)
+	}
+	// what go build and go install stamp as the module's version
+	for mv, want := range map[string]bool{
+		"v0.1.0": true, "v1.2.3-rc.1": true, "v0.2.0-beta": true,
+		"(devel)": false, "": false, "v0.1.0+dirty": false,
+		"v0.0.0-20261207184753-2550c88f1a2b":         false,
+		"v0.1.1-0.20261207184753-2550c88f1a2b":       false,
+		"v0.1.1-0.20261207184753-2550c88f1a2b+dirty": false,
+		"v0.2.0-rc.1.0.20261207184753-2550c88f1a2b":  false,
+	} {
+		if tagged(mv) != want {
+			t.Errorf("tagged(%q) = %v; want %v", mv, !want, want)
+		}
+	}
+}
+
+// TestChangelogNamesRelease: the newest version CHANGELOG.md describes is
+// the one tokend version prints, and every version heading is in Keep a
+// Changelog's form with a date.
+func TestChangelogNamesRelease(t *testing.T) {
+	b, err := os.ReadFile("../../CHANGELOG.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	heading := regexp.MustCompile(`^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$`)
+	var versions []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "## ") || line == "## [Unreleased]" {
+			continue
+		}
+		m := heading.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("CHANGELOG.md: %q is not \"## [X.Y.Z] - YYYY-MM-DD\"", line)
+		}
+		versions = append(versions, "v"+m[1])
+	}
+	if len(versions) == 0 || versions[0] != release {
+		t.Fatalf("CHANGELOG.md names %v first; tokend's release is %s", versions, release)
 	}
 }
 

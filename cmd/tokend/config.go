@@ -71,6 +71,23 @@ type setting struct {
 	secret         bool
 }
 
+// boolean reports whether the setting is a switch: its flag may stand alone
+// (--dpop-nonce means --dpop-nonce=true), as Go's flag package allows.
+func (s setting) boolean() bool { return s.def == "false" || s.def == "true" }
+
+// switchValue is a boolean setting's flag: kept as text, so that an invalid
+// --x=maybe is refused by the setting's own parser with its own message.
+type switchValue struct{ v *string }
+
+func (f switchValue) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return *f.v
+}
+func (f switchValue) Set(v string) error { *f.v = v; return nil }
+func (f switchValue) IsBoolFlag() bool   { return true }
+
 // flagName turns TOKEND_ACCESS_TTL into access-ttl.
 func (s setting) flagName() string {
 	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(s.env, "TOKEND_")), "_", "-")
@@ -214,7 +231,13 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	values := make([]*string, len(settings))
 	files := make([]*string, len(settings))
 	for i, s := range settings {
-		values[i] = fs.String(s.flagName(), orDefault(getenv(s.env), s.def), s.help+" ("+s.env+")")
+		if s.boolean() {
+			v := orDefault(getenv(s.env), s.def)
+			values[i] = &v
+			fs.Var(switchValue{&v}, s.flagName(), s.help+" ("+s.env+")")
+		} else {
+			values[i] = fs.String(s.flagName(), orDefault(getenv(s.env), s.def), s.help+" ("+s.env+")")
+		}
 		if s.secret {
 			files[i] = fs.String(s.flagName()+"-file", getenv(s.env+"_FILE"), "file holding "+s.env+"; one trailing newline is trimmed ("+s.env+"_FILE)")
 		}

@@ -65,10 +65,14 @@ func TestAdmin(t *testing.T) {
 				t.Fatalf("GET revoke = %d; want 405", r.status)
 			}
 
-			for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/debug/pprof/cmdline": 200, "/nope": 404} {
+			for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/debug/pprof/cmdline": 200, "/debug/pprof/": 200, "/nope": 404} {
 				if r := in.do(http.MethodGet, in.admin+path, "", nil, auth...); r.status != want {
 					t.Fatalf("GET %s = %d; want %d", path, r.status, want)
 				}
+			}
+			// the profiles' index links to every named profile
+			if r := in.do(http.MethodGet, in.admin+"/debug/pprof/", "", nil, auth...); !strings.Contains(string(r.raw), "goroutine") {
+				t.Fatalf("GET /debug/pprof/ lists no profiles: %.200s", r.raw)
 			}
 			m := string(in.do(http.MethodGet, in.admin+"/metrics", "", nil, auth...).raw)
 			for _, series := range []string{
@@ -262,6 +266,26 @@ func TestSettings(t *testing.T) {
 	cfg, err := parseConfig([]string{"--access-ttl", "5m"}, func(k string) string { return map[string]string{"TOKEND_ACCESS_TTL": "10m"}[k] }, &bytes.Buffer{})
 	if err != nil || cfg.AccessTTL != 5*time.Minute {
 		t.Fatalf("--access-ttl 5m over TOKEND_ACCESS_TTL=10m: %v, %v", cfg.AccessTTL, err)
+	}
+	// a switch alone means true, as Go's flag package has it; =false turns it off
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want bool
+	}{
+		{[]string{"--dpop-nonce"}, "", true},
+		{[]string{"--dpop-nonce=true"}, "", true},
+		{[]string{"--dpop-nonce=false"}, "true", false},
+		{nil, "true", true},
+		{nil, "", false},
+	} {
+		cfg, err := parseConfig(tc.args, func(k string) string { return map[string]string{"TOKEND_DPOP_NONCE": tc.env}[k] }, &bytes.Buffer{})
+		if err != nil || cfg.DPoPNonce != tc.want {
+			t.Fatalf("%q with TOKEND_DPOP_NONCE=%q: %v, %v; want %v", tc.args, tc.env, cfg.DPoPNonce, err, tc.want)
+		}
+	}
+	if _, err := parseConfig([]string{"--legacy-tokens=maybe"}, func(string) string { return "" }, &bytes.Buffer{}); err == nil || !strings.HasPrefix(err.Error(), "TOKEND_LEGACY_TOKENS") {
+		t.Fatalf("--legacy-tokens=maybe: %v; want an error naming TOKEND_LEGACY_TOKENS", err)
 	}
 	cfg, err = parseConfig(nil, func(string) string { return "" }, &bytes.Buffer{})
 	if err != nil || cfg.AccessTTL != 30*time.Minute || cfg.RefreshTTL != 720*time.Hour || cfg.SessionMax != 2160*time.Hour ||

@@ -30,7 +30,7 @@ func dialRedis(cfg config) (*session.Redis, error) {
 	}
 	r, err := session.DialRedis(cfg.RedisAddr, cfg.StoreTimeout, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("TOKEND_REDIS_ADDR: %w", err)
+		return nil, redisFault(cfg, err)
 	}
 	return r, nil
 }

@@ -103,21 +103,21 @@ func TestRedisTLS(t *testing.T) {
 		rotateThrough(t, in, "spring", "bob")
 	})
 	refused := []struct {
-		name string
-		env  map[string]string
-		why  string
+		name, setting, why string
+		env                map[string]string
 	}{
-		{"system roots do not know the test CA", with("TOKEND_REDIS_TLS_CA_FILE", "", "TOKEND_REDIS_TLS", "true"), "certificate signed by unknown authority"},
-		{"another server name", with("TOKEND_REDIS_TLS_SERVER_NAME", "redis.example.com"), "redis.example.com"},
-		{"no client certificate", with("TOKEND_REDIS_TLS_CERT_FILE", "", "TOKEND_REDIS_TLS_KEY_FILE", ""), "TOKEND_REDIS_ADDR"},
-		{"plain TCP to the TLS port", dialectEnv("spring", map[string]string{"TOKEND_REDIS_ADDR": srv.TLSAddr}), "TOKEND_REDIS_ADDR"},
+		{"system roots do not know the test CA", "TOKEND_REDIS_TLS_CA_FILE", "certificate signed by unknown authority", with("TOKEND_REDIS_TLS_CA_FILE", "", "TOKEND_REDIS_TLS", "true")},
+		{"another server name", "TOKEND_REDIS_TLS_SERVER_NAME", "redis.example.com", with("TOKEND_REDIS_TLS_SERVER_NAME", "redis.example.com")},
+		{"no client certificate", "TOKEND_REDIS_TLS_CERT_FILE", "client certificate", with("TOKEND_REDIS_TLS_CERT_FILE", "", "TOKEND_REDIS_TLS_KEY_FILE", "")},
+		{"plain TCP to the TLS port", "TOKEND_REDIS_TLS", "speaks TLS", dialectEnv("spring", map[string]string{"TOKEND_REDIS_ADDR": srv.TLSAddr})},
+		{"TLS to the plain port", "TOKEND_REDIS_TLS", "answers plain TCP", with("TOKEND_REDIS_ADDR", srv.Addr)},
 	}
 	for _, c := range refused {
 		t.Run(c.name, func(t *testing.T) {
 			// time for the handshake to fail on its own, on a busy machine,
 			// rather than on the dial deadline
 			c.env["TOKEND_STORE_TIMEOUT"] = "2s"
-			if line := startFails(t, c.env, "TOKEND_REDIS_ADDR"); !strings.Contains(line, c.why) {
+			if line := startFails(t, c.env, c.setting+":"); !strings.Contains(line, c.why) {
 				t.Fatalf("%q does not say %q", line, c.why)
 			}
 		})
@@ -171,7 +171,7 @@ func TestRedisACL(t *testing.T) {
 	}
 	t.Run("wrong password", func(t *testing.T) {
 		startFails(t, map[string]string{"TOKEND_STORE": "redis", "TOKEND_REDIS_ADDR": srv.Addr,
-			"TOKEND_REDIS_USERNAME": "tokend", "TOKEND_REDIS_PASSWORD": "not-the-password"}, "TOKEND_REDIS_ADDR")
+			"TOKEND_REDIS_USERNAME": "tokend", "TOKEND_REDIS_PASSWORD": "not-the-password"}, "TOKEND_REDIS_PASSWORD: Redis refused the user \"tokend\" and password: WRONGPASS")
 	})
 }
 
