@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -16,9 +15,9 @@ var docs = []string{"../../README.md", "../../docs/README.md", "../../docs/opera
 var mdLink = regexp.MustCompile(`\]\(([^)#\s]+)(#[^)\s]*)?\)`)
 
 // TestDocs: the documentation stands on its own and follows the code: every
-// relative link resolves inside the repository, every setting is in the
-// README and in docs/operations.md, every tokend metric a running instance
-// exports is in docs/operations.md.
+// relative link resolves inside the repository, every setting is a row of
+// docs/operations.md's settings table with the code's default, every
+// tokend metric a running instance exports is in docs/operations.md.
 func TestDocs(t *testing.T) {
 	text := map[string]string{}
 	for _, d := range docs {
@@ -45,23 +44,20 @@ func TestDocs(t *testing.T) {
 			t.Errorf("%s refers to shared/, which users do not have", d)
 		}
 	}
+	// one settings table, in docs/operations.md, with every setting the code
+	// reads and the code's default; the README links to it
+	ops := text["../../docs/operations.md"]
 	for _, s := range settings {
-		for _, d := range []string{"../../README.md", "../../docs/operations.md"} {
-			if !strings.Contains(text[d], "`"+s.env+"`") {
-				t.Errorf("%s does not document %s", d, s.env)
-			}
-		}
-		// the settings table is the same in both, and says the code's default
-		readme, ops := settingRow(text["../../README.md"], s.env), settingRow(text["../../docs/operations.md"], s.env)
-		if readme == nil || ops == nil {
-			t.Errorf("%s: not a row of the settings table in README.md and docs/operations.md", s.env)
+		row := settingRow(ops, s.env)
+		if row == nil {
+			t.Errorf("%s: not a row of the settings table in docs/operations.md", s.env)
 			continue
 		}
-		if got, want := strings.ReplaceAll(readme[0], "](docs/operations.md#", "](#"), ops[0]; got != want {
-			t.Errorf("%s: the README's row\n\t%s\ndiffers from docs/operations.md's\n\t%s", s.env, got, want)
+		if s.def != "" && row[1] != "`"+s.def+"`" {
+			t.Errorf("%s: the settings table gives the default %s; the code's is %q", s.env, row[1], s.def)
 		}
-		if s.def != "" && ops[1] != "`"+s.def+"`" {
-			t.Errorf("%s: the settings table gives the default %s; the code's is %q", s.env, ops[1], s.def)
+		if settingRow(text["../../README.md"], s.env) != nil {
+			t.Errorf("README.md has a settings row for %s: the one table is docs/operations.md's", s.env)
 		}
 	}
 	in := start(t, "memory", nil)
@@ -76,46 +72,4 @@ func TestDocs(t *testing.T) {
 // settings): the whole line and its default cell, or nil.
 func settingRow(doc, env string) []string {
 	return regexp.MustCompile("(?m)^\\| (?:`[A-Z0-9_]+`, )*`" + regexp.QuoteMeta(env) + "`(?:, `[A-Z0-9_]+`)* \\| ?([^|]*?) ?\\|.*$").FindStringSubmatch(doc)
-}
-
-// TestReadmeOAuth2WalkThrough runs the README's "Standard OAuth 2.0 and
-// DPoP" commands as written, against a tokend process on the ports the
-// text names replaced by free ones: a session bound by its first proof
-// refuses a proof by another key and a refresh without a proof, and takes
-// the device's next one.
-func TestReadmeOAuth2WalkThrough(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("the walk-through uses curl, which is not installed")
-	}
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, _ := strings.Cut(string(readme), "### Standard OAuth 2.0 and DPoP")
-	_, block, _ := strings.Cut(section, "```sh\n")
-	block, _, ok := strings.Cut(block, "```")
-	if !ok {
-		t.Fatal("README: no sh block in the section")
-	}
-	bin := buildTokend(t)
-	p := startProcess(t, bin, map[string]string{"TOKEND_PUBLIC_URL": "http://{public}"})
-	pub, adm := strings.TrimPrefix(p.public, "http://"), strings.TrimPrefix(p.admin, "http://")
-	script := strings.NewReplacer("go run ./cmd/tokend", bin, "localhost:8080", pub, "localhost:8081", adm).Replace(block)
-	cmd := exec.Command("bash", "-c", "set -eu\n"+script)
-	cmd.Dir = t.TempDir()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("the walk-through failed: %v\n%s", err, out)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	want := []string{`"token_type":"DPoP"`, "signed by another key than the one the session is bound to",
-		"a proof signed by it is required", `"token_type":"DPoP"`}
-	if len(lines) != 2+len(want) { // two thumbprints, then the four answers
-		t.Fatalf("the walk-through printed %d lines; want %d:\n%s", len(lines), 2+len(want), out)
-	}
-	for i, w := range want {
-		if !strings.Contains(lines[2+i], w) {
-			t.Fatalf("answer %d: %s; want it to say %s", i+1, lines[2+i], w)
-		}
-	}
 }
