@@ -129,7 +129,6 @@ type Rotation struct {
 
 // Store keeps sessions. Rotate is one atomic check-and-advance: of many
 // concurrent Steps with the same (ID, Gen), exactly one advances.
-
 type Store interface {
 	// Create records a new session at generation 0; it lives until
 	// s.Rotated+idle, capped at s.Expires, unless rotated. A Key, when
