@@ -164,6 +164,50 @@ var legacyCases = []struct {
 		_, err := rotate(t, st, after(s, 2*time.Second))
 		wantErr(t, err, session.ErrRevoked)
 	}},
+	{"LegacyAdoptionWithProof", func(t *testing.T, st session.Store) {
+		// the token endpoint adopting a legacy token with a DPoP proof: the
+		// adoption mark, the record and the proof in one step (one slot)
+		key := thumb("device")
+		s := legacyStep(newID(t), "6f1c8e2a-4b3d-4e5f-8a9b-0c1d2e3f4a5b", 0)
+		s.Key, s.Proof, s.ProofTTL = key, proof(), time.Minute
+		if r, err := rotate(t, st, s); err != nil || r.Gen != 0 || r.Key != key {
+			t.Fatalf("adoption with a proof = %+v, %v; want gen 0 bound to the key", r, err)
+		}
+		_, err := rotate(t, st, after(s, time.Second)) // the same proof again
+		wantErr(t, err, session.ErrReplay)
+		again := after(s, time.Second)
+		again.Proof = proof()
+		if r, err := rotate(t, st, again); err != nil || !r.Retry || r.Key != key {
+			t.Fatalf("retry with a new proof = %+v, %v; want a retry bound to the key", r, err)
+		}
+		_, err = rotate(t, st, step(s.ID, 0, 2*time.Second, grace))
+		wantErr(t, err, session.ErrKeyRequired)
+		// revoked: refused before its proof is recorded (nothing burns)
+		if err := st.RevokeLegacy(context.Background(), after(s, 3*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		again = after(s, 4*time.Second)
+		again.Proof = proof()
+		_, err = rotate(t, st, again)
+		wantErr(t, err, session.ErrRevoked)
+	}},
+	{"LegacyStepStringsAreLent", func(t *testing.T, st session.Store) {
+		var l lender
+		s := legacyStep(newID(t), "oscar", 0)
+		if err := st.RevokeLegacy(context.Background(), l.step(s)); err != nil {
+			t.Fatal(err)
+		}
+		l.spoil()
+		_, err := rotate(t, st, after(s, time.Second))
+		wantErr(t, err, session.ErrRevoked)
+		sub := l.lend("peggy")
+		if err := st.RevokeLegacySubject(context.Background(), sub, base, true); err != nil {
+			t.Fatal(err)
+		}
+		l.spoil()
+		_, err = rotate(t, st, legacyStep(newID(t), "peggy", time.Second))
+		wantErr(t, err, session.ErrDeleted)
+	}},
 	{"LegacyAdoptionRacesDeletion", func(t *testing.T, st session.Store) {
 		// adoptions and the deletion of their subject at once: whichever
 		// wins, no adopted session outlives the deletion
