@@ -190,6 +190,15 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 	if reuse {
 		m.feed.publish(rev) // outside the shard lock: followers may call back into the store
 	}
+	if err == nil && st.Gen == -1 {
+		// a retry of an adoption meets its subject's cutoff as the adoption
+		// did (the Redis store writes the index again): a deletion between
+		// the two hands out no pair
+		if c, refused := m.indexAdopted(rot.Subject, rot.ID, st.TokenIssued); refused {
+			m.markLegacy(rot.ID, c, st.TokenExpires)
+			return Rotation{}, fmt.Errorf("session %s: legacy token issued before its subject's revocation: %w", rot.ID, adoptionErr(c))
+		}
+	}
 	return rot, err
 }
 

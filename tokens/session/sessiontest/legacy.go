@@ -164,6 +164,23 @@ var legacyCases = []struct {
 		_, err := rotate(t, st, after(s, 2*time.Second))
 		wantErr(t, err, session.ErrRevoked)
 	}},
+	{"LegacyRetryAfterCutoff", func(t *testing.T, st session.Store) {
+		// a retry of an adoption between the deletion's cutoff and its
+		// RevokeSubject (or racing the adoption's own refusal): no pair
+		s := legacyStep(newID(t), "nina", 0)
+		if _, err := rotate(t, st, s); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.RevokeLegacySubject(context.Background(), "nina", base.Add(time.Second), true); err != nil {
+			t.Fatal(err)
+		}
+		r, err := rotate(t, st, after(s, 2*time.Second))
+		if !errors.Is(err, session.ErrDeleted) {
+			t.Fatalf("retry of the adoption after its subject's cutoff = %+v, %v; want ErrDeleted", r, err)
+		}
+		_, err = rotate(t, st, step(s.ID, 0, 3*time.Second, grace))
+		wantErr(t, err, session.ErrDeleted)
+	}},
 	{"LegacyAdoptionWithProof", func(t *testing.T, st session.Store) {
 		// the token endpoint adopting a legacy token with a DPoP proof: the
 		// adoption mark, the record and the proof in one step (one slot)
