@@ -13,6 +13,12 @@ import (
 	"github.com/tokend/tokend/tokens/session/redistest"
 )
 
+// after is s presented again d later.
+func after(s session.Step, d time.Duration) session.Step {
+	s.Now = s.Now.Add(d)
+	return s
+}
+
 // owner is the node of cl that serves key's slot now.
 func owner(t *testing.T, cl *redistest.Cluster, key string) *redistest.Server {
 	t.Helper()
@@ -65,6 +71,10 @@ func TestRedisClusterAdoptionIndexed(t *testing.T) {
 	index.Stop()
 	if _, err := st.Rotate(ctx, adopt); !errors.Is(err, session.ErrUnavailable) {
 		t.Fatalf("adoption with the index node down: %v; want ErrUnavailable", err)
+	}
+	// a retry while the index still cannot be written hands out no pair
+	if rot, err := st.Rotate(ctx, after(adopt, 500*time.Millisecond)); !errors.Is(err, session.ErrUnavailable) {
+		t.Errorf("retry with the index node still down = %+v, %v; want ErrUnavailable", rot, err)
 	}
 	index.Start() // its nodes.conf keeps its slots: back well inside the node timeout
 	cl.WaitOK(t, 20*time.Second)
