@@ -104,6 +104,20 @@ func (t timedStore) RevokeSubject(ctx context.Context, sub string, deleted bool)
 	return n, err
 }
 
+func (t timedStore) RevokeLegacy(ctx context.Context, st session.Step) error {
+	start := monotonic()
+	err := t.Store.RevokeLegacy(ctx, st)
+	t.m.observe(opRevoke, start, err)
+	return err
+}
+
+func (t timedStore) RevokeLegacySubject(ctx context.Context, sub string, at time.Time, deleted bool) error {
+	start := monotonic()
+	err := t.Store.RevokeLegacySubject(ctx, sub, at, deleted)
+	t.m.observe(opRevokeSubject, start, err)
+	return err
+}
+
 func (t timedStore) Ping(ctx context.Context) error {
 	start := monotonic()
 	err := t.Store.Ping(ctx)

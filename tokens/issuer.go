@@ -183,6 +183,7 @@ func (is *Issuer) refreshGrant(ctx context.Context, refresh, access []byte, g *G
 	if cl.Legacy {
 		st.ID, st.Gen = legacySessionID(refresh), -1
 		st.Subject, st.Expires = cl.Subject, now.Add(is.cfg.SessionMax)
+		st.TokenIssued, st.TokenExpires = legacyTimes(cl)
 	}
 	var grant Grant
 	if g != nil {
@@ -265,15 +266,31 @@ func (is *Issuer) Revoke(ctx context.Context, token []byte) error {
 }
 
 // revokeRefreshed ends the session of refresh token token, parsed into cl.
+// A legacy token's is ended whether or not it was adopted yet: the token
+// is refused for as long as it could be presented.
 func (is *Issuer) revokeRefreshed(ctx context.Context, token []byte, cl *Claims) error {
-	id := cl.Session
 	if cl.Legacy {
-		id = legacySessionID(token)
+		st := session.Step{ID: legacySessionID(token), Gen: -1, Now: is.codec.clock.Now(), Subject: cl.Subject}
+		st.TokenIssued, st.TokenExpires = legacyTimes(cl)
+		return is.store.RevokeLegacy(ctx, st)
 	}
-	if id == "" {
+	if cl.Session == "" {
 		return nil
 	}
-	return is.store.Revoke(ctx, id)
+	return is.store.Revoke(ctx, cl.Session)
+}
+
+// legacySkew is how long past its exp a legacy token's adoption is
+// remembered: the store may expire keys by a clock ahead of tokend's.
+const legacySkew = 5 * time.Minute
+
+// legacyTimes are the issue and expiry times a store keeps for legacy
+// token cl (zero iat: it has none).
+func legacyTimes(cl *Claims) (issued, expires time.Time) {
+	if cl.IssuedAt != 0 {
+		issued = time.Unix(cl.IssuedAt, 0)
+	}
+	return issued, time.Unix(cl.Expires, 0).Add(legacySkew)
 }
 
 // RevokeAny ends the session a token names, a refresh token or an access
@@ -296,8 +313,16 @@ func (is *Issuer) RevokeAny(ctx context.Context, token []byte) error {
 }
 
 // RevokeSubject ends every session of sub; deleted makes refreshes of them
-// report session.ErrDeleted.
+// report session.ErrDeleted. With legacy tokens, those the old backend
+// issued sub until now are refused too, adopted already or not.
 func (is *Issuer) RevokeSubject(ctx context.Context, sub string, deleted bool) (int, error) {
+	if is.cfg.Legacy {
+		// first: an adoption racing this is then found by RevokeSubject or
+		// refused by the cutoff (session.Store)
+		if err := is.store.RevokeLegacySubject(ctx, sub, is.codec.clock.Now(), deleted); err != nil {
+			return 0, err
+		}
+	}
 	return is.store.RevokeSubject(ctx, sub, deleted)
 }
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokend/tokend/tokens/session/redistest"
 )
@@ -166,6 +167,23 @@ func TestRedisACL(t *testing.T) {
 			waitUntil(t, func() bool { return b.introspect(access).body["active"] == false })
 		})
 	}
+	t.Run("legacy tokens", func(t *testing.T) {
+		// adoption marks and subjects' cutoffs: the same commands, the same keys
+		in := start(t, "redis", map[string]string{"TOKEND_REDIS_ADDR": srv.Addr, "TOKEND_REDIS_USERNAME": "tokend",
+			"TOKEND_REDIS_PASSWORD_FILE": pw, "TOKEND_LEGACY_TOKENS": "true"})
+		now := in.clock.Now()
+		used, unused := legacyToken("acl-a", now.Add(-time.Hour), now.Add(time.Hour)), legacyToken("acl-b", now.Add(-time.Hour), now.Add(time.Hour))
+		if r := in.refresh(used); r.status != 200 {
+			t.Fatalf("adoption = %d %s", r.status, r.raw)
+		}
+		if r := in.postJSON(in.public+"/api/auth/revoke", `{"refreshToken":"`+used+`"}`); r.status != 204 {
+			t.Fatalf("revoke = %d %s", r.status, r.raw)
+		}
+		if r := in.do(http.MethodDelete, in.admin+"/admin/subjects/acl-b", "", nil); r.status != 200 {
+			t.Fatalf("DELETE = %d %s", r.status, r.raw)
+		}
+		springError(t, in.refresh(unused), 401, "Invalid JWT token")
+	})
 	if denied := srv.Do(t, "ACL", "LOG"); denied != "" {
 		t.Fatalf("Redis denied tokend's user something (ACL LOG):\n%s", denied)
 	}

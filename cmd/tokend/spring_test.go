@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"hash"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -319,6 +320,84 @@ func TestLegacyTokens(t *testing.T) {
 			springError(t, in.refresh(old), 401, "Invalid JWT token")
 			expiredOld := legacyToken("x", now.Add(-48*time.Hour), now.Add(-time.Hour))
 			springError(t, in.refresh(expiredOld), 401, "JWT token has expired")
+		})
+	}
+}
+
+// TestLegacyTokenAcceptedOnce: a legacy token is accepted at most once for
+// as long as it could be presented, and never after its own revocation or
+// its user's deletion (issue 25, item 11).
+func TestLegacyTokenAcceptedOnce(t *testing.T) {
+	for _, store := range stores {
+		t.Run(store, func(t *testing.T) {
+			// sessions end after 2s: their records go while the legacy tokens
+			// (7 days) stay valid. No denylist: the store must refuse on its own
+			// (a denylist forgets after two access-token lifetimes).
+			in := start(t, store, map[string]string{"TOKEND_LEGACY_TOKENS": "true", "TOKEND_SESSION_MAX": "2s", "TOKEND_DENYLIST_SIZE": "0"})
+			now := in.clock.Now()
+			legacy := func(sub string) string { return legacyToken(sub, now.Add(-time.Hour), now.Add(7*24*time.Hour)) }
+			oauthRevoke := func(token string) {
+				t.Helper()
+				v := url.Values{"token": {token}, "client_id": {"ios-app"}}
+				if r := in.do(http.MethodPost, in.public+"/oauth2/revoke", "application/x-www-form-urlencoded", []byte(v.Encode())); r.status != 200 {
+					t.Fatalf("/oauth2/revoke = %d %s", r.status, r.raw)
+				}
+			}
+			springRevoke := func(token string) {
+				t.Helper()
+				if r := in.postJSON(in.public+"/api/auth/revoke", `{"refreshToken":"`+token+`"}`); r.status != 204 {
+					t.Fatalf("/api/auth/revoke = %d %s", r.status, r.raw)
+				}
+			}
+
+			refused := func(what, token string) {
+				t.Helper()
+				if r := in.refresh(token); r.status != 401 {
+					t.Errorf("%s: refresh = %d %s; want 401", what, r.status, r.raw)
+				}
+			}
+
+			// logged out before its first use, by either endpoint
+			erin, frank := legacy("erin"), legacy("frank")
+			springRevoke(erin)
+			oauthRevoke(frank)
+			refused("logged out (/api/auth/revoke) before its first use", erin)
+			refused("logged out (/oauth2/revoke) before its first use", frank)
+
+			// its user deleted before its first use
+			dave := legacy("dave")
+			if r := in.do(http.MethodDelete, in.admin+"/admin/subjects/dave", "", nil); r.status != 200 || r.body["revoked"] != float64(0) {
+				t.Fatalf("DELETE dave = %d %s; want 200, revoked 0", r.status, r.raw)
+			}
+			refused("its user deleted before its first use", dave)
+
+			// "log out everywhere" before its first use
+			ivan := legacy("ivan")
+			if r := in.postJSON(in.admin+"/admin/subjects/ivan/revoke", ""); r.status != 200 {
+				t.Fatalf("revoke ivan = %d %s", r.status, r.raw)
+			}
+			refused("its user logged out everywhere before its first use", ivan)
+
+			// adopted, then logged out (with the new token, or the legacy one);
+			// adopted and never logged out (a thief's copy): each record goes
+			// before its legacy token expires
+			grace, judy, heidi := legacy("grace"), legacy("judy"), legacy("heidi")
+			for _, old := range []string{grace, judy, heidi} {
+				if r := in.refresh(old); r.status != 200 {
+					t.Fatalf("first use of a legacy token = %d %s", r.status, r.raw)
+				}
+			}
+			springRevoke(grace)                // the legacy token itself, adopted already
+			_, rt := pair(t, in.refresh(judy)) // a retry inside the grace window: the same pair
+			springRevoke(rt)
+			in.clock.Advance(3 * time.Second)
+			if store == "redis" {
+				time.Sleep(3 * time.Second) // Redis expires records by its own clock
+			}
+			refused("adopted, logged out by the legacy token, record expired", grace)
+			refused("adopted, logged out by its new token, record expired", judy)
+			refused("adopted, record expired (a thief's copy)", heidi)
+			springError(t, in.refresh(erin), 401, "Invalid JWT token") // and still refused, with the spring body
 		})
 	}
 }

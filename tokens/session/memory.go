@@ -37,6 +37,10 @@ type Memory struct {
 
 	mu       sync.Mutex
 	subjects map[string]map[string]struct{}
+	// cutoffs: per subject, the legacy tokens issued until when are refused
+	// (RevokeLegacySubject). Never forgotten: the old backend's tokens carry
+	// their own expiry, unknown until presented.
+	cutoffs map[string]cutoff
 
 	feed memoryFeed // revocations, to the denylists that follow this store
 
@@ -50,15 +54,31 @@ type Memory struct {
 type memoryShard struct {
 	mu       sync.Mutex
 	sessions map[string]*record
+	adopted  map[string]adoption // legacy tokens adopted or revoked, by session id
+}
+
+// adoption remembers a legacy token adopted (active) or revoked until it
+// expires, however soon its session's record goes: it is accepted once.
+type adoption struct {
+	state state
+	until time.Time
+}
+
+// cutoff refuses the adoption of a subject's legacy tokens issued at or
+// before at, as revoked or deleted (state).
+type cutoff struct {
+	at    time.Time
+	state state
 }
 
 // NewMemory returns an empty store. A janitor forgets records past their
 // time every sweep; Close stops it.
 func NewMemory(sweep time.Duration) *Memory {
 	m := &Memory{seed: maphash.MakeSeed(), subjects: map[string]map[string]struct{}{}, stop: make(chan struct{}),
-		proofs: map[string]time.Time{}}
+		proofs: map[string]time.Time{}, cutoffs: map[string]cutoff{}}
 	for i := range m.shards {
 		m.shards[i].sessions = map[string]*record{}
+		m.shards[i].adopted = map[string]adoption{}
 	}
 	if sweep > 0 {
 		go m.janitor(sweep)
@@ -115,6 +135,12 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 			sh.mu.Unlock()
 			return Rotation{}, fmt.Errorf("session %s: %w", st.ID, ErrNotFound)
 		}
+		// adopted or revoked already: the token is accepted once, however
+		// soon the record it made went
+		if a, seen := sh.adopted[st.ID]; seen && st.Now.Before(a.until) {
+			sh.mu.Unlock()
+			return Rotation{}, fmt.Errorf("session %s: legacy token used or revoked: %w", st.ID, adoptionErr(a.state))
+		}
 		if st.Proof != "" && !m.useProof(st) {
 			sh.mu.Unlock()
 			return Rotation{}, fmt.Errorf("session %s: %w", st.ID, ErrReplay)
@@ -124,9 +150,16 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 			Rotated: st.Now, Key: strings.Clone(st.Key)}}
 		r.until = until(st.Now, st.Idle, st.Expires)
 		sh.sessions[r.ID] = r
+		sh.adopted[r.ID] = adoption{until: later(st.TokenExpires, r.until)}
 		s := r.Session
 		sh.mu.Unlock()
-		m.index(s.Subject, s.ID)
+		// indexed after the record is made, and the subject's cutoff read in
+		// the same step: a deletion racing this finds the session, or this
+		// finds the deletion
+		if c, refused := m.indexAdopted(s.Subject, s.ID, st.TokenIssued); refused {
+			m.markLegacy(s.ID, c, st.TokenExpires)
+			return Rotation{}, fmt.Errorf("session %s: legacy token issued before its subject's revocation: %w", s.ID, adoptionErr(c))
+		}
 		return Rotation{Session: s}, nil
 	}
 	err := check(&r.Session, r.state, st)
@@ -156,6 +189,15 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 	sh.mu.Unlock()
 	if reuse {
 		m.feed.publish(rev) // outside the shard lock: followers may call back into the store
+	}
+	if err == nil && st.Gen == -1 {
+		// a retry of an adoption meets its subject's cutoff as the adoption
+		// did (the Redis store writes the index again): a deletion between
+		// the two hands out no pair
+		if c, refused := m.indexAdopted(rot.Subject, rot.ID, st.TokenIssued); refused {
+			m.markLegacy(rot.ID, c, st.TokenExpires)
+			return Rotation{}, fmt.Errorf("session %s: legacy token issued before its subject's revocation: %w", rot.ID, adoptionErr(c))
+		}
 	}
 	return rot, err
 }
@@ -219,6 +261,44 @@ func decide(s *Session, st Step) (Rotation, error) {
 	return Rotation{}, fmt.Errorf("session %s: generation %d presented, %d current: %w", s.ID, st.Gen, s.Gen, ErrReuse)
 }
 
+// adoptionErr is the refusal of a legacy token whose adoption is
+// remembered in state: adopted once (its session since gone), or revoked
+// or deleted.
+func adoptionErr(s state) error {
+	switch s {
+	case revoked:
+		return ErrRevoked
+	case deleted:
+		return ErrDeleted
+	}
+	return ErrExpired
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// indexAdopted puts adopted session id in sub's index unless sub's cutoff
+// refuses a legacy token issued at issued (zero: unknown), which it
+// returns.
+func (m *Memory) indexAdopted(sub, id string, issued time.Time) (state, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock() // one step: RevokeSubject reads the index under the same lock
+	if c, ok := m.cutoffs[sub]; ok && (issued.IsZero() || !issued.After(c.at)) {
+		return c.state, true
+	}
+	ids := m.subjects[sub]
+	if ids == nil {
+		ids = map[string]struct{}{}
+		m.subjects[sub] = ids
+	}
+	ids[id] = struct{}{}
+	return active, false
+}
+
 // Revoke implements Store.
 func (m *Memory) Revoke(_ context.Context, id string) error {
 	m.mark(id, revoked)
@@ -241,6 +321,52 @@ func (m *Memory) mark(id string, to state) bool {
 	sh.mu.Unlock()
 	m.feed.publish(rev)
 	return was == active
+}
+
+// RevokeLegacy implements Store.
+func (m *Memory) RevokeLegacy(_ context.Context, st Step) error {
+	m.markLegacy(st.ID, revoked, st.TokenExpires)
+	return nil
+}
+
+// markLegacy moves the session legacy token id starts to state to, adopted
+// or not, and remembers that until the token expires; a session that was
+// there is published.
+func (m *Memory) markLegacy(id string, to state, expires time.Time) {
+	sh := m.shard(id)
+	sh.mu.Lock()
+	a := sh.adopted[id]
+	if a.state < to {
+		a.state = to
+	}
+	a.until = later(a.until, expires)
+	sh.adopted[strings.Clone(id)] = a
+	var rev Revocation
+	r, ok := sh.sessions[id]
+	changed := ok && r.state < to
+	if changed {
+		r.state, r.revokedAt = to, time.Now()
+		rev = r.revocation()
+	}
+	sh.mu.Unlock()
+	if changed {
+		m.feed.publish(rev)
+	}
+}
+
+// RevokeLegacySubject implements Store. The latest cutoff stands.
+func (m *Memory) RevokeLegacySubject(_ context.Context, sub string, at time.Time, del bool) error {
+	to := revoked
+	if del {
+		to = deleted
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.cutoffs[sub]; ok && (c.at.After(at) || c.at.Equal(at) && c.state >= to) {
+		return nil
+	}
+	m.cutoffs[strings.Clone(sub)] = cutoff{at: at, state: to}
+	return nil
 }
 
 // RevokeSubject implements Store.
@@ -314,6 +440,11 @@ func (m *Memory) sweep(now time.Time) {
 			if !now.Before(r.until) {
 				delete(sh.sessions, id)
 				gone = append(gone, r)
+			}
+		}
+		for id, a := range sh.adopted {
+			if !now.Before(a.until) {
+				delete(sh.adopted, id)
 			}
 		}
 		sh.mu.Unlock()

@@ -35,11 +35,14 @@ var (
 	legacyRotateLua string
 	//go:embed lua/revoke.lua
 	legacyRevokeLua string
+	//go:embed lua/legacy_cutoff.lua
+	cutoffLua string
 
 	rotateScript = newScript(rotateLua)
 	revokeScript = newScript(revokeLua)
 	indexScript  = newScript(indexLua)
 	undoScript   = newScript(undoLua)
+	cutoffScript = newScript(cutoffLua)
 	// the hash records of sessions created before the packed record
 	legacyRotateScript = newScript(legacyRotateLua)
 	legacyRevokeScript = newScript(legacyRevokeLua)
@@ -223,6 +226,20 @@ func (r *Redis) Close() { r.client.Close() }
 
 func subjectKey(sub string) string { return "tokend:u:{" + sub + "}" }
 
+// cutoffKey is the key of sub's legacy cutoff (legacy_cutoff.lua), in the
+// slot of its index: the same hash tag.
+func cutoffKey(sub string) string { return "tokend:l:{" + sub + "}" }
+
+// adoptKey is the key of legacy token id's adoption mark
+// (record_rotate.lua), in the slot of its record rec: in a Cluster under a
+// tag of that slot, as proofKey.
+func adoptKey(rec, id string, cluster bool) string {
+	if !cluster {
+		return "tokend:a:" + id
+	}
+	return "tokend:a:{" + slotTags()[keySlot(rec)] + "}" + id
+}
+
 func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
 // unavailable wraps a client error: anything but a Redis error reply means
@@ -287,14 +304,16 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	key, arg, owner := buf.rotateStrings(&st)
 	keys, args := []string{key}, []string{arg, owner}
 	switch {
-	case st.Gen == -1: // adoption: the OAuth arguments in their places, then the new record
+	case st.Gen == -1: // adoption: its mark, the OAuth arguments in their places, then the new record
 		st = st.copied() // its session id goes on to the subject index
+		keys = append(keys, adoptKey(key, st.ID, r.cluster))
 		var err error
 		if keys, args, err = oauthArgs(st, keys, args, r.cluster); err != nil {
 			return Rotation{}, err
 		}
 		s := Session{Subject: st.Subject, Created: st.Now, Expires: st.Expires, Rotated: st.Now, Key: st.Key}
-		args = append(args, string(packRecord(s, stateActive)), ms(until(st.Now, st.Idle, st.Expires)))
+		u := until(st.Now, st.Idle, st.Expires)
+		args = append(args, string(packRecord(s, stateActive)), ms(u), ms(later(st.TokenExpires, u)))
 	case st.oauth():
 		var err error
 		if keys, args, err = oauthArgs(st, keys, args, r.cluster); err != nil {
@@ -359,16 +378,45 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 		rot.Lost = max(0, st.Gen-s.Gen)
 		rot.Gen, rot.Rotated = st.Gen+1, time.UnixMilli(st.Now.UnixMilli())
 		if st.Gen == -1 {
-			err = r.index(ctx, rot.Session)
+			err = r.indexAdopted(ctx, st, s)
 		}
 		return rot, err
 	case 2:
-		return Rotation{Session: s, Retry: true}, nil
+		if st.Gen == -1 {
+			// the index write of the first answer may have failed (a 503
+			// while the record was made): the retry writes it again, or
+			// nothing is handed out
+			err = r.indexAdopted(ctx, st, s)
+		}
+		return Rotation{Session: s, Retry: true}, err
 	}
 	// reuse: the session is revoked whatever happens next; telling the other
 	// instances is best effort (their refreshes still meet the record)
 	_ = r.publish(ctx, Revocation{ID: st.ID, Subject: s.Subject, At: st.Now})
 	return Rotation{}, refusal(st.ID, code)
+}
+
+// indexAdopted puts the session adopted by st in its subject's index,
+// unless the subject was revoked or deleted after st's token was issued
+// (RevokeLegacySubject): the session is then marked so, and refused.
+func (r *Redis) indexAdopted(ctx context.Context, st Step, s Session) error {
+	iat := "0"
+	if !st.TokenIssued.IsZero() {
+		iat = ms(st.TokenIssued)
+	}
+	code, err := r.exec(ctx, indexScript, []string{subjectKey(s.Subject), cutoffKey(s.Subject)}, []string{s.ID, ms(s.Expires), iat}).AsInt64()
+	switch {
+	case err != nil:
+		return unavailable("index", err)
+	case code == 1:
+		return nil
+	case code != 4 && code != 5:
+		return fmt.Errorf("redis index: unknown code %d", code)
+	}
+	if err := r.revokeLegacy(ctx, st, strconv.FormatInt(code-3, 10)); err != nil {
+		return err
+	}
+	return refusal(s.ID, code)
 }
 
 // undo puts back the record an advance replaced when too few replicas
@@ -547,6 +595,46 @@ func (r *Redis) Revoke(ctx context.Context, id string) error {
 		return err
 	}
 	return r.publish(ctx, rev)
+}
+
+// RevokeLegacy implements Store: the record, if there is one, and the
+// token's adoption mark, in one script (one slot).
+func (r *Redis) RevokeLegacy(ctx context.Context, st Step) error {
+	ctx, cancel := r.deadlines.bound(ctx)
+	defer cancel()
+	st = st.copied()
+	return r.revokeLegacy(ctx, st, "1")
+}
+
+// revokeLegacy marks the session legacy token st starts, and its adoption
+// mark, revoked (to "1") or deleted ("2"), and publishes a session that
+// was there.
+func (r *Redis) revokeLegacy(ctx context.Context, st Step, to string) error {
+	rec := recordKey(st.ID)
+	// an expired token is refused by its own exp: nothing to remember
+	keys, args := []string{rec}, []string{to}
+	if st.TokenExpires.After(st.Now) {
+		keys, args = append(keys, adoptKey(rec, st.ID, r.cluster)), append(args, ms(st.TokenExpires))
+	}
+	rev, ok, _, err := revokeReply(st.ID, r.exec(ctx, revokeScript, keys, args))
+	if err != nil || !ok {
+		return err
+	}
+	return r.publish(ctx, rev)
+}
+
+// RevokeLegacySubject implements Store.
+func (r *Redis) RevokeLegacySubject(ctx context.Context, sub string, at time.Time, del bool) error {
+	ctx, cancel := r.deadlines.bound(ctx)
+	defer cancel()
+	to := "1"
+	if del {
+		to = "2"
+	}
+	if err := r.exec(ctx, cutoffScript, []string{cutoffKey(sub)}, []string{ms(at), to}).Error(); err != nil {
+		return unavailable("cutoff", err)
+	}
+	return nil
 }
 
 // revokeReply decodes the answer of either revoke script. A session that

@@ -52,6 +52,8 @@ type Session struct {
 // Gen -1 adopts a legacy refresh token: a missing session is created at
 // generation 0 with Subject and Expires; the token is then generation -1 of
 // that session, so a second use is a retry inside Grace and reuse after.
+// The store remembers the adoption until TokenExpires, however soon the
+// record goes, so that the token is accepted at most once.
 //
 // A Step's strings are valid during the call only (the issuer's refresh
 // path lends them from a pooled buffer): a store that keeps one, or hands
@@ -69,6 +71,13 @@ type Step struct {
 
 	Subject string    // adoption only
 	Expires time.Time // adoption only
+
+	// Adoption only: the legacy token's own iat (zero: it has none) and
+	// exp. The store refuses the token until TokenExpires once it was
+	// adopted or revoked, and when its subject was revoked or deleted at
+	// or after TokenIssued (RevokeLegacySubject).
+	TokenIssued  time.Time
+	TokenExpires time.Time
 
 	// OAuth 2.0 token endpoint only. The checks come before the rotation
 	// rule, so a refused one changes nothing.
@@ -142,6 +151,16 @@ type Store interface {
 	// RevokeSubject ends every session of sub and returns how many it ended;
 	// deleted marks them so that later refreshes report ErrDeleted.
 	RevokeSubject(ctx context.Context, sub string, deleted bool) (int, error)
+	// RevokeLegacy ends the session legacy token st (an adoption Step: ID,
+	// Subject, Now, TokenExpires) starts, adopted already or not: from then
+	// on its adoption is ErrRevoked, until TokenExpires.
+	RevokeLegacy(ctx context.Context, st Step) error
+	// RevokeLegacySubject refuses from now on the adoption of sub's legacy
+	// tokens issued at or before at (ErrDeleted if deleted, else
+	// ErrRevoked): the sessions the old backend started and tokend has not
+	// seen yet. RevokeSubject ends the others; calling this first means an
+	// adoption racing both is refused by one or the other.
+	RevokeLegacySubject(ctx context.Context, sub string, at time.Time, deleted bool) error
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 }

@@ -1,7 +1,9 @@
 -- Rotate a session: the whole rotation rule (docs/design.md) in one atomic
 -- step, on its packed record (record.go): a GET and a SET.
 -- KEYS[1]  the record
--- KEYS[2]  OAuth 2.0 with DPoP only: the proof's jti, recorded once
+-- KEYS[2]  an adoption (gen -1) only: the legacy token's adoption mark
+-- KEYS[2], or KEYS[3] for an adoption  OAuth 2.0 with DPoP only: the
+--          proof's jti, recorded once
 -- ARGV[1]  packed, big-endian: gen presented (int32; -1 adopts a legacy
 --          token), now ms (int48), idle deadline ms (int48: now + idle),
 --          grace ms (uint32)
@@ -9,7 +11,8 @@
 -- ARGV[3..6]  OAuth 2.0 only, trailing empty ones left out: client, scope
 --          requested, DPoP key thumbprint (32 bytes; '' = no proof), the
 --          proof jti's lifetime ms
--- ARGV[7], ARGV[8]  adoption only: the new record, its PXAT
+-- ARGV[7], ARGV[8], ARGV[9]  adoption only: the new record, its PXAT, and
+--          the adoption mark's (the legacy token's expiry)
 -- Returns  the record as it was, for an advance (the caller knows the rest:
 --          gen + 1, rotated now, the key it bound, and the rotations lost
 --          when its gen was behind); {2, record} retry; {3, record} reuse
@@ -23,11 +26,21 @@
 local v = redis.call('GET', KEYS[1])
 local gen, now, deadline, grace = struct.unpack('>i4i6i6I4', ARGV[1])
 local client, scope, key = ARGV[3], ARGV[4], ARGV[5] or ''
+local proof = KEYS[2]
+if gen == -1 then proof = KEYS[3] end
 if not v then
   if gen ~= -1 then return 0 end
-  if KEYS[2] and not redis.call('SET', KEYS[2], '', 'NX', 'PX', ARGV[6]) then return 10 end
+  -- a legacy token adopted (its session since gone: 6) or revoked (4, 5)
+  -- already: accepted once for as long as it could be presented
+  local m = redis.call('GET', KEYS[2])
+  if m then
+    if m == '0' then return 6 end
+    return 3 + tonumber(m)
+  end
+  if proof and not redis.call('SET', proof, '', 'NX', 'PX', ARGV[6]) then return 10 end
   -- adoption of a legacy token: the session starts at generation 0
   redis.call('SET', KEYS[1], ARGV[7], 'PXAT', ARGV[8])
+  redis.call('SET', KEYS[2], '0', 'PXAT', ARGV[9])
   return ARGV[7]
 end
 local cur, x, exp, rot, kind = struct.unpack('>I4Bxxxxxxi6i6B', v)
@@ -51,7 +64,7 @@ if scope and scope ~= '' then
     if not string.find(have, ' ' .. s .. ' ', 1, true) then return 12 end
   end
 end
-if KEYS[2] and not redis.call('SET', KEYS[2], '', 'NX', 'PX', ARGV[6]) then return 10 end
+if proof and not redis.call('SET', proof, '', 'NX', 'PX', ARGV[6]) then return 10 end
 if bound == '' and key ~= '' then
   -- the first proof binds the session to its key, for good
   tail = string.char(kind % 2 + 2, 32) .. key .. string.char(#cl) .. cl .. struct.pack('>H', #sc) .. sc .. string.sub(v, at)
