@@ -219,21 +219,25 @@ func subject(isUUID bool, p string) (string, error) {
 			j += 2
 		}
 		return string(s[:]), nil
-	case !isUUID && len(p) >= 1:
+	case !isUUID: // any bytes, none too: the memory store keeps "" as well
 		return p, nil
 	}
 	return "", errors.New("session record: bad subject")
 }
 
 // uuid parses a lowercase canonical UUID (8-4-4-4-12 hex digits): only that
-// spelling, so that the subject comes back byte for byte.
+// spelling, so that the subject comes back byte for byte. A dash anywhere
+// else is not skipped: it makes the string a plain subject, packed as is.
 func uuid(s string) (u [16]byte, ok bool) {
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+	if len(s) != 36 {
 		return u, false
 	}
 	j := 0
 	for i := 0; i < 36; {
-		if s[i] == '-' {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			if s[i] != '-' {
+				return u, false
+			}
 			i++
 			continue
 		}
