@@ -243,13 +243,13 @@ func (m *Memory) mark(id string, to state) bool {
 	return was == active
 }
 
-// RevokeSubject implements Store.
+// RevokeSubject implements Store. Like Redis, it takes effect when it
+// reads the index, and a deletion removes from it only the sessions it
+// ended: a concurrent deletion that reads the index after it still finds
+// them, and does not return before they are marked.
 func (m *Memory) RevokeSubject(_ context.Context, sub string, del bool) (int, error) {
 	m.mu.Lock()
 	ids := m.subjects[sub]
-	if del {
-		delete(m.subjects, sub)
-	}
 	list := make([]string, 0, len(ids))
 	for id := range ids {
 		list = append(list, id)
@@ -264,6 +264,18 @@ func (m *Memory) RevokeSubject(_ context.Context, sub string, del bool) (int, er
 		if m.mark(id, to) {
 			n++
 		}
+	}
+	if del {
+		m.mu.Lock()
+		if ids := m.subjects[sub]; ids != nil {
+			for _, id := range list {
+				delete(ids, id)
+			}
+			if len(ids) == 0 {
+				delete(m.subjects, sub)
+			}
+		}
+		m.mu.Unlock()
 	}
 	return n, nil
 }

@@ -363,7 +363,13 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 		}
 		return rot, err
 	case 2:
-		return Rotation{Session: s, Retry: true}, nil
+		rot := Rotation{Session: s, Retry: true}
+		if st.Gen == -1 {
+			// the adoption's own index write may have failed after its record
+			// was written: without this, deleting the subject would miss it
+			err = r.index(ctx, s)
+		}
+		return rot, err
 	}
 	// reuse: the session is revoked whatever happens next; telling the other
 	// instances is best effort (their refreshes still meet the record)
@@ -591,7 +597,8 @@ func revokeReply(id string, res rueidis.RedisResult) (rev Revocation, ok, ended 
 
 // RevokeSubject implements Store. The subject's sessions live in other
 // slots, so each is marked by its own script call, pipelined, and each
-// revocation published.
+// revocation published. It takes effect at its SMEMBERS: every session
+// indexed by then is ended when it returns.
 func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, error) {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
@@ -617,9 +624,12 @@ func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, e
 	if err := r.publish(ctx, revs...); err != nil {
 		return n, err
 	}
-	if del {
-		if err := r.client.Do(ctx, r.client.B().Del().Key(subjectKey(sub)).Build()).Error(); err != nil {
-			return n, unavailable("del", err)
+	if del && len(ids) > 0 {
+		// only the ids read and ended: a login whose SADD landed since stays
+		// in the index for the next deletion (a DEL lost it), and a deletion
+		// that failed before here left the index whole to be repeated
+		if err := r.write(ctx, r.client.B().Srem().Key(subjectKey(sub)).Member(ids...).Build()).Error(); err != nil {
+			return n, unavailable("srem", err)
 		}
 	}
 	return n, nil
