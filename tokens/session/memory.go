@@ -78,13 +78,15 @@ func (m *Memory) Create(_ context.Context, s Session, idle time.Duration) error 
 	if err := checkOAuth(s); err != nil {
 		return err
 	}
+	// times at the millisecond, as the packed record keeps them (Rotate)
+	s.Created, s.Expires, s.Rotated = milli(s.Created), milli(s.Expires), milli(s.Rotated)
 	sh := m.shard(s.ID)
 	sh.mu.Lock()
 	if _, dup := sh.sessions[s.ID]; dup {
 		sh.mu.Unlock()
 		return fmt.Errorf("session %s: already exists", s.ID)
 	}
-	sh.sessions[s.ID] = &record{Session: s, until: until(s.Rotated, idle, s.Expires)}
+	sh.sessions[s.ID] = &record{Session: s, until: milli(until(s.Rotated, idle, s.Expires))}
 	sh.mu.Unlock()
 	m.index(s.Subject, s.ID)
 	return nil
@@ -101,8 +103,15 @@ func (m *Memory) index(sub, id string) {
 	m.mu.Unlock()
 }
 
-// Rotate implements Store.
+// milli is t at the start of its millisecond.
+func milli(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()) }
+
+// Rotate implements Store. Its times are whole milliseconds, as Redis
+// compares them: a retry, an expiry and the grace window end at the same
+// millisecond on both stores.
 func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
+	st.Now, st.Expires = milli(st.Now), milli(st.Expires)
+	st.Grace = st.Grace.Truncate(time.Millisecond)
 	sh := m.shard(st.ID)
 	sh.mu.Lock()
 	r, ok := sh.sessions[st.ID]
@@ -122,7 +131,7 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 		// kept: copies of the step's strings, which are lent for the call
 		r = &record{Session: Session{ID: strings.Clone(st.ID), Subject: strings.Clone(st.Subject), Created: st.Now, Expires: st.Expires,
 			Rotated: st.Now, Key: strings.Clone(st.Key)}}
-		r.until = until(st.Now, st.Idle, st.Expires)
+		r.until = milli(until(st.Now, st.Idle, st.Expires))
 		sh.sessions[r.ID] = r
 		s := r.Session
 		sh.mu.Unlock()
@@ -148,7 +157,7 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 	switch {
 	case err == nil && !rot.Retry:
 		r.Session = rot.Session
-		r.until = until(st.Now, st.Idle, r.Expires)
+		r.until = milli(until(st.Now, st.Idle, r.Expires))
 	case reuse:
 		r.state, r.revokedAt = revoked, st.Now
 		rev = r.revocation()

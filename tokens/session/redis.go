@@ -491,11 +491,13 @@ func (buf *rotationBuf) rotateStrings(st *Step) (key, arg, owner string) {
 // pair is a Bearer pair; docs/design.md).
 func (r *Redis) legacyRotate(ctx context.Context, st Step) (Rotation, error) {
 	st = st.copied() // its owner goes to the script as it is, its id to a revocation
-	if st.Scope != "" {
-		return Rotation{}, fmt.Errorf("session %s: %w", st.ID, ErrScope)
+	// these records have no scope: any item asked is refused, in the script's order
+	scope := ""
+	if !inScope(st.Scope, "") {
+		scope = "1"
 	}
 	args := []string{strconv.FormatInt(st.Gen, 10), strconv.FormatInt(st.Gen+1, 10), ms(st.Now),
-		strconv.FormatInt(st.Grace.Milliseconds(), 10), ms(st.Now.Add(st.Idle)), st.Owner}
+		strconv.FormatInt(st.Grace.Milliseconds(), 10), ms(st.Now.Add(st.Idle)), st.Owner, scope}
 	res, err := r.exec(ctx, legacyRotateScript, []string{legacyKey(st.ID)}, args).ToArray()
 	if err != nil {
 		return Rotation{}, unavailable("rotate", err)

@@ -243,6 +243,22 @@ var edgeCases = []struct {
 			wantErr(t, err, session.ErrNotFound)
 		}
 	}},
+	{"ScopeSeparators", func(t *testing.T, st session.Store) {
+		// scope items are separated by ASCII white space only: a Unicode
+		// space inside an item is part of it, on every store
+		s := createOAuth(t, st, "", "a b\tc", "")
+		for _, ask := range []string{"a\u00a0b", "a\u0085", "b\u2003c"} {
+			_, err := rotate(t, st, oauthStep(s.ID, 0, time.Second, "", ask, "", ""))
+			wantErr(t, err, session.ErrScope)
+		}
+		mustAdvance(t, st, oauthStep(s.ID, 0, time.Second, "", "c\r\nb\va\f", "", ""))
+		odd := createOAuth(t, st, "", "a\u00a0b", "")
+		for _, ask := range []string{"a", "b"} {
+			_, err := rotate(t, st, oauthStep(odd.ID, 0, time.Second, "", ask, "", ""))
+			wantErr(t, err, session.ErrScope)
+		}
+		mustAdvance(t, st, oauthStep(odd.ID, 0, time.Second, "", "a\u00a0b", "", ""))
+	}},
 	{"GraceAtTheMillisecond", func(t *testing.T, st session.Store) {
 		// Times are compared at the millisecond the record keeps: a retry
 		// is inside grace when its millisecond minus the rotation's is.
