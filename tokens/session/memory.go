@@ -254,8 +254,8 @@ func (m *Memory) mark(id string, to state) bool {
 
 // RevokeSubject implements Store. Like Redis, it takes effect when it
 // reads the index, and a deletion removes from it only the sessions it
-// ended: a concurrent deletion that reads the index after it still finds
-// them, and does not return before they are marked.
+// read, once they are marked: a concurrent deletion still finds them, and
+// does not return before they are marked.
 func (m *Memory) RevokeSubject(_ context.Context, sub string, del bool) (int, error) {
 	m.mu.Lock()
 	ids := m.subjects[sub]

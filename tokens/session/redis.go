@@ -627,7 +627,7 @@ func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, e
 		return n, err
 	}
 	if del && len(ids) > 0 {
-		// only the ids read and ended: a login whose SADD landed since stays
+		// only the ids read, now ended: a login whose SADD landed since stays
 		// in the index for the next deletion (a DEL lost it), and a deletion
 		// that failed before here left the index whole to be repeated
 		if err := r.write(ctx, r.client.B().Srem().Key(subjectKey(sub)).Member(ids...).Build()).Error(); err != nil {
