@@ -112,6 +112,9 @@ func milli(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()) }
 func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 	st.Now, st.Expires = milli(st.Now), milli(st.Expires)
 	st.Grace = st.Grace.Truncate(time.Millisecond)
+	if st.Key != "" && !thumbprint(st.Key) { // refused before any lock, as Redis does
+		return Rotation{}, errors.New("session: step key is not a base64url SHA-256 thumbprint")
+	}
 	sh := m.shard(st.ID)
 	sh.mu.Lock()
 	r, ok := sh.sessions[st.ID]

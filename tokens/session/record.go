@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -140,6 +141,22 @@ func checkOAuth(s Session) error {
 		}
 	}
 	return nil
+}
+
+// thumbprint reports whether s is the strict unpadded base64url of keySize
+// bytes, what checkOAuth and oauthArgs decode, without allocating.
+func thumbprint(s string) bool {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	if len(s) != (keySize*8+5)/6 {
+		return false
+	}
+	for i := range len(s) {
+		if strings.IndexByte(alphabet, s[i]) < 0 {
+			return false
+		}
+	}
+	// 43 characters carry 258 bits: the last one's two low bits are not data
+	return strings.IndexByte(alphabet, s[len(s)-1])&3 == 0
 }
 
 // unpackRecord decodes a packed record of session id. It takes the string

@@ -3,6 +3,8 @@ package session
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"strings"
 	"testing"
 	"time"
 )
@@ -90,4 +92,18 @@ func FuzzSubject(f *testing.F) {
 	f.Fuzz(func(t *testing.T, sub, other string) {
 		checkSubject(t, sub, other)
 	})
+}
+
+// TestThumbprint: thumbprint accepts what strict base64url decoding to 32
+// bytes accepts, and nothing else.
+func TestThumbprint(t *testing.T) {
+	good := "JjpNvkFIj7hyFLADIznbufDI2hTBbfzxMIS_PCVS7KU"
+	for _, s := range []string{good, good[:42] + "A", good[:42] + "B", good[:42] + "E", good[:42] + "=", good + "A", good[:42], "", "x.y",
+		strings.Repeat("_", 43), strings.Repeat("_", 42) + "w", strings.Repeat("-", 42) + "g"} {
+		b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+		want := err == nil && len(b) == keySize
+		if got := thumbprint(s); got != want {
+			t.Errorf("thumbprint(%q) = %v; want %v", s, got, want)
+		}
+	}
 }

@@ -259,6 +259,19 @@ var edgeCases = []struct {
 		}
 		mustAdvance(t, st, oauthStep(odd.ID, 0, time.Second, "", "a\u00a0b", "", ""))
 	}},
+	{"StepKeyNotThumbprint", func(t *testing.T, st session.Store) {
+		// a step's key that is no thumbprint is refused, and binds nothing
+		s := createOAuth(t, st, "", "", "")
+		last := thumb("device")
+		for _, key := range []string{"x.y", "not a thumbprint", last[:42], last + "A", last[:42] + "B"} {
+			if _, err := rotate(t, st, oauthStep(s.ID, 0, time.Second, "", "", key, proof())); err == nil {
+				t.Fatalf("step key %q accepted", key)
+			}
+		}
+		if r := mustAdvance(t, st, step(s.ID, 0, time.Second, grace)); r.Key != "" {
+			t.Fatalf("bound to %q by a refused step", r.Key)
+		}
+	}},
 	{"GraceAtTheMillisecond", func(t *testing.T, st session.Store) {
 		// Times are compared at the millisecond the record keeps: a retry
 		// is inside grace when its millisecond minus the rotation's is.
