@@ -78,8 +78,8 @@ func (m *Memory) Create(_ context.Context, s Session, idle time.Duration) error 
 	if err := checkOAuth(s); err != nil {
 		return err
 	}
-	// times at the millisecond, as the packed record keeps them (Rotate)
-	s.Created, s.Expires, s.Rotated = milli(s.Created), milli(s.Expires), milli(s.Rotated)
+	// generation 0 and times at the millisecond, as the packed record keeps them (Rotate)
+	s.Gen, s.Created, s.Expires, s.Rotated = 0, milli(s.Created), milli(s.Expires), milli(s.Rotated)
 	sh := m.shard(s.ID)
 	sh.mu.Lock()
 	if _, dup := sh.sessions[s.ID]; dup {

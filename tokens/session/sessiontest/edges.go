@@ -272,6 +272,16 @@ var edgeCases = []struct {
 			t.Fatalf("bound to %q by a refused step", r.Key)
 		}
 	}},
+	{"CreateAtGenerationZero", func(t *testing.T, st session.Store) {
+		// Create starts every session at generation 0, whatever Gen it is given
+		s := session.Session{ID: newID(t), Subject: "lou", Gen: 5, Created: base, Rotated: base, Expires: base.Add(time.Hour)}
+		if err := st.Create(context.Background(), s, idle); err != nil {
+			t.Fatal(err)
+		}
+		if r := mustAdvance(t, st, step(s.ID, 0, time.Second, grace)); r.Lost != 0 {
+			t.Fatalf("Lost = %d; want 0", r.Lost)
+		}
+	}},
 	{"GraceAtTheMillisecond", func(t *testing.T, st session.Store) {
 		// Times are compared at the millisecond the record keeps: a retry
 		// is inside grace when its millisecond minus the rotation's is.
