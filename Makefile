@@ -88,6 +88,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./tokens/dpop
 	$(GO) test -run='^$$' -fuzz='^FuzzForm$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/oauth2
 	$(GO) test -run='^$$' -fuzz='^FuzzToken$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/oauth2
+	$(GO) test -run='^$$' -fuzz='^FuzzSubject$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./tokens/session
 
 ## bench: go test -bench across the stack, -count enough for benchstat; builds the floor and the load generator
 bench: redis-server

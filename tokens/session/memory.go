@@ -98,13 +98,15 @@ func (m *Memory) Create(_ context.Context, s Session, idle time.Duration) error 
 	if err := checkOAuth(s); err != nil {
 		return err
 	}
+	// generation 0 and times at the millisecond, as the packed record keeps them (Rotate)
+	s.Gen, s.Created, s.Expires, s.Rotated = 0, milli(s.Created), milli(s.Expires), milli(s.Rotated)
 	sh := m.shard(s.ID)
 	sh.mu.Lock()
 	if _, dup := sh.sessions[s.ID]; dup {
 		sh.mu.Unlock()
 		return fmt.Errorf("session %s: already exists", s.ID)
 	}
-	sh.sessions[s.ID] = &record{Session: s, until: until(s.Rotated, idle, s.Expires)}
+	sh.sessions[s.ID] = &record{Session: s, until: milli(until(s.Rotated, idle, s.Expires))}
 	sh.mu.Unlock()
 	m.index(s.Subject, s.ID)
 	return nil
@@ -121,8 +123,18 @@ func (m *Memory) index(sub, id string) {
 	m.mu.Unlock()
 }
 
-// Rotate implements Store.
+// milli is t at the start of its millisecond.
+func milli(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()) }
+
+// Rotate implements Store. Its times are whole milliseconds, as Redis
+// compares them: a retry, an expiry and the grace window end at the same
+// millisecond on both stores.
 func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
+	st.Now, st.Expires = milli(st.Now), milli(st.Expires)
+	st.Grace = st.Grace.Truncate(time.Millisecond)
+	if st.Key != "" && !thumbprint(st.Key) { // refused before any lock, as Redis does
+		return Rotation{}, errors.New("session: step key is not a base64url SHA-256 thumbprint")
+	}
 	sh := m.shard(st.ID)
 	sh.mu.Lock()
 	r, ok := sh.sessions[st.ID]
@@ -148,7 +160,7 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 		// kept: copies of the step's strings, which are lent for the call
 		r = &record{Session: Session{ID: strings.Clone(st.ID), Subject: strings.Clone(st.Subject), Created: st.Now, Expires: st.Expires,
 			Rotated: st.Now, Key: strings.Clone(st.Key)}}
-		r.until = until(st.Now, st.Idle, st.Expires)
+		r.until = milli(until(st.Now, st.Idle, st.Expires))
 		sh.sessions[r.ID] = r
 		sh.adopted[r.ID] = adoption{until: later(st.TokenExpires, r.until)}
 		s := r.Session
@@ -181,7 +193,7 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 	switch {
 	case err == nil && !rot.Retry:
 		r.Session = rot.Session
-		r.until = until(st.Now, st.Idle, r.Expires)
+		r.until = milli(until(st.Now, st.Idle, r.Expires))
 	case reuse:
 		r.state, r.revokedAt = revoked, st.Now
 		rev = r.revocation()
@@ -369,13 +381,13 @@ func (m *Memory) RevokeLegacySubject(_ context.Context, sub string, at time.Time
 	return nil
 }
 
-// RevokeSubject implements Store.
+// RevokeSubject implements Store. Like Redis, it takes effect when it
+// reads the index, and a deletion removes from it only the sessions it
+// read, once they are marked: a concurrent deletion still finds them, and
+// does not return before they are marked.
 func (m *Memory) RevokeSubject(_ context.Context, sub string, del bool) (int, error) {
 	m.mu.Lock()
 	ids := m.subjects[sub]
-	if del {
-		delete(m.subjects, sub)
-	}
 	list := make([]string, 0, len(ids))
 	for id := range ids {
 		list = append(list, id)
@@ -390,6 +402,18 @@ func (m *Memory) RevokeSubject(_ context.Context, sub string, del bool) (int, er
 		if m.mark(id, to) {
 			n++
 		}
+	}
+	if del {
+		m.mu.Lock()
+		if ids := m.subjects[sub]; ids != nil {
+			for _, id := range list {
+				delete(ids, id)
+			}
+			if len(ids) == 0 {
+				delete(m.subjects, sub)
+			}
+		}
+		m.mu.Unlock()
 	}
 	return n, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -142,6 +143,22 @@ func checkOAuth(s Session) error {
 	return nil
 }
 
+// thumbprint reports whether s is the strict unpadded base64url of keySize
+// bytes, what checkOAuth and oauthArgs decode, without allocating.
+func thumbprint(s string) bool {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	if len(s) != (keySize*8+5)/6 {
+		return false
+	}
+	for i := range len(s) {
+		if strings.IndexByte(alphabet, s[i]) < 0 {
+			return false
+		}
+	}
+	// 43 characters carry 258 bits: the last one's two low bits are not data
+	return strings.IndexByte(alphabet, s[len(s)-1])&3 == 0
+}
+
 // unpackRecord decodes a packed record of session id. It takes the string
 // Redis answered: a raw subject is a substring of it, not a copy.
 func unpackRecord(id, v string) (Session, byte, error) {
@@ -219,21 +236,25 @@ func subject(isUUID bool, p string) (string, error) {
 			j += 2
 		}
 		return string(s[:]), nil
-	case !isUUID && len(p) >= 1:
+	case !isUUID: // any bytes, none too: the memory store keeps "" as well
 		return p, nil
 	}
 	return "", errors.New("session record: bad subject")
 }
 
 // uuid parses a lowercase canonical UUID (8-4-4-4-12 hex digits): only that
-// spelling, so that the subject comes back byte for byte.
+// spelling, so that the subject comes back byte for byte. A dash anywhere
+// else is not skipped: it makes the string a plain subject, packed as is.
 func uuid(s string) (u [16]byte, ok bool) {
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+	if len(s) != 36 {
 		return u, false
 	}
 	j := 0
 	for i := 0; i < 36; {
-		if s[i] == '-' {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			if s[i] != '-' {
+				return u, false
+			}
 			i++
 			continue
 		}

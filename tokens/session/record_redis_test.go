@@ -68,6 +68,26 @@ func TestRedisLegacyRecords(t *testing.T) {
 			t.Fatalf("%s after the subject's deletion: %v", id, err)
 		}
 	}
+	// the legacy record's refusals come in the packed record's order: a
+	// scope asked of a revoked or another's session is not a scope refusal,
+	// and an active one's is, burning nothing
+	if _, err := st.Rotate(ctx, session.Step{ID: other, Gen: 0, Now: now.Add(time.Second), Scope: "openid"}); !errors.Is(err, session.ErrDeleted) {
+		t.Fatalf("a scope asked of a deleted legacy session: %v; want ErrDeleted", err)
+	}
+	legacy("legacy000000000000000D", "dora")
+	scoped := step("legacy000000000000000D", 0, time.Second)
+	scoped.Scope, scoped.Owner = "openid", "eve"
+	if _, err := st.Rotate(ctx, scoped); !errors.Is(err, session.ErrNotOwner) {
+		t.Fatalf("a scope asked of another's legacy session: %v; want ErrNotOwner", err)
+	}
+	scoped.Owner = "dora"
+	if _, err := st.Rotate(ctx, scoped); !errors.Is(err, session.ErrScope) {
+		t.Fatalf("a scope asked of a legacy session: %v; want ErrScope", err)
+	}
+	scoped.Scope = " "
+	if r, err := st.Rotate(ctx, scoped); err != nil || r.Gen != 1 {
+		t.Fatalf("an empty scope asked of a legacy session: %+v, %v; want an advance (the refusals burnt nothing)", r, err)
+	}
 	legacy("legacy000000000000000C", "carol")
 	if err := st.Revoke(ctx, "legacy000000000000000C"); err != nil {
 		t.Fatal(err)

@@ -226,9 +226,16 @@ func (r *Redis) Close() { r.client.Close() }
 
 func subjectKey(sub string) string { return "tokend:u:{" + sub + "}" }
 
-// cutoffKey is the key of sub's legacy cutoff (legacy_cutoff.lua), in the
-// slot of its index: the same hash tag.
-func cutoffKey(sub string) string { return "tokend:l:{" + sub + "}" }
+// cutoffKey is the key of sub's legacy cutoff (legacy_cutoff.lua).
+func cutoffKey(sub string) string {
+	// in the subject index's Cluster slot, so that one script reads both: an
+	// empty subject or one starting with "}" leaves subjectKey no hash tag,
+	// and then a tag of that slot stands in front of the subject
+	if sub == "" || sub[0] == '}' {
+		return "tokend:l:{" + slotTags()[keySlot(subjectKey(sub))] + "}" + sub
+	}
+	return "tokend:l:{" + sub + "}"
+}
 
 // adoptKey is the key of legacy token id's adoption mark
 // (record_rotate.lua), in the slot of its record rec: in a Cluster under a
@@ -533,11 +540,13 @@ func (buf *rotationBuf) rotateStrings(st *Step) (key, arg, owner string) {
 // pair is a Bearer pair; docs/design.md).
 func (r *Redis) legacyRotate(ctx context.Context, st Step) (Rotation, error) {
 	st = st.copied() // its owner goes to the script as it is, its id to a revocation
-	if st.Scope != "" {
-		return Rotation{}, fmt.Errorf("session %s: %w", st.ID, ErrScope)
+	// these records have no scope: any item asked is refused, in the script's order
+	scope := ""
+	if !inScope(st.Scope, "") {
+		scope = "1"
 	}
 	args := []string{strconv.FormatInt(st.Gen, 10), strconv.FormatInt(st.Gen+1, 10), ms(st.Now),
-		strconv.FormatInt(st.Grace.Milliseconds(), 10), ms(st.Now.Add(st.Idle)), st.Owner}
+		strconv.FormatInt(st.Grace.Milliseconds(), 10), ms(st.Now.Add(st.Idle)), st.Owner, scope}
 	res, err := r.exec(ctx, legacyRotateScript, []string{legacyKey(st.ID)}, args).ToArray()
 	if err != nil {
 		return Rotation{}, unavailable("rotate", err)
@@ -679,7 +688,8 @@ func revokeReply(id string, res rueidis.RedisResult) (rev Revocation, ok, ended 
 
 // RevokeSubject implements Store. The subject's sessions live in other
 // slots, so each is marked by its own script call, pipelined, and each
-// revocation published.
+// revocation published. It takes effect at its SMEMBERS: every session
+// indexed by then is ended when it returns.
 func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, error) {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
@@ -705,9 +715,12 @@ func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, e
 	if err := r.publish(ctx, revs...); err != nil {
 		return n, err
 	}
-	if del {
-		if err := r.client.Do(ctx, r.client.B().Del().Key(subjectKey(sub)).Build()).Error(); err != nil {
-			return n, unavailable("del", err)
+	if del && len(ids) > 0 {
+		// only the ids read, now ended: a login whose SADD landed since stays
+		// in the index for the next deletion (a DEL lost it), and a deletion
+		// that failed before here left the index whole to be repeated
+		if err := r.write(ctx, r.client.B().Srem().Key(subjectKey(sub)).Member(ids...).Build()).Error(); err != nil {
+			return n, unavailable("srem", err)
 		}
 	}
 	return n, nil

@@ -112,15 +112,21 @@ func (st Step) copied() Step {
 }
 
 // inScope reports whether every item of requested is in have (both
-// space-separated).
+// separated by ASCII white space: what Lua's %s matches in
+// record_rotate.lua, so that both stores read a scope alike).
 func inScope(requested, have string) bool {
-	granted := strings.Fields(have)
-	for _, s := range strings.Fields(requested) {
+	granted := strings.FieldsFunc(have, asciiSpace)
+	for _, s := range strings.FieldsFunc(requested, asciiSpace) {
 		if !slices.Contains(granted, s) {
 			return false
 		}
 	}
 	return true
+}
+
+// asciiSpace reports whether r is a white-space character of C's isspace.
+func asciiSpace(r rune) bool {
+	return r == ' ' || '\t' <= r && r <= '\r'
 }
 
 // Rotation is the answer to a Step.

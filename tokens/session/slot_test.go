@@ -110,3 +110,13 @@ func TestProofAcrossSessions(t *testing.T) {
 		})
 	}
 }
+
+// TestCutoffKeySlot: a subject's legacy cutoff is in its index's Cluster
+// slot whatever the subject, braces included, so one script reads both.
+func TestCutoffKeySlot(t *testing.T) {
+	for _, sub := range []string{"alice", "}", "}x{y}", "{", "a{b}c", "{}", "x}", "4ef1c711-06ff-41ea-888a-456579e44700", ""} {
+		if a, b := keySlot(subjectKey(sub)), keySlot(cutoffKey(sub)); a != b {
+			t.Errorf("subject %q: index in slot %d, cutoff in slot %d", sub, a, b)
+		}
+	}
+}

@@ -59,9 +59,11 @@ if bound ~= '' and key ~= bound then
   return 11
 end
 if scope and scope ~= '' then
-  local have = ' ' .. sc .. ' '
+  -- items split alike on both sides (ASCII white space, as session.inScope)
+  local have = {}
+  for s in string.gmatch(sc, '%S+') do have[s] = true end
   for s in string.gmatch(scope, '%S+') do
-    if not string.find(have, ' ' .. s .. ' ', 1, true) then return 12 end
+    if not have[s] then return 12 end
   end
 end
 if proof and not redis.call('SET', proof, '', 'NX', 'PX', ARGV[6]) then return 10 end

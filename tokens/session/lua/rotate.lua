@@ -4,11 +4,14 @@
 -- KEYS[1]  session hash: u sub, g gen, c created, e expires, r rotated (ms), x state
 -- ARGV     gen presented, the next gen (gen + 1), now ms, grace ms,
 --          idle deadline ms (now + idle), owner ('' = anyone),
---          [sub, expires ms: adoption]
+--          '1' when a scope is asked ('' = none; these records have none)
 -- Returns  {code, sub, gen, created, expires, rotated, lost}
 --   code 1 advanced (lost: rotations the record had lost), 2 retry,
 --        3 reuse (now revoked: {3, sub}), 4 revoked, 5 deleted,
---        6 expired, 7 another subject's session, 0 missing
+--        6 expired, 7 another subject's session, 12 a scope asked,
+--        0 missing
+-- Adoptions (gen -1) are made in the packed record (record_rotate.lua):
+-- this script only sees the records that exist.
 -- What it writes it takes from ARGV and the record as strings: a Lua number
 -- is turned back into a string with snprintf, a visible share of the script.
 local gen   = tonumber(ARGV[1])
@@ -17,20 +20,16 @@ local grace = tonumber(ARGV[4])
 local owner = ARGV[6]
 
 local s = redis.call('HMGET', KEYS[1], 'u', 'g', 'c', 'e', 'r', 'x')
-if not s[1] then
-  if gen ~= -1 then return {0} end
-  -- adoption of a legacy token: the session starts at generation 0
-  local exp = tonumber(ARGV[8])
-  redis.call('HSET', KEYS[1], 'u', ARGV[7], 'g', 0, 'c', ARGV[3], 'e', ARGV[8], 'r', ARGV[3], 'x', 0)
-  redis.call('PEXPIREAT', KEYS[1], math.min(exp, tonumber(ARGV[5])))
-  return {1, ARGV[7], 0, now, exp, now, 0}
-end
+if not s[1] then return {0} end
 
 local cur, created, exp, rot = tonumber(s[2]), tonumber(s[3]), tonumber(s[4]), tonumber(s[5])
 if owner ~= '' and owner ~= s[1] then return {7} end
 if s[6] == '2' then return {5} end
 if s[6] == '1' then return {4} end
 if now >= exp then return {6} end
+-- after the checks the packed record makes first, as the memory store does:
+-- a missing or revoked session is not taken for a scope refusal
+if ARGV[7] == '1' then return {12} end
 -- cur < gen: a token ahead of its record was signed for rotations the record
 -- lost (a failover to a replica that missed them, an fsync that did not
 -- happen): it advances past them, so the client holding it stays logged in.
