@@ -174,6 +174,9 @@ func readKeys(file string) ([]json.RawMessage, error) {
 // present a token it signed (a spring refresh token, an aspnet Token, whose
 // refresh token's MAC key also derives from it), and would be logged out.
 func removable(k json.RawMessage, kid, ttl string, now time.Time, force bool) error {
+	if force {
+		return nil // the operator ends those sessions knowingly, whatever the record says
+	}
 	d, err := time.ParseDuration(ttl)
 	if err != nil || d <= 0 {
 		return fmt.Errorf("--refresh-ttl %q is not a duration (like 720h)", ttl)
@@ -188,7 +191,7 @@ func removable(k json.RawMessage, kid, ttl string, now time.Time, force bool) er
 	if err != nil {
 		return fmt.Errorf("%q: %s %q is not an RFC 3339 time", kid, retiredMember, stamp)
 	}
-	if until := retired.Add(d); now.Before(until) && !force {
+	if until := retired.Add(d); now.Before(until) {
 		return fmt.Errorf("%q signed tokens until %s: sessions may present them until %s (refresh lifetime %s); remove it then, or now with --force (those sessions end)",
 			kid, retired.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), d)
 	}

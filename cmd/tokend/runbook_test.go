@@ -216,8 +216,15 @@ func TestKeysRetired(t *testing.T) {
 	must("remove", file, "--kid", "b", "--refresh-ttl", "9m") // the flag wins over TOKEND_REFRESH_TTL
 	at = at.Add(time.Hour + time.Second)                      // a refresh lifetime after 10:20:00.5, rounded up
 	must("remove", file, "--kid", "a")
+	must("add", file, "--alg", "EdDSA", "--kid", "d", "--sign") // c retires, and its record goes bad
 	b, _ := os.ReadFile(file)
-	if got := kids(jwksKeys(t, b)); !reflect.DeepEqual(got, []string{"c"}) {
-		t.Fatalf("keys %v; want c", got)
+	os.WriteFile(file, bytes.Replace(b, []byte(`"tokend_retired":"2026-12-01T11:20:02Z"`), []byte(`"tokend_retired":"yesterday"`), 1), 0o600)
+	if err := run("remove", file, "--kid", "c"); err == nil || !strings.Contains(err.Error(), "not an RFC 3339 time") {
+		t.Fatalf("a bad record: %v; want it named", err)
+	}
+	must("remove", file, "--kid", "c", "--force")
+	b, _ = os.ReadFile(file)
+	if got := kids(jwksKeys(t, b)); !reflect.DeepEqual(got, []string{"d"}) {
+		t.Fatalf("keys %v; want d", got)
 	}
 }
