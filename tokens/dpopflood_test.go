@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -202,5 +203,56 @@ func TestVerifyDPoPConcurrentReplays(t *testing.T) {
 		if n != 1 {
 			t.Fatalf("a proof accepted %d times: %.20s…", n, p)
 		}
+	}
+}
+
+// The proof memory's bookkeeping under random use: its count, the heap and
+// the list of keys agree with what it holds, and it stays within its
+// bounds; a jti never seen is always accepted.
+func TestSeenProofsInvariants(t *testing.T) {
+	const perKey, total = 16, 200
+	var s seenProofs
+	s.setLimits(perKey, total)
+	at := now
+	rng := rand.New(rand.NewPCG(1, 2))
+	fresh, full := 0, 0
+	for i := range 20000 {
+		at = at.Add(time.Duration(rng.IntN(50)) * time.Millisecond)
+		thumb := fmt.Sprintf("key-%d", rng.IntN(60))
+		jti := fmt.Sprintf("replayed-%d", rng.IntN(100))
+		if rng.IntN(2) == 0 {
+			jti = fmt.Sprintf("fresh-%d", fresh)
+			fresh++
+			if !s.use(thumb, jti, at, 10*time.Second) {
+				t.Fatalf("op %d: a jti never seen refused", i)
+			}
+		} else {
+			s.use(thumb, jti, at, 10*time.Second)
+		}
+		sum, listed := 0, 0
+		for k := s.oldest; k != nil; k = k.next {
+			listed++
+			if k.len() > perKey {
+				t.Fatalf("op %d: a key holds %d proofs; the bound is %d", i, k.len(), perKey)
+			}
+		}
+		for _, k := range s.keys {
+			sum += k.len()
+			if k.len() > s.largest[0].len() || s.largest[k.at] != k {
+				t.Fatalf("op %d: the heap is off", i)
+			}
+		}
+		if sum != s.total || listed != len(s.keys) || len(s.largest) != len(s.keys) {
+			t.Fatalf("op %d: total %d, held %d; %d keys, %d listed, %d in the heap", i, s.total, sum, len(s.keys), listed, len(s.largest))
+		}
+		if s.total > total {
+			t.Fatalf("op %d: %d proofs held; the bound is %d", i, s.total, total)
+		}
+		if s.total == total {
+			full++
+		}
+	}
+	if full < 1000 || len(s.keys) == 0 {
+		t.Fatalf("the memory was full after %d operations only; the test does not exercise the bound", full)
 	}
 }

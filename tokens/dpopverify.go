@@ -143,15 +143,16 @@ func (s *seenProofs) use(thumb, jti string, now time.Time, ttl time.Duration) bo
 		k = &keyProofs{thumb: thumb, ids: make(map[uint64]int64, 4)}
 		s.keys[thumb] = k
 		heap.Push(&s.largest, k)
+		s.link(k)
 	} else {
 		s.pop(k, k.expired(n))
-		s.unlink(k)
 	}
-	s.link(k) // at the newest end, whatever happens next
 	id := maphash.String(s.seed, jti)
 	if until, ok := k.ids[id]; ok && n < until {
 		return false
 	}
+	s.unlink(k) // to the newest end: its newest proof is the newest of all
+	s.link(k)
 	if perKey := cmp.Or(max(s.perKey, 0), DefaultProofsPerKey); k.len() >= perKey {
 		s.pop(k, k.len()-perKey+1) // the key's own oldest
 	}
