@@ -47,7 +47,7 @@ func (c *Codec) ParseGeneral(token []byte, t Type, cl *Claims) error {
 	if _, err := jws.Verify(token, jws.WithKey(alg, ref.key.pub)); err != nil {
 		return fmt.Errorf("%w: signature: %v", ErrInvalid, err)
 	}
-	return c.validate(cl, t, c.clock.Now().Unix())
+	return c.validate(cl, t, c.clock.Now(), DefaultLeeway)
 }
 
 // ParseLegacy verifies a refresh token minted by the old spring backend:

@@ -234,7 +234,7 @@ func (is *Issuer) denied(ctx context.Context, st session.Step) error {
 // the subject it names. Being expired is the reason it is presented, so that
 // is no error; a bad signature, alg or typ is.
 func (is *Issuer) owner(token []byte, now time.Time, cl *Claims, kept *[]byte) (string, error) {
-	err := is.codec.parseAt(token, Access, now, cl, kept)
+	err := is.codec.parseAt(token, Access, now, DefaultLeeway, cl, kept)
 	switch {
 	case err != nil && !errors.Is(err, ErrExpired):
 		return "", fmt.Errorf("%w: %w", ErrAccessToken, err)
@@ -387,7 +387,7 @@ func (f JWTRefresh) ParseRefresh(token []byte, now time.Time, cl *Claims) error 
 
 // parseRefreshKept implements keptParser (kept nil: ParseRefresh).
 func (f JWTRefresh) parseRefreshKept(token []byte, now time.Time, cl *Claims, kept *[]byte) error {
-	err := f.Codec.parseAt(token, Refresh, now, cl, kept)
+	err := f.Codec.parseAt(token, Refresh, now, DefaultLeeway, cl, kept)
 	if err == nil || !f.Legacy || !errors.Is(err, ErrInvalid) {
 		return err
 	}

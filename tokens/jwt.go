@@ -12,6 +12,11 @@ import (
 	"github.com/goccy/go-json"
 )
 
+// DefaultLeeway is how far a token's nbf may be ahead of the checker's
+// clock (RFC 7519 §4.1.5): tokend sets nbf = iat, so a checker a little
+// behind the issuer would otherwise refuse fresh tokens. exp takes none.
+const DefaultLeeway = 60 * time.Second
+
 // Codec signs and verifies tokend's JWTs with the keys in force. Safe for
 // concurrent use; SetKeys swaps the key set atomically (key rotation).
 type Codec struct {
@@ -149,14 +154,14 @@ func (c *Codec) Parse(token []byte, t Type, cl *Claims) error {
 // only for a token that passes every other check, with cl filled, so a caller
 // that accepts expired tokens (the aspnet `Token`) may use cl.
 func (c *Codec) ParseAt(token []byte, t Type, now time.Time, cl *Claims) error {
-	return c.parseAt(token, t, now, cl, nil)
+	return c.parseAt(token, t, now, DefaultLeeway, cl, nil)
 }
 
-// parseAt is ParseAt; with kept not nil the claims are decoded onto the end
+// parseAt is ParseAt with nbf allowed leeway ahead of now; with kept not nil the claims are decoded onto the end
 // of *kept and cl's strings share those bytes (no allocation): the caller
 // owns *kept, only appends to it while cl is in use, and drops cl's strings
 // before it truncates *kept (the Issuer's refresh path, kept in the Pair).
-func (c *Codec) parseAt(token []byte, t Type, now time.Time, cl *Claims, kept *[]byte) error {
+func (c *Codec) parseAt(token []byte, t Type, now time.Time, leeway time.Duration, cl *Claims, kept *[]byte) error {
 	hseg, pseg, sseg, err := split(token)
 	if err != nil {
 		return err
@@ -212,7 +217,7 @@ func (c *Codec) parseAt(token []byte, t Type, now time.Time, cl *Claims, kept *[
 	if err := ref.key.verify(token[:len(hseg)+1+len(pseg)], sig, prefix); err != nil {
 		return fmt.Errorf("%w: signature: %v", ErrInvalid, err)
 	}
-	return c.validate(cl, t, now.Unix())
+	return c.validate(cl, t, now, leeway)
 }
 
 // checkHeader applies the header rules to a header tokend did not write
@@ -241,9 +246,10 @@ func (ks *KeySet) checkHeader(h *header) (headerRef, error) {
 	return headerRef{}, fmt.Errorf("%w: typ %q is not a tokend token type", ErrInvalid, h.Typ)
 }
 
-// validate checks the claims of a verified token against now (Unix seconds)
-// and the settings. Expiry comes last: see Parse.
-func (c *Codec) validate(cl *Claims, t Type, now int64) error {
+// validate checks the claims of a verified token against now and the
+// settings, nbf with leeway (never exp). Expiry comes last: see Parse.
+func (c *Codec) validate(cl *Claims, t Type, at time.Time, leeway time.Duration) error {
+	now := at.Unix()
 	switch {
 	case cl.Expires == 0:
 		return fmt.Errorf("%w: no exp", ErrInvalid)
@@ -254,7 +260,7 @@ func (c *Codec) validate(cl *Claims, t Type, now int64) error {
 	case t == Refresh && cl.Gen < 0:
 		return fmt.Errorf("%w: refresh token without gen", ErrInvalid)
 	}
-	if cl.NotBefore > now {
+	if cl.NotBefore > at.Add(leeway).Unix() {
 		return fmt.Errorf("%w: not valid before %d", ErrInvalid, cl.NotBefore)
 	}
 	if now >= cl.Expires {

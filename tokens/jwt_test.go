@@ -190,7 +190,7 @@ func TestParseTable(t *testing.T) {
 		{"no sid", forge(t, hs, hdr("HS256", "hs256-1", "refresh+jwt"), strings.Replace(good, `"sid":"s",`, "", 1)), ErrInvalid},
 		{"no gen", forge(t, hs, hdr("HS256", "hs256-1", "refresh+jwt"), strings.Replace(good, `"gen":0,`, "", 1)), ErrInvalid},
 		{"no exp", forge(t, hs, hdr("HS256", "hs256-1", "refresh+jwt"), `{"iss":"https://tokend.test","sub":"a","sid":"s","gen":0}`), ErrInvalid},
-		{"not yet valid", forge(t, hs, hdr("HS256", "hs256-1", "refresh+jwt"), strings.Replace(good, `"iat":1`, `"iat":1,"nbf":`+itoa(now.Add(time.Minute).Unix()), 1)), ErrInvalid},
+		{"not yet valid", forge(t, hs, hdr("HS256", "hs256-1", "refresh+jwt"), strings.Replace(good, `"iat":1`, `"iat":1,"nbf":`+itoa(now.Add(DefaultLeeway+time.Second).Unix()), 1)), ErrInvalid},
 		{"expired", mint(t, c, Refresh, claimsAt(now.Add(-31*time.Minute))), ErrExpired},
 		{"expires this second", mint(t, c, Refresh, claimsAt(now.Add(-30*time.Minute))), ErrExpired},
 		{"8 KiB", []byte(strings.Repeat("a", MaxTokenSize/2) + "." + strings.Repeat("b", MaxTokenSize/2) + ".c"), ErrMalformed},

@@ -30,6 +30,9 @@ type Verifier struct {
 	codec *Codec
 	deny  Denylist
 	stale chan struct{} // a token named an unknown kid: fetch the JWKS again
+	// leeway is how far nbf may be ahead of the clock (SetLeeway); its
+	// own, not the codec's, which tokend's issuer may share.
+	leeway atomic.Int64
 
 	proofs atomic.Pointer[dpop.Verifier] // VerifyDPoP's checks (SetDPoP)
 	seen   seenProofs                    // the proofs VerifyDPoP accepted, for jti once
@@ -50,6 +53,7 @@ func NewVerifierFor(c *Codec) *Verifier { return newVerifier(c) }
 
 func newVerifier(c *Codec) *Verifier {
 	v := &Verifier{codec: c, stale: make(chan struct{}, 1)}
+	v.leeway.Store(int64(DefaultLeeway))
 	d, err := dpop.NewVerifier(dpop.Config{Clock: c.clock}) // the defaults: ES256, EdDSA, 60 s
 	if err != nil {
 		panic(err) // the defaults are valid
@@ -61,6 +65,11 @@ func newVerifier(c *Codec) *Verifier {
 // SetDenylist makes Verify refuse tokens of revoked sessions.
 func (v *Verifier) SetDenylist(d Denylist) { v.deny = d }
 
+// SetLeeway sets how far a token's nbf may be ahead of the Verifier's
+// clock, for clocks behind the issuer's (DefaultLeeway, 60 s, unless set;
+// negative is 0). exp takes no leeway: a token is refused once expired.
+func (v *Verifier) SetLeeway(d time.Duration) { v.leeway.Store(int64(max(d, 0))) }
+
 // SetKeys replaces the keys in force.
 func (v *Verifier) SetKeys(ks *KeySet) { v.codec.SetKeys(ks) }
 
@@ -68,11 +77,11 @@ func (v *Verifier) SetKeys(ks *KeySet) { v.codec.SetKeys(ks) }
 func (v *Verifier) Keys() *KeySet { return v.codec.Keys() }
 
 // Verify checks an access token: size, header, signature, typ at+jwt,
-// issuer, nbf and exp, then the denylist. It fills cl and returns an error
+// issuer, nbf (with the leeway of SetLeeway) and exp, then the denylist. It fills cl and returns an error
 // wrapping ErrMalformed, ErrInvalid, ErrExpired or ErrRevoked; a denylist
 // that could not answer is an error too (fail closed).
 func (v *Verifier) Verify(ctx context.Context, token []byte, cl *Claims) error {
-	if err := v.codec.Parse(token, Access, cl); err != nil {
+	if err := v.codec.parseAt(token, Access, v.codec.clock.Now(), time.Duration(v.leeway.Load()), cl, nil); err != nil {
 		if errors.Is(err, errUnknownKID) {
 			select { // wake the JWKS follower, if any; never wait for it
 			case v.stale <- struct{}{}:

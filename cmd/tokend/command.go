@@ -23,7 +23,9 @@ Commands:
   tokend keys add FILE [--alg A] [--kid K] [--bits N] [--sign]
                                    add a new key to FILE; --sign makes it the signer
   tokend keys sign FILE --kid K    make key K the signer (it moves first)
-  tokend keys remove FILE --kid K  drop key K (not the signer)
+  tokend keys remove FILE --kid K [--refresh-ttl D] [--force]
+                                   drop key K (not the signer, nor one that stopped
+                                   signing less than D, TOKEND_REFRESH_TTL, ago)
   tokend keys public FILE          print the public JWKS of FILE
   tokend dpop-proof new [--alg A] FILE
                                    a client's DPoP key (ES256 or EdDSA) for trying
@@ -46,7 +48,7 @@ func command(args []string, getenv func(string) string, stdout, stderr io.Writer
 	var err error
 	switch args[0] {
 	case "keys":
-		err = keysCommand(args[1:], stdout, stderr)
+		err = keysCommand(args[1:], getenv, time.Now, stdout, stderr)
 	case "dpop-proof":
 		err = dpopCommand(args[1:], stdout, stderr)
 	case "version":

@@ -161,11 +161,15 @@ func TestKeysRotation(t *testing.T) {
 		t.Fatalf("signed by %v; want new", hdr["kid"])
 	}
 
-	// 3. remove: the signer cannot go; old can, and JWKS follows.
+	// 3. remove: the signer cannot go; old only a refresh lifetime after
+	// it stopped signing (TestKeyRotationRunbook), or by force; JWKS follows.
 	if code, _, stderr := cli(t, nil, "keys", "remove", file, "--kid", "new"); code != 2 || !strings.Contains(stderr, "signs") {
 		t.Fatalf("removing the signer: %d %s", code, stderr)
 	}
-	if code, _, stderr := cli(t, nil, "keys", "remove", file, "--kid", "old"); code != 0 {
+	if code, _, stderr := cli(t, nil, "keys", "remove", file, "--kid", "old"); code != 2 || !strings.Contains(stderr, "--force") {
+		t.Fatalf("removing a key that signed a moment ago: %d %s", code, stderr)
+	}
+	if code, _, stderr := cli(t, nil, "keys", "remove", file, "--kid", "old", "--force"); code != 0 {
 		t.Fatal(stderr)
 	}
 	reload("new")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -18,10 +19,16 @@ import (
 	"github.com/tokend/tokend/tokens"
 )
 
+// retiredMember is the JWK member in which `tokend keys sign` (and `add
+// --sign`) records when a key stopped signing: sessions may present tokens
+// it signed for a refresh lifetime after, so `keys remove` keeps it that long.
+const retiredMember = "tokend_retired"
+
 // keysCommand runs `tokend keys new|add|sign|remove|public`. Every command
 // that writes checks the result the way TOKEND_KEYS_FILE is checked at start,
-// and replaces the file atomically with mode 0600.
-func keysCommand(args []string, stdout, stderr io.Writer) error {
+// and replaces the file atomically with mode 0600. getenv gives
+// TOKEND_REFRESH_TTL, now the time a signer retires and removal is judged at.
+func keysCommand(args []string, getenv func(string) string, now func() time.Time, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("which one: new, add, sign, remove or public (tokend help)")
 	}
@@ -31,6 +38,9 @@ func keysCommand(args []string, stdout, stderr io.Writer) error {
 	kid := fs.String("kid", "", "key id (default: the algorithm, the date and a random suffix)")
 	bits := fs.Int("bits", 2048, "RSA key size")
 	sign := fs.Bool("sign", false, "add: the new key signs from the next start or reload")
+	refreshTTL := fs.String("refresh-ttl", cmp.Or(getenv("TOKEND_REFRESH_TTL"), "720h"),
+		"remove: the longest refresh token lifetime in force since the key stopped signing (default TOKEND_REFRESH_TTL)")
+	force := fs.Bool("force", false, "remove: even a key that sessions may still present tokens of (they end)")
 	pos, err := parseInterspersed(fs, args[1:])
 	if err != nil {
 		return err
@@ -66,6 +76,9 @@ func keysCommand(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		if *sign {
+			if len(keys) > 0 {
+				keys[0] = setRetired(keys[0], now())
+			}
 			keys = slices.Insert(keys, 0, k) // the first key signs
 		} else {
 			keys = append(keys, k)
@@ -93,9 +106,15 @@ func keysCommand(args []string, stdout, stderr io.Writer) error {
 		k := keys[i]
 		keys = slices.Delete(keys, i, i+1)
 		if args[0] == "sign" {
+			if i > 0 { // the signer until now retires; k signs again if it had
+				keys[0] = setRetired(keys[0], now())
+				k = setRetired(k, time.Time{})
+			}
 			keys = slices.Insert(keys, 0, k)
 		} else if i == 0 {
 			return fmt.Errorf("%q signs: make another key the signer first (tokend keys sign)", *kid)
+		} else if err := removable(k, *kid, *refreshTTL, now(), *force); err != nil {
+			return err
 		}
 		if err := writeKeys(file, keys, false, stdout); err != nil {
 			return err
@@ -148,6 +167,64 @@ func readKeys(file string) ([]json.RawMessage, error) {
 		return nil, fmt.Errorf("%s: not a JWKS document: %w", file, err)
 	}
 	return set.Keys, nil
+}
+
+// removable refuses to remove a key that stopped signing less than a
+// refresh lifetime ago, unless forced: a session idle since may still
+// present a token it signed (a spring refresh token, an aspnet Token, whose
+// refresh token's MAC key also derives from it), and would be logged out.
+func removable(k json.RawMessage, kid, ttl string, now time.Time, force bool) error {
+	if force {
+		return nil // the operator ends those sessions knowingly, whatever the record says
+	}
+	d, err := time.ParseDuration(ttl)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("--refresh-ttl %q is not a duration (like 720h)", ttl)
+	}
+	var v map[string]json.RawMessage
+	_ = json.Unmarshal(k, &v)
+	var stamp string
+	if raw, ok := v[retiredMember]; !ok || json.Unmarshal(raw, &stamp) != nil {
+		return nil // never the signer as far as tokend keys knows
+	}
+	retired, err := time.Parse(time.RFC3339, stamp)
+	if err != nil {
+		return fmt.Errorf("%q: %s %q is not an RFC 3339 time", kid, retiredMember, stamp)
+	}
+	if until := retired.Add(d); now.Before(until) {
+		return fmt.Errorf("%q signed tokens until %s: sessions may present them until %s (refresh lifetime %s); remove it then, or now with --force (those sessions end)",
+			kid, retired.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), d)
+	}
+	return nil
+}
+
+// setRetired returns key k with its retiredMember set to at, or removed
+// when at is zero; the other members keep their order and spelling.
+func setRetired(k json.RawMessage, at time.Time) json.RawMessage {
+	var members [][]byte // "name":value, as written, in order
+	dec := json.NewDecoder(bytes.NewReader(k))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return k // not an object: writeKeys' check refuses it
+	}
+	for dec.More() {
+		start := dec.InputOffset()
+		name, err := dec.Token()
+		if err != nil {
+			return k
+		}
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return k
+		}
+		if name != retiredMember {
+			members = append(members, bytes.TrimLeft(k[start:dec.InputOffset()], " \t\r\n,"))
+		}
+	}
+	if !at.IsZero() {
+		at = at.Add(time.Second - 1).Truncate(time.Second) // to the second, rounded up: never earlier than it was
+		members = append(members, fmt.Appendf(nil, "%q:%q", retiredMember, at.UTC().Format(time.RFC3339)))
+	}
+	return append(append([]byte("{"), bytes.Join(members, []byte(","))...), '}')
 }
 
 func kidOf(k json.RawMessage) string {
