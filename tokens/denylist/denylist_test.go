@@ -193,7 +193,9 @@ func TestDenylist(t *testing.T) {
 }
 
 // A revocation is remembered for at least one Window and forgotten after
-// two: by then every access token of the session has expired.
+// two: by then every access token of the session has expired. Asked
+// through Check, as the verifier and the issuer ask: a revocation that has
+// rolled over into the previous generation is still refused.
 func TestDenylistGenerations(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Now()
@@ -202,22 +204,44 @@ func TestDenylistGenerations(t *testing.T) {
 	st := session.NewMemory(0)
 	defer st.Close()
 	d, _ := running(t, st, Config{Window: time.Minute, Now: clock})
-	d.Add(session.Revocation{ID: "old", Subject: "x", At: now})
+	ctx := context.Background()
+	newSession(t, st, "old", "x")
+	if err := st.Revoke(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	awaitRevoked(t, d, "old")
 	steps := []struct {
 		after time.Duration
 		want  bool
-	}{{0, true}, {59 * time.Second, true}, {2 * time.Second, true}, {59 * time.Second, true}, {62 * time.Second, false}}
+		gens  uint64 // generations started by then
+	}{{0, true, 1}, {59 * time.Second, true, 1}, {2 * time.Second, true, 2}, {59 * time.Second, true, 2}, {62 * time.Second, false, 3}}
 	for i, s := range steps {
 		advance(s.after)
 		// something else revoked now: generations move on the feed's clock
 		d.Add(session.Revocation{ID: fmt.Sprintf("tick-%d", i), At: clock()})
-		g := d.generation()
-		if got := g.cur.has("old") || g.prev.has("old"); got != s.want {
-			t.Fatalf("step %d: remembered %v; want %v", i, got, s.want)
+		d.cache.Wait()
+		_, got, err := d.Check(ctx, "old")
+		if err != nil {
+			t.Fatalf("step %d: Check: %v", i, err)
+		}
+		if got != s.want {
+			t.Fatalf("step %d (%d generations): Check says revoked %v; want %v", i, d.Stats().Generations, got, s.want)
+		}
+		if n := d.Stats().Generations; n != s.gens {
+			t.Fatalf("step %d: %d generations started; want %d", i, n, s.gens)
+		}
+		// the tick revoked in this generation is refused too
+		if _, ok, err := d.Check(ctx, fmt.Sprintf("tick-%d", i)); !ok || err != nil {
+			t.Fatalf("step %d: tick-%d revoked %v, %v; want refused", i, i, ok, err)
 		}
 	}
-	if n := d.Stats().Generations; n != 3 { // the first, then at 61s and at 3m2s
-		t.Fatalf("%d generations started; want 3", n)
+	// the first generation's tick, two windows old, is forgotten; the
+	// previous generation's tick is refused
+	if _, ok, _ := d.Check(ctx, "tick-0"); ok {
+		t.Fatal("tick-0, two windows old, is still refused")
+	}
+	if _, ok, _ := d.Check(ctx, "tick-3"); !ok {
+		t.Fatal("tick-3, in the previous generation, is no longer refused")
 	}
 }
 
