@@ -146,3 +146,57 @@ func (d fixedDenylistOf) Check(_ context.Context, sid string) (session.Revocatio
 	r, ok := d[sid]
 	return r, ok, nil
 }
+
+// An access token never outlives its session: its exp is the rotation's
+// time plus AccessTTL, capped at the session's absolute end, as the
+// refresh token's and the record's are. Past the end it is refused even
+// where the record is gone and no denylist remembers the session.
+func TestIssuerAccessCappedAtSessionEnd(t *testing.T) {
+	const accessTTL, sessionMax = 30 * time.Minute, 2 * time.Hour
+	for _, tc := range []struct {
+		name    string
+		refresh time.Duration // after the start; 0: the start's own pair
+		max     time.Duration // SessionMax
+		want    time.Duration // access token lifetime from its rotation
+	}{
+		{"start", 0, sessionMax, accessTTL},
+		{"start of a session shorter than an access token", 0, 10 * time.Minute, 10 * time.Minute},
+		{"refresh well before the end", time.Hour, sessionMax, accessTTL},
+		{"refresh exactly one lifetime before the end", sessionMax - accessTTL, sessionMax, accessTTL},
+		{"refresh 10 minutes before the end", sessionMax - 10*time.Minute, sessionMax, 10 * time.Minute},
+		{"refresh 1 second before the end", sessionMax - time.Second, sessionMax, time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			is, clock, _ := newIssuer(t, false)
+			is.cfg.SessionMax = tc.max
+			ctx := context.Background()
+			var p Pair
+			if err := is.Start(ctx, "alice", &p); err != nil {
+				t.Fatal(err)
+			}
+			end := p.Session.Expires
+			if tc.refresh > 0 {
+				clock.t = clock.t.Add(tc.refresh)
+				if err := is.Refresh(ctx, append([]byte(nil), p.Refresh...), nil, &p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var cl Claims
+			if err := is.codec.ParseAt(p.Access, Access, clock.t, &cl); err != nil {
+				t.Fatal(err)
+			}
+			if exp := time.Unix(cl.Expires, 0); exp.After(end) {
+				t.Fatalf("access token exp %v is %v past the session's end", exp, exp.Sub(end))
+			}
+			if got := time.Unix(cl.Expires, 0).Sub(p.Session.Rotated.Truncate(time.Second)); got != tc.want {
+				t.Fatalf("access token lives %v from its rotation; want %v", got, tc.want)
+			}
+			if p.AccessExpiresIn > tc.want || p.AccessExpiresIn < tc.want-time.Second {
+				t.Fatalf("AccessExpiresIn %v; want the token's own, about %v", p.AccessExpiresIn, tc.want)
+			}
+			if err := is.codec.ParseAt(p.Access, Access, end, &cl); !errors.Is(err, ErrExpired) {
+				t.Fatalf("the access token at the session's end: %v; want ErrExpired", err)
+			}
+		})
+	}
+}
