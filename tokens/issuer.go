@@ -213,8 +213,8 @@ func (is *Issuer) refreshGrant(ctx context.Context, refresh, access []byte, g *G
 
 // denied answers a refresh of a session the denylist knows to be revoked as
 // the store would: another subject's session is ErrNotOwner (it learns
-// nothing), else ErrRevoked or ErrDeleted. A denylist that cannot confirm
-// leaves the decision to the store.
+// nothing), else ErrRevoked or ErrDeleted. A denylist that cannot confirm,
+// or that found no record, leaves the decision to the store.
 func (is *Issuer) denied(ctx context.Context, st session.Step) error {
 	if is.deny == nil {
 		return nil
@@ -222,6 +222,8 @@ func (is *Issuer) denied(ctx context.Context, st session.Step) error {
 	rev, revoked, err := is.deny.Check(ctx, st.ID)
 	switch {
 	case err != nil || !revoked:
+		return nil
+	case rev.Gone: // no record: the store answers (ErrNotFound, or a legacy token's adoption)
 		return nil
 	case st.Owner != "" && st.Owner != rev.Subject:
 		return fmt.Errorf("session %s: %w", st.ID, session.ErrNotOwner)

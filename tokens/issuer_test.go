@@ -134,8 +134,14 @@ func TestIssuerDenylist(t *testing.T) {
 	if err := is.Refresh(ctx, p.Refresh, nil, &next); !errors.Is(err, session.ErrDeleted) {
 		t.Fatalf("refresh of a deleted subject's session: %v; want ErrDeleted", err)
 	}
-	is.SetDenylist(fixedDenylistOf{})
+	// a session whose record the denylist found gone: the store answers (a
+	// legacy token's session is adopted where no record is)
+	is.SetDenylist(fixedDenylistOf{p.Session.ID: {ID: p.Session.ID, Gone: true}})
 	if err := is.Refresh(ctx, p.Refresh, nil, &next); err != nil || store.calls.Load() != 1 {
+		t.Fatalf("refresh of a session the denylist found gone: %v, %d rotations; want the store to decide", err, store.calls.Load())
+	}
+	is.SetDenylist(fixedDenylistOf{})
+	if err := is.Refresh(ctx, append([]byte(nil), next.Refresh...), nil, &next); err != nil || store.calls.Load() != 2 {
 		t.Fatalf("refresh of a session not denied: %v, %d rotations; want it to reach the store", err, store.calls.Load())
 	}
 }

@@ -195,7 +195,9 @@ var ErrUnconfirmed = errors.New("denylist: could not confirm with the store")
 
 // Check reports whether session id is revoked, and how. A session the
 // filter never saw is answered from memory with no I/O; a hit is answered
-// from the cache, or confirmed with the store once and cached.
+// from the cache, or confirmed with the store once and cached. A hit whose
+// record is gone is revoked (Revocation.Gone): the cache may have dropped
+// its answer, and the record may have expired with its revocation.
 func (d *Denylist) Check(ctx context.Context, id string) (session.Revocation, bool, error) {
 	g := d.gens.Load() // generations move on Add; a read needs no clock
 	if !g.cur.has(id) && !g.prev.has(id) {

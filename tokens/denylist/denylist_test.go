@@ -328,3 +328,78 @@ func TestDenylistSurvivesRedisRestart(t *testing.T) {
 	}
 	awaitRevoked(t, d, "after")
 }
+
+// Sessions revoked just before their end, whose records then expire, with
+// a cache too small to hold their answers: a filter hit the cache misses
+// is confirmed with the store, which has no record. That is no "not
+// revoked": the denylist fails closed, on a running instance and on a
+// fresh one that caught up from the feed.
+func TestDenylistRecordsGone(t *testing.T) {
+	const n = 200
+	for name, tc := range map[string]struct {
+		open   func(t *testing.T) store
+		replay bool // the feed still holds the revocations for a fresh instance
+	}{
+		"memory": {func(t *testing.T) store {
+			m := session.NewMemory(10 * time.Millisecond) // the janitor forgets expired records
+			t.Cleanup(m.Close)
+			return m
+		}, false},
+		"redis": {stores(t)["redis"], true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			st := tc.open(t)
+			cfg := Config{CacheEntries: 8}
+			d, c := running(t, st, cfg)
+			start := time.Now()
+			end := start.Add(3 * time.Second)
+			for i := range n {
+				s := session.Session{ID: fmt.Sprintf("ending-%d", i), Subject: "alice", Created: start, Rotated: start, Expires: end}
+				if err := st.Create(ctx, s, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+				if err := st.Revoke(ctx, s.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for deadline := time.Now().Add(5 * time.Second); d.Stats().Heard < n; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d revocations heard within 5s", d.Stats().Heard, n)
+				}
+			}
+			if time.Now().After(end) {
+				t.Skip("the machine is too slow: the sessions ended before their revocations were heard")
+			}
+			time.Sleep(time.Until(end) + 100*time.Millisecond) // the records expire
+			for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				// the store's own clock (Redis, the janitor) has forgotten the record:
+				// Lookup no longer finds it revoked (before the fix, nor revoked at all)
+				if r, ok, _ := c.Feed.Lookup(ctx, fmt.Sprintf("ending-%d", n-1)); !ok || r.Gone || time.Now().After(deadline) {
+					break
+				}
+			}
+			check := func(d *Denylist) (denied int) {
+				for i := range n {
+					_, ok, err := d.Check(ctx, fmt.Sprintf("ending-%d", i))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if ok {
+						denied++
+					}
+				}
+				return denied
+			}
+			if denied := check(d); denied != n {
+				t.Fatalf("%d of %d revoked sessions whose records expired were denied; want all (fail closed)", denied, n)
+			}
+			if tc.replay {
+				fresh, _ := running(t, st, cfg)
+				if denied := check(fresh); denied != n {
+					t.Fatalf("fresh instance: %d of %d revoked sessions whose records expired were denied; want all", denied, n)
+				}
+			}
+		})
+	}
+}

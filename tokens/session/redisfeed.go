@@ -111,7 +111,8 @@ func entryRevocation(e rueidis.XRangeEntry) Revocation {
 	return Revocation{ID: e.FieldValues["i"], Subject: e.FieldValues["u"], Deleted: e.FieldValues["d"] == "1", At: time.UnixMilli(at)}
 }
 
-// Lookup implements Feed: the session record says whether it is revoked.
+// Lookup implements Feed: the session record says whether it is revoked;
+// no record at all is Gone.
 func (r *Redis) Lookup(ctx context.Context, id string) (Revocation, bool, error) {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
@@ -143,7 +144,7 @@ func (r *Redis) legacyLookup(ctx context.Context, id string) (Revocation, bool, 
 	}
 	sub, err := v[0].ToString()
 	if rueidis.IsRedisNil(err) {
-		return Revocation{}, false, nil // no record: nothing to deny
+		return Revocation{ID: id, Gone: true}, true, nil // no record in either form: ended (Feed)
 	}
 	x, err2 := v[1].ToString()
 	if err := errors.Join(err, err2); err != nil || x == "" {
