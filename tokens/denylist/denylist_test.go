@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -400,6 +401,44 @@ func TestDenylistRecordsGone(t *testing.T) {
 					t.Fatalf("fresh instance: %d of %d revoked sessions whose records expired were denied; want all", denied, n)
 				}
 			}
+		})
+	}
+}
+
+// Stream IDs come from the primary's clock. A failover or restart onto a
+// node whose clock is behind and which lacks the stream's tail gives new
+// revocations lower IDs than the last one heard: the denylist must hear
+// them all the same (and not say it is current while it does not).
+func TestDenylistStreamIDsGoBackwards(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		outage func(srv *redistest.Server)
+	}{
+		{"restart", func(srv *redistest.Server) { srv.Restart() }},
+		{"down for a while", func(srv *redistest.Server) { srv.Stop(); time.Sleep(1500 * time.Millisecond); srv.Start() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			r, err := session.DialRedis([]string{srv.Addr}, 200*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			d, _ := running(t, r, Config{})
+			// the old primary's clock ran 60 s ahead: the last entry heard is in the future
+			ahead := strconv.FormatInt(time.Now().Add(time.Minute).UnixMilli(), 10) + "-0"
+			srv.Do(t, "XADD", "tokend:revocations", ahead, "i", "ahead", "u", "x", "d", "0")
+			awaitRevoked(t, d, "ahead")
+			tc.outage(srv) // empty again: the tail is gone, and IDs start from this clock
+			deadline := time.Now().Add(10 * time.Second)
+			for r.Ping(context.Background()) != nil && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			newSession(t, r, "behind", "grace")
+			if err := r.Revoke(context.Background(), "behind"); err != nil {
+				t.Fatal(err)
+			}
+			awaitRevoked(t, d, "behind")
 		})
 	}
 }

@@ -75,6 +75,7 @@ type Redis struct {
 	// wait replicas: every write is followed by WAIT on its connection
 	replicas int64
 	waitMS   int64
+	out      *outbox // revocations whose publication failed, published again
 	// Retention is how long revocations stay in the stream other instances
 	// catch up from: the longest access-token life (DefaultRetention if 0).
 	// Set it before use.
@@ -85,7 +86,8 @@ type Redis struct {
 // at most a twentieth: see deadlines); a store slower than that is
 // ErrUnavailable, and nothing is issued.
 func NewRedis(client rueidis.Client, timeout time.Duration) *Redis {
-	return &Redis{client: client, cluster: client.Mode() == rueidis.ClientModeCluster, timeout: timeout, deadlines: newDeadlines(timeout)}
+	return &Redis{client: client, cluster: client.Mode() == rueidis.ClientModeCluster, timeout: timeout, deadlines: newDeadlines(timeout),
+		out: newOutbox()}
 }
 
 // A RedisOption tunes the client DialRedis makes.
@@ -218,8 +220,11 @@ func (r *Redis) waited(ctx context.Context, cmd rueidis.Completed) (rueidis.Redi
 	return res[0], nil
 }
 
-// Close closes the client.
-func (r *Redis) Close() { r.client.Close() }
+// Close stops publishing again what failed, and closes the client.
+func (r *Redis) Close() {
+	r.out.shut()
+	r.client.Close()
+}
 
 func subjectKey(sub string) string { return "tokend:u:{" + sub + "}" }
 
@@ -321,6 +326,10 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	if unacked != nil {
 		if old, err := msg.ToString(); err == nil && st.Gen >= 0 { // an advance, the record as it was
 			r.undo(ctx, key, arg, old)
+		} else if rev, ok := reused(st, msg); ok {
+			// the primary revoked the session whatever its replicas hold:
+			// the retry meets a revoked record and publishes nothing
+			_ = r.publishOrKeep(ctx, rev)
 		}
 		return Rotation{}, unavailable("rotate", unacked)
 	}
@@ -365,10 +374,29 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	case 2:
 		return Rotation{Session: s, Retry: true}, nil
 	}
-	// reuse: the session is revoked whatever happens next; telling the other
-	// instances is best effort (their refreshes still meet the record)
-	_ = r.publish(ctx, Revocation{ID: st.ID, Subject: s.Subject, At: st.Now})
+	// reuse: the session is revoked whatever happens next; a publication
+	// that fails is kept and published again (publishOrKeep)
+	_ = r.publishOrKeep(ctx, Revocation{ID: strings.Clone(st.ID), Subject: s.Subject, At: st.Now})
 	return Rotation{}, refusal(st.ID, code)
+}
+
+// reused decodes a reuse answer of record_rotate.lua ({3, record}) into the
+// revocation to publish.
+func reused(st Step, msg rueidis.RedisMessage) (Revocation, bool) {
+	a, err := msg.ToArray()
+	if err != nil || len(a) != 2 {
+		return Revocation{}, false
+	}
+	code, err := a[0].AsInt64()
+	v, err2 := a[1].ToString()
+	if err != nil || err2 != nil || code != 3 {
+		return Revocation{}, false
+	}
+	s, _, err := unpackRecord(st.ID, v)
+	if err != nil {
+		return Revocation{}, false
+	}
+	return Revocation{ID: strings.Clone(st.ID), Subject: s.Subject, At: st.Now}, true
 }
 
 // undo puts back the record an advance replaced when too few replicas
@@ -490,13 +518,20 @@ func (r *Redis) legacyRotate(ctx context.Context, st Step) (Rotation, error) {
 	}
 	args := []string{strconv.FormatInt(st.Gen, 10), strconv.FormatInt(st.Gen+1, 10), ms(st.Now),
 		strconv.FormatInt(st.Grace.Milliseconds(), 10), ms(st.Now.Add(st.Idle)), st.Owner}
-	res, err := r.exec(ctx, legacyRotateScript, []string{legacyKey(st.ID)}, args).ToArray()
+	answer, unacked := r.execWaited(ctx, legacyRotateScript, []string{legacyKey(st.ID)}, args)
+	res, err := answer.ToArray()
 	if err != nil {
 		return Rotation{}, unavailable("rotate", err)
 	}
 	code, err := res[0].AsInt64()
 	if err != nil {
 		return Rotation{}, fmt.Errorf("redis rotate: bad reply: %w", err)
+	}
+	if unacked != nil {
+		if sub, err := res[1].ToString(); err == nil && code == 3 { // revoked on the primary all the same
+			_ = r.publishOrKeep(ctx, Revocation{ID: st.ID, Subject: sub, At: st.Now})
+		}
+		return Rotation{}, unavailable("rotate", unacked)
 	}
 	switch code {
 	case 1, 2:
@@ -505,7 +540,7 @@ func (r *Redis) legacyRotate(ctx context.Context, st Step) (Rotation, error) {
 		return rot, err
 	case 3:
 		if sub, err := res[1].ToString(); err == nil {
-			_ = r.publish(ctx, Revocation{ID: st.ID, Subject: sub, At: st.Now})
+			_ = r.publishOrKeep(ctx, Revocation{ID: st.ID, Subject: sub, At: st.Now}) // kept on failure
 		}
 	}
 	return Rotation{}, refusal(st.ID, code)
@@ -546,7 +581,7 @@ func (r *Redis) Revoke(ctx context.Context, id string) error {
 	if err != nil || !ok {
 		return err
 	}
-	return r.publish(ctx, rev)
+	return r.publishOrKeep(ctx, rev)
 }
 
 // revokeReply decodes the answer of either revoke script. A session that
@@ -614,7 +649,7 @@ func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, e
 	if err != nil {
 		return n, err
 	}
-	if err := r.publish(ctx, revs...); err != nil {
+	if err := r.publishOrKeep(ctx, revs...); err != nil {
 		return n, err
 	}
 	if del {
