@@ -79,6 +79,10 @@ type Denylist struct {
 	lastAt   atomic.Int64  // unix ms of the newest revocation heard (Stats)
 	current  atomic.Int64  // unix ms when the feed last delivered or said it was current
 	catching atomic.Bool   // reading the Window again: old news, no lag to report
+	// order queues a cached "not revoked" before a revocation's entries or
+	// not at all: ristretto applies Sets as queued, and one queued after
+	// the revocation's would hide it for NegativeTTL.
+	order sync.Mutex
 
 	// Counters of the slow path only: a check the filter answers counts nothing.
 	filterHits, cacheHits, lookups, falsePositives, lookupErrors, generationsStarted atomic.Uint64
@@ -168,13 +172,15 @@ func (d *Denylist) Add(r session.Revocation) {
 	if d.cfg.OnHeard != nil && !d.catching.Load() { // the catch-up's old news is no lag
 		d.cfg.OnHeard(now.Sub(r.At))
 	}
-	d.events.Add(1)
 	if ms := r.At.UnixMilli(); ms > d.lastAt.Load() {
 		d.lastAt.Store(ms) // one feed goroutine writes: no lost update
 	}
 	d.generation().cur.add(r.ID)
+	d.order.Lock()
+	d.events.Add(1)
 	d.cache.Del(r.ID) // a cached "not revoked" must not outlive this
 	d.cache.Set(r.ID, answer{rev: r, revoked: true}, 1)
+	d.order.Unlock()
 }
 
 // generation returns the filters in force, starting a new generation once
@@ -223,12 +229,15 @@ func (d *Denylist) Check(ctx context.Context, id string) (session.Revocation, bo
 	if !revoked {
 		d.falsePositives.Add(1)
 	}
-	switch {
-	case revoked:
+	if revoked {
 		d.cache.Set(id, answer{rev: rev, revoked: true}, 1)
-	case d.events.Load() == heard: // no revocation arrived while we asked
+		return rev, revoked, nil
+	}
+	d.order.Lock()                // rare: false positives only
+	if d.events.Load() == heard { // no revocation arrived while we asked
 		d.cache.SetWithTTL(id, answer{}, 1, d.cfg.NegativeTTL)
 	}
+	d.order.Unlock()
 	return rev, revoked, nil
 }
 
