@@ -573,15 +573,21 @@ func rotation(id string, res []rueidis.RedisMessage) (Rotation, error) {
 func (r *Redis) Revoke(ctx context.Context, id string) error {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
-	res := r.exec(ctx, revokeScript, []string{recordKey(id)}, []string{"1"})
+	res, unacked := r.execWaited(ctx, revokeScript, []string{recordKey(id)}, []string{"1"})
 	if n, err := res.AsInt64(); err == nil && n == 0 {
-		res = r.exec(ctx, legacyRevokeScript, []string{legacyKey(id)}, []string{"1"})
+		res, unacked = r.execWaited(ctx, legacyRevokeScript, []string{legacyKey(id)}, []string{"1"})
 	}
 	rev, ok, _, err := revokeReply(id, res)
 	if err != nil || !ok {
 		return err
 	}
-	return r.publishOrKeep(ctx, rev)
+	// published even when the replicas fell short: the primary revoked it,
+	// and the 503's retry may never come
+	err = r.publishOrKeep(ctx, rev)
+	if unacked != nil {
+		return unavailable("revoke", unacked)
+	}
+	return err
 }
 
 // revokeReply decodes the answer of either revoke script. A session that
@@ -640,17 +646,23 @@ func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, e
 	}
 	n := 0
 	var revs []Revocation
+	var unacked error
 	// sessions still in the hash record of an earlier tokend are found
 	// missing in the packed one, and revoked where they are
-	missing, err := r.revokeEach(ctx, revokeScript, recordKey, ids, to, &n, &revs)
+	missing, err := r.revokeEach(ctx, revokeScript, recordKey, ids, to, &n, &revs, &unacked)
 	if err == nil && len(missing) > 0 {
-		_, err = r.revokeEach(ctx, legacyRevokeScript, legacyKey, missing, to, &n, &revs)
+		_, err = r.revokeEach(ctx, legacyRevokeScript, legacyKey, missing, to, &n, &revs, &unacked)
 	}
+	// what was revoked is published whatever failed after it (Revoke)
+	perr := r.publishOrKeep(ctx, revs...)
 	if err != nil {
 		return n, err
 	}
-	if err := r.publishOrKeep(ctx, revs...); err != nil {
-		return n, err
+	if unacked != nil {
+		return n, unavailable("revoke", unacked)
+	}
+	if perr != nil {
+		return n, perr
 	}
 	if del {
 		if err := r.client.Do(ctx, r.client.B().Del().Key(subjectKey(sub)).Build()).Error(); err != nil {
@@ -662,12 +674,17 @@ func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, e
 
 // revokeEach revokes ids with script s, counting the sessions it ended in
 // n and collecting what to publish; it returns the ids it found no record
-// of.
-func (r *Redis) revokeEach(ctx context.Context, s script, key func(string) string, ids []string, to string, n *int, revs *[]Revocation) (missing []string, err error) {
-	for i, res := range r.revokeAll(ctx, s, key, ids, to) {
+// of. A revocation its replicas did not acknowledge is collected too, and
+// *unacked set.
+func (r *Redis) revokeEach(ctx context.Context, s script, key func(string) string, ids []string, to string, n *int, revs *[]Revocation, unacked *error) (missing []string, err error) {
+	results, short := r.revokeAll(ctx, s, key, ids, to)
+	for i, res := range results {
 		rev, ok, ended, err := revokeReply(ids[i], res)
 		if err != nil {
 			return nil, err
+		}
+		if short[i] != nil {
+			*unacked = short[i]
 		}
 		if ended {
 			*n++
@@ -682,23 +699,25 @@ func (r *Redis) revokeEach(ctx context.Context, s script, key func(string) strin
 }
 
 // revokeAll runs a revoke script on each session's key: pipelined, or one
-// at a time when each write must be followed by its WAIT.
-func (r *Redis) revokeAll(ctx context.Context, s script, key func(string) string, ids []string, to string) []rueidis.RedisResult {
+// at a time when each write must be followed by its WAIT, with each
+// answer's ErrNotReplicated beside it.
+func (r *Redis) revokeAll(ctx context.Context, s script, key func(string) string, ids []string, to string) ([]rueidis.RedisResult, []error) {
+	short := make([]error, len(ids))
 	if len(ids) == 0 {
-		return nil
+		return nil, short
 	}
 	if r.replicas > 0 {
 		res := make([]rueidis.RedisResult, len(ids))
 		for i, id := range ids {
-			res[i] = r.exec(ctx, s, []string{key(id)}, []string{to})
+			res[i], short[i] = r.execWaited(ctx, s, []string{key(id)}, []string{to})
 		}
-		return res
+		return res, short
 	}
 	execs := make([]rueidis.LuaExec, len(ids))
 	for i, id := range ids {
 		execs[i] = rueidis.LuaExec{Keys: []string{key(id)}, Args: []string{to}}
 	}
-	return s.ExecMulti(ctx, r.client, execs...)
+	return s.ExecMulti(ctx, r.client, execs...), short
 }
 
 // Ping implements Store.

@@ -58,9 +58,14 @@ func TestRedisRefusalsAreUnavailable(t *testing.T) {
 // waiting starts a primary with one replica and a store on it that waits for
 // that replica (WaitReplicas(1), a 200ms timeout: WAIT waits up to 100ms).
 func waiting(t *testing.T) (primary, replica *redistest.Server, st *session.Redis) {
+	return waitingFor(t, 200*time.Millisecond)
+}
+
+// waitingFor is waiting with a store timeout of its own (WAIT waits half).
+func waitingFor(t *testing.T, timeout time.Duration) (primary, replica *redistest.Server, st *session.Redis) {
 	primary = redistest.Start(t)
 	replica = redistest.StartReplica(t, primary, redistest.Config{})
-	st, err := session.DialRedis([]string{primary.Addr}, 200*time.Millisecond, session.WaitReplicas(1))
+	st, err := session.DialRedis([]string{primary.Addr}, timeout, session.WaitReplicas(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +310,7 @@ func heard(t *testing.T, st *session.Redis) func(id string, d time.Duration) boo
 // a revoke whose entry the replica did not acknowledge is ErrNotReplicated
 // (the admin's retry publishes it again), not a success.
 func TestRedisPublishWaits(t *testing.T) {
-	primary, replica, st := waiting(t)
+	primary, replica, st := waitingFor(t, time.Second) // a slow machine's margin
 	ctx := context.Background()
 	newSession(t, st, "pub")
 	if err := st.Revoke(ctx, "pub"); err != nil {
@@ -327,7 +332,7 @@ func TestRedisPublishWaits(t *testing.T) {
 // denylist ever hears of the theft (the retry meets a revoked record and
 // publishes nothing).
 func TestRedisReuseUnacknowledgedPublished(t *testing.T) {
-	_, replica, st := waiting(t)
+	_, replica, st := waitingFor(t, time.Second) // a slow machine's margin
 	ctx := context.Background()
 	hears := heard(t, st)
 	newSession(t, st, "stolen")
@@ -370,6 +375,42 @@ func TestRedisReusePublishRetried(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the failed publication of a detected reuse was never retried")
+		}
+	}
+}
+
+// TestRedisRevokeUnacknowledgedPublished: a revoke (of one session, or of
+// a subject's) whose WAIT falls short is a 503, but the primary has revoked
+// the sessions: their revocations are published all the same, so the
+// denylists hear of them even if the admin never retries.
+func TestRedisRevokeUnacknowledgedPublished(t *testing.T) {
+	// a 1 s timeout (WAIT 500 ms) for a slow machine; a subject's sessions
+	// are revoked one WAIT after another, so the subject has one
+	_, replica, st := waitingFor(t, time.Second)
+	ctx := context.Background()
+	hears := heard(t, st)
+	newSession(t, st, "one")
+	now := time.Now()
+	for _, id := range []string{"all-1"} {
+		if err := st.Create(ctx, session.Session{ID: id, Subject: "carol", Created: now, Rotated: now, Expires: now.Add(time.Hour)}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newSession(t, st, "warm") // the revoke script loaded while the replica is up, as in a running tokend
+	if err := st.Revoke(ctx, "warm"); err != nil {
+		t.Fatal(err)
+	}
+	replica.Kill(syscall.SIGSTOP)
+	if err := st.Revoke(ctx, "one"); !errors.Is(err, session.ErrNotReplicated) {
+		t.Fatalf("Revoke with the replica stopped: %v; want ErrNotReplicated", err)
+	}
+	if _, err := st.RevokeSubject(ctx, "carol", false); !errors.Is(err, session.ErrNotReplicated) {
+		t.Fatalf("RevokeSubject with the replica stopped: %v; want ErrNotReplicated", err)
+	}
+	replica.Kill(syscall.SIGCONT)
+	for _, id := range []string{"one", "all-1"} {
+		if !hears(id, 5*time.Second) {
+			t.Fatalf("the revocation of %s, made on the primary and answered 503, was never published", id)
 		}
 	}
 }
