@@ -214,8 +214,8 @@ func (is *Issuer) refreshGrant(ctx context.Context, refresh, access []byte, g *G
 
 // denied answers a refresh of a session the denylist knows to be revoked as
 // the store would: another subject's session is ErrNotOwner (it learns
-// nothing), else ErrRevoked or ErrDeleted. A denylist that cannot confirm
-// leaves the decision to the store.
+// nothing), else ErrRevoked or ErrDeleted. A denylist that cannot confirm,
+// or that found no record, leaves the decision to the store.
 func (is *Issuer) denied(ctx context.Context, st session.Step) error {
 	if is.deny == nil {
 		return nil
@@ -223,6 +223,8 @@ func (is *Issuer) denied(ctx context.Context, st session.Step) error {
 	rev, revoked, err := is.deny.Check(ctx, st.ID)
 	switch {
 	case err != nil || !revoked:
+		return nil
+	case rev.Gone: // no record: the store answers (ErrNotFound, or a legacy token's adoption)
 		return nil
 	case st.Owner != "" && st.Owner != rev.Subject:
 		return fmt.Errorf("session %s: %w", st.ID, session.ErrNotOwner)
@@ -335,14 +337,14 @@ func (is *Issuer) Ping(ctx context.Context) error { return is.store.Ping(ctx) }
 // session's, and the key the session is bound to.
 func (is *Issuer) issue(s session.Session, g Grant, p *Pair) error {
 	iat := s.Rotated.Unix()
-	refreshExp := s.Rotated.Add(is.cfg.RefreshTTL)
-	if refreshExp.After(s.Expires) {
-		refreshExp = s.Expires
-	}
+	// Both tokens end with the session at the latest: an access token past
+	// it would outlive the record that the denylist confirms revocations by.
+	refreshExp := earlier(s.Rotated.Add(is.cfg.RefreshTTL), s.Expires)
+	accessExp := earlier(s.Rotated.Add(is.cfg.AccessTTL), s.Expires)
 	cl := &p.claims
 	*cl = Claims{
 		Issuer: is.codec.issuer, Subject: s.Subject, Session: s.ID, Gen: s.Gen,
-		IssuedAt: iat, NotBefore: iat, Expires: s.Rotated.Add(is.cfg.AccessTTL).Unix(),
+		IssuedAt: iat, NotBefore: iat, Expires: accessExp.Unix(),
 	}
 	if is.cfg.NameID {
 		cl.NameID = s.Subject
@@ -361,10 +363,18 @@ func (is *Issuer) issue(s session.Session, g Grant, p *Pair) error {
 	}
 	p.buf = buf
 	p.Access, p.Refresh = buf[:mid], buf[mid:]
-	p.AccessExpiresIn = is.cfg.AccessTTL
+	p.AccessExpiresIn = accessExp.Sub(s.Rotated)
 	p.RefreshExpiresIn = refreshExp.Sub(s.Rotated)
 	p.Session, p.Scope = s, cl.Scope
 	return nil
+}
+
+// earlier returns whichever of a and b comes first.
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // JWTRefresh is the spring refresh format: a JWT with typ refresh+jwt,

@@ -134,8 +134,14 @@ func TestIssuerDenylist(t *testing.T) {
 	if err := is.Refresh(ctx, p.Refresh, nil, &next); !errors.Is(err, session.ErrDeleted) {
 		t.Fatalf("refresh of a deleted subject's session: %v; want ErrDeleted", err)
 	}
-	is.SetDenylist(fixedDenylistOf{})
+	// a session whose record the denylist found gone: the store answers (a
+	// legacy token's session is adopted where no record is)
+	is.SetDenylist(fixedDenylistOf{p.Session.ID: {ID: p.Session.ID, Gone: true}})
 	if err := is.Refresh(ctx, p.Refresh, nil, &next); err != nil || store.calls.Load() != 1 {
+		t.Fatalf("refresh of a session the denylist found gone: %v, %d rotations; want the store to decide", err, store.calls.Load())
+	}
+	is.SetDenylist(fixedDenylistOf{})
+	if err := is.Refresh(ctx, append([]byte(nil), next.Refresh...), nil, &next); err != nil || store.calls.Load() != 2 {
 		t.Fatalf("refresh of a session not denied: %v, %d rotations; want it to reach the store", err, store.calls.Load())
 	}
 }
@@ -145,4 +151,58 @@ type fixedDenylistOf map[string]session.Revocation
 func (d fixedDenylistOf) Check(_ context.Context, sid string) (session.Revocation, bool, error) {
 	r, ok := d[sid]
 	return r, ok, nil
+}
+
+// An access token never outlives its session: its exp is the rotation's
+// time plus AccessTTL, capped at the session's absolute end, as the
+// refresh token's and the record's are. Past the end it is refused even
+// where the record is gone and no denylist remembers the session.
+func TestIssuerAccessCappedAtSessionEnd(t *testing.T) {
+	const accessTTL, sessionMax = 30 * time.Minute, 2 * time.Hour
+	for _, tc := range []struct {
+		name    string
+		refresh time.Duration // after the start; 0: the start's own pair
+		max     time.Duration // SessionMax
+		want    time.Duration // access token lifetime from its rotation
+	}{
+		{"start", 0, sessionMax, accessTTL},
+		{"start of a session shorter than an access token", 0, 10 * time.Minute, 10 * time.Minute},
+		{"refresh well before the end", time.Hour, sessionMax, accessTTL},
+		{"refresh exactly one lifetime before the end", sessionMax - accessTTL, sessionMax, accessTTL},
+		{"refresh 10 minutes before the end", sessionMax - 10*time.Minute, sessionMax, 10 * time.Minute},
+		{"refresh 1 second before the end", sessionMax - time.Second, sessionMax, time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			is, clock, _ := newIssuer(t, false)
+			is.cfg.SessionMax = tc.max
+			ctx := context.Background()
+			var p Pair
+			if err := is.Start(ctx, "alice", &p); err != nil {
+				t.Fatal(err)
+			}
+			end := p.Session.Expires
+			if tc.refresh > 0 {
+				clock.t = clock.t.Add(tc.refresh)
+				if err := is.Refresh(ctx, append([]byte(nil), p.Refresh...), nil, &p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var cl Claims
+			if err := is.codec.ParseAt(p.Access, Access, clock.t, &cl); err != nil {
+				t.Fatal(err)
+			}
+			if exp := time.Unix(cl.Expires, 0); exp.After(end) {
+				t.Fatalf("access token exp %v is %v past the session's end", exp, exp.Sub(end))
+			}
+			if got := time.Unix(cl.Expires, 0).Sub(p.Session.Rotated.Truncate(time.Second)); got != tc.want {
+				t.Fatalf("access token lives %v from its rotation; want %v", got, tc.want)
+			}
+			if p.AccessExpiresIn > tc.want || p.AccessExpiresIn < tc.want-time.Second {
+				t.Fatalf("AccessExpiresIn %v; want the token's own, about %v", p.AccessExpiresIn, tc.want)
+			}
+			if err := is.codec.ParseAt(p.Access, Access, end, &cl); !errors.Is(err, ErrExpired) {
+				t.Fatalf("the access token at the session's end: %v; want ErrExpired", err)
+			}
+		})
+	}
 }

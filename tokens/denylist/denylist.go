@@ -75,9 +75,14 @@ type Denylist struct {
 	gens   atomic.Pointer[generations] // read lock-free by Check
 	cache  *ristretto.Cache[string, answer]
 
-	events  atomic.Uint64 // revocations heard: a lookup that overlapped one is not cached
-	lastAt  atomic.Int64  // unix ms of the newest revocation heard, to resume after a failure
-	current atomic.Int64  // unix ms when the feed last delivered or said it was current
+	events   atomic.Uint64 // revocations heard: a lookup that overlapped one is not cached
+	lastAt   atomic.Int64  // unix ms of the newest revocation heard (Stats)
+	current  atomic.Int64  // unix ms when the feed last delivered or said it was current
+	catching atomic.Bool   // reading the Window again: old news, no lag to report
+	// order queues a cached "not revoked" before a revocation's entries or
+	// not at all: ristretto applies Sets as queued, and one queued after
+	// the revocation's would hide it for NegativeTTL.
+	order sync.Mutex
 
 	// Counters of the slow path only: a check the filter answers counts nothing.
 	filterHits, cacheHits, lookups, falsePositives, lookupErrors, generationsStarted atomic.Uint64
@@ -126,19 +131,22 @@ func (d *Denylist) Ready() <-chan struct{} { return d.ready }
 
 // Run follows the feed until ctx ends: first the revocations of the last
 // Window (a new instance catches up), then each new one. When the feed
-// fails it resumes from the newest revocation heard, after a pause.
+// fails it follows again from the start of the Window, after a pause: not
+// from the newest revocation heard, because a failover onto a node whose
+// clock is behind numbers new revocations below it (repeats are harmless).
 func (d *Denylist) Run(ctx context.Context) error {
-	since := d.cfg.Now().Add(-d.cfg.Window)
-	pause := 50 * time.Millisecond
+	const first = 50 * time.Millisecond
+	pause := first
 	for {
-		err := d.feed.Follow(ctx, since, d.Add, d.caughtUp)
+		d.catching.Store(true)
+		err := d.feed.Follow(ctx, d.cfg.Now().Add(-d.cfg.Window), d.Add, d.caughtUp)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d.cfg.Logger.Warn("revocation feed interrupted; resuming", "err", err, "pause", pause.String())
-		if last := d.lastAt.Load(); last > 0 {
-			since = time.UnixMilli(last)
+		if !d.catching.Load() {
+			pause = first // it was current: a new failure, not the same one again
 		}
+		d.cfg.Logger.Warn("revocation feed interrupted; reading the window again", "err", err, "pause", pause.String())
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -152,6 +160,7 @@ func (d *Denylist) Run(ctx context.Context) error {
 // is ready; every time, it is alive.
 func (d *Denylist) caughtUp() {
 	d.current.Store(d.cfg.Now().UnixMilli())
+	d.catching.Store(false)
 	d.readyOnce.Do(func() { close(d.ready) })
 }
 
@@ -160,16 +169,18 @@ func (d *Denylist) caughtUp() {
 func (d *Denylist) Add(r session.Revocation) {
 	now := d.cfg.Now()
 	d.current.Store(now.UnixMilli())
-	if d.cfg.OnHeard != nil && d.isReady() { // the catch-up's old news is no lag
+	if d.cfg.OnHeard != nil && !d.catching.Load() { // the catch-up's old news is no lag
 		d.cfg.OnHeard(now.Sub(r.At))
 	}
-	d.events.Add(1)
 	if ms := r.At.UnixMilli(); ms > d.lastAt.Load() {
 		d.lastAt.Store(ms) // one feed goroutine writes: no lost update
 	}
 	d.generation().cur.add(r.ID)
+	d.order.Lock()
+	d.events.Add(1)
 	d.cache.Del(r.ID) // a cached "not revoked" must not outlive this
 	d.cache.Set(r.ID, answer{rev: r, revoked: true}, 1)
+	d.order.Unlock()
 }
 
 // generation returns the filters in force, starting a new generation once
@@ -195,7 +206,9 @@ var ErrUnconfirmed = errors.New("denylist: could not confirm with the store")
 
 // Check reports whether session id is revoked, and how. A session the
 // filter never saw is answered from memory with no I/O; a hit is answered
-// from the cache, or confirmed with the store once and cached.
+// from the cache, or confirmed with the store once and cached. A hit whose
+// record is gone is revoked (Revocation.Gone): the cache may have dropped
+// its answer, and the record may have expired with its revocation.
 func (d *Denylist) Check(ctx context.Context, id string) (session.Revocation, bool, error) {
 	g := d.gens.Load() // generations move on Add; a read needs no clock
 	if !g.cur.has(id) && !g.prev.has(id) {
@@ -216,12 +229,15 @@ func (d *Denylist) Check(ctx context.Context, id string) (session.Revocation, bo
 	if !revoked {
 		d.falsePositives.Add(1)
 	}
-	switch {
-	case revoked:
+	if revoked {
 		d.cache.Set(id, answer{rev: rev, revoked: true}, 1)
-	case d.events.Load() == heard: // no revocation arrived while we asked
+		return rev, revoked, nil
+	}
+	d.order.Lock()                // rare: false positives only
+	if d.events.Load() == heard { // no revocation arrived while we asked
 		d.cache.SetWithTTL(id, answer{}, 1, d.cfg.NegativeTTL)
 	}
+	d.order.Unlock()
 	return rev, revoked, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -193,7 +194,9 @@ func TestDenylist(t *testing.T) {
 }
 
 // A revocation is remembered for at least one Window and forgotten after
-// two: by then every access token of the session has expired.
+// two: by then every access token of the session has expired. Asked
+// through Check, as the verifier and the issuer ask: a revocation that has
+// rolled over into the previous generation is still refused.
 func TestDenylistGenerations(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Now()
@@ -202,22 +205,44 @@ func TestDenylistGenerations(t *testing.T) {
 	st := session.NewMemory(0)
 	defer st.Close()
 	d, _ := running(t, st, Config{Window: time.Minute, Now: clock})
-	d.Add(session.Revocation{ID: "old", Subject: "x", At: now})
+	ctx := context.Background()
+	newSession(t, st, "old", "x")
+	if err := st.Revoke(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	awaitRevoked(t, d, "old")
 	steps := []struct {
 		after time.Duration
 		want  bool
-	}{{0, true}, {59 * time.Second, true}, {2 * time.Second, true}, {59 * time.Second, true}, {62 * time.Second, false}}
+		gens  uint64 // generations started by then
+	}{{0, true, 1}, {59 * time.Second, true, 1}, {2 * time.Second, true, 2}, {59 * time.Second, true, 2}, {62 * time.Second, false, 3}}
 	for i, s := range steps {
 		advance(s.after)
 		// something else revoked now: generations move on the feed's clock
 		d.Add(session.Revocation{ID: fmt.Sprintf("tick-%d", i), At: clock()})
-		g := d.generation()
-		if got := g.cur.has("old") || g.prev.has("old"); got != s.want {
-			t.Fatalf("step %d: remembered %v; want %v", i, got, s.want)
+		d.cache.Wait()
+		_, got, err := d.Check(ctx, "old")
+		if err != nil {
+			t.Fatalf("step %d: Check: %v", i, err)
+		}
+		if got != s.want {
+			t.Fatalf("step %d (%d generations): Check says revoked %v; want %v", i, d.Stats().Generations, got, s.want)
+		}
+		if n := d.Stats().Generations; n != s.gens {
+			t.Fatalf("step %d: %d generations started; want %d", i, n, s.gens)
+		}
+		// the tick revoked in this generation is refused too
+		if _, ok, err := d.Check(ctx, fmt.Sprintf("tick-%d", i)); !ok || err != nil {
+			t.Fatalf("step %d: tick-%d revoked %v, %v; want refused", i, i, ok, err)
 		}
 	}
-	if n := d.Stats().Generations; n != 3 { // the first, then at 61s and at 3m2s
-		t.Fatalf("%d generations started; want 3", n)
+	// the first generation's tick, two windows old, is forgotten; the
+	// previous generation's tick is refused
+	if _, ok, _ := d.Check(ctx, "tick-0"); ok {
+		t.Fatal("tick-0, two windows old, is still refused")
+	}
+	if _, ok, _ := d.Check(ctx, "tick-3"); !ok {
+		t.Fatal("tick-3, in the previous generation, is no longer refused")
 	}
 }
 
@@ -303,4 +328,117 @@ func TestDenylistSurvivesRedisRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	awaitRevoked(t, d, "after")
+}
+
+// Sessions revoked just before their end, whose records then expire, with
+// a cache too small to hold their answers: a filter hit the cache misses
+// is confirmed with the store, which has no record. That is no "not
+// revoked": the denylist fails closed, on a running instance and on a
+// fresh one that caught up from the feed.
+func TestDenylistRecordsGone(t *testing.T) {
+	const n = 200
+	for name, tc := range map[string]struct {
+		open   func(t *testing.T) store
+		replay bool // the feed still holds the revocations for a fresh instance
+	}{
+		"memory": {func(t *testing.T) store {
+			m := session.NewMemory(10 * time.Millisecond) // the janitor forgets expired records
+			t.Cleanup(m.Close)
+			return m
+		}, false},
+		"redis": {stores(t)["redis"], true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			st := tc.open(t)
+			cfg := Config{CacheEntries: 8}
+			d, c := running(t, st, cfg)
+			start := time.Now()
+			end := start.Add(3 * time.Second)
+			for i := range n {
+				s := session.Session{ID: fmt.Sprintf("ending-%d", i), Subject: "alice", Created: start, Rotated: start, Expires: end}
+				if err := st.Create(ctx, s, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+				if err := st.Revoke(ctx, s.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for deadline := time.Now().Add(5 * time.Second); d.Stats().Heard < n; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d revocations heard within 5s", d.Stats().Heard, n)
+				}
+			}
+			if time.Now().After(end) {
+				t.Skip("the machine is too slow: the sessions ended before their revocations were heard")
+			}
+			time.Sleep(time.Until(end) + 100*time.Millisecond) // the records expire
+			for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				// the store's own clock (Redis, the janitor) has forgotten the record:
+				// Lookup no longer finds it revoked (before the fix, nor revoked at all)
+				if r, ok, _ := c.Feed.Lookup(ctx, fmt.Sprintf("ending-%d", n-1)); !ok || r.Gone || time.Now().After(deadline) {
+					break
+				}
+			}
+			check := func(d *Denylist) (denied int) {
+				for i := range n {
+					_, ok, err := d.Check(ctx, fmt.Sprintf("ending-%d", i))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if ok {
+						denied++
+					}
+				}
+				return denied
+			}
+			if denied := check(d); denied != n {
+				t.Fatalf("%d of %d revoked sessions whose records expired were denied; want all (fail closed)", denied, n)
+			}
+			if tc.replay {
+				fresh, _ := running(t, st, cfg)
+				if denied := check(fresh); denied != n {
+					t.Fatalf("fresh instance: %d of %d revoked sessions whose records expired were denied; want all", denied, n)
+				}
+			}
+		})
+	}
+}
+
+// Stream IDs come from the primary's clock. A failover or restart onto a
+// node whose clock is behind and which lacks the stream's tail gives new
+// revocations lower IDs than the last one heard: the denylist must hear
+// them all the same (and not say it is current while it does not).
+func TestDenylistStreamIDsGoBackwards(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		outage func(srv *redistest.Server)
+	}{
+		{"restart", func(srv *redistest.Server) { srv.Restart() }},
+		{"down for a while", func(srv *redistest.Server) { srv.Stop(); time.Sleep(1500 * time.Millisecond); srv.Start() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			r, err := session.DialRedis([]string{srv.Addr}, 200*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			d, _ := running(t, r, Config{})
+			// the old primary's clock ran 60 s ahead: the last entry heard is in the future
+			ahead := strconv.FormatInt(time.Now().Add(time.Minute).UnixMilli(), 10) + "-0"
+			srv.Do(t, "XADD", "tokend:revocations", ahead, "i", "ahead", "u", "x", "d", "0")
+			awaitRevoked(t, d, "ahead")
+			tc.outage(srv) // empty again: the tail is gone, and IDs start from this clock
+			deadline := time.Now().Add(10 * time.Second)
+			for r.Ping(context.Background()) != nil && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			newSession(t, r, "behind", "grace")
+			if err := r.Revoke(context.Background(), "behind"); err != nil {
+				t.Fatal(err)
+			}
+			awaitRevoked(t, d, "behind")
+		})
+	}
 }

@@ -78,6 +78,7 @@ type Redis struct {
 	// wait replicas: every write is followed by WAIT on its connection
 	replicas int64
 	waitMS   int64
+	out      *outbox // revocations whose publication failed, published again
 	// Retention is how long revocations stay in the stream other instances
 	// catch up from: the longest access-token life (DefaultRetention if 0).
 	// Set it before use.
@@ -88,7 +89,8 @@ type Redis struct {
 // at most a twentieth: see deadlines); a store slower than that is
 // ErrUnavailable, and nothing is issued.
 func NewRedis(client rueidis.Client, timeout time.Duration) *Redis {
-	return &Redis{client: client, cluster: client.Mode() == rueidis.ClientModeCluster, timeout: timeout, deadlines: newDeadlines(timeout)}
+	return &Redis{client: client, cluster: client.Mode() == rueidis.ClientModeCluster, timeout: timeout, deadlines: newDeadlines(timeout),
+		out: newOutbox()}
 }
 
 // A RedisOption tunes the client DialRedis makes.
@@ -221,8 +223,11 @@ func (r *Redis) waited(ctx context.Context, cmd rueidis.Completed) (rueidis.Redi
 	return res[0], nil
 }
 
-// Close closes the client.
-func (r *Redis) Close() { r.client.Close() }
+// Close stops publishing again what failed, and closes the client.
+func (r *Redis) Close() {
+	r.out.shut()
+	r.client.Close()
+}
 
 func subjectKey(sub string) string { return "tokend:u:{" + sub + "}" }
 
@@ -347,6 +352,10 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	if unacked != nil {
 		if old, err := msg.ToString(); err == nil && st.Gen >= 0 { // an advance, the record as it was
 			r.undo(ctx, key, arg, old)
+		} else if rev, ok := reused(st, msg); ok {
+			// the primary revoked the session whatever its replicas hold:
+			// the retry meets a revoked record and publishes nothing
+			_ = r.publishOrKeep(ctx, rev)
 		}
 		return Rotation{}, unavailable("rotate", unacked)
 	}
@@ -397,9 +406,9 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 		}
 		return Rotation{Session: s, Retry: true}, err
 	}
-	// reuse: the session is revoked whatever happens next; telling the other
-	// instances is best effort (their refreshes still meet the record)
-	_ = r.publish(ctx, Revocation{ID: st.ID, Subject: s.Subject, At: st.Now})
+	// reuse: the session is revoked whatever happens next; a publication
+	// that fails is kept and published again (publishOrKeep)
+	_ = r.publishOrKeep(ctx, Revocation{ID: strings.Clone(st.ID), Subject: s.Subject, At: st.Now})
 	return Rotation{}, refusal(st.ID, code)
 }
 
@@ -424,6 +433,25 @@ func (r *Redis) indexAdopted(ctx context.Context, st Step, s Session) error {
 		return err
 	}
 	return refusal(s.ID, code)
+}
+
+// reused decodes a reuse answer of record_rotate.lua ({3, record}) into the
+// revocation to publish.
+func reused(st Step, msg rueidis.RedisMessage) (Revocation, bool) {
+	a, err := msg.ToArray()
+	if err != nil || len(a) != 2 {
+		return Revocation{}, false
+	}
+	code, err := a[0].AsInt64()
+	v, err2 := a[1].ToString()
+	if err != nil || err2 != nil || code != 3 {
+		return Revocation{}, false
+	}
+	s, _, err := unpackRecord(st.ID, v)
+	if err != nil {
+		return Revocation{}, false
+	}
+	return Revocation{ID: strings.Clone(st.ID), Subject: s.Subject, At: st.Now}, true
 }
 
 // undo puts back the record an advance replaced when too few replicas
@@ -547,13 +575,20 @@ func (r *Redis) legacyRotate(ctx context.Context, st Step) (Rotation, error) {
 	}
 	args := []string{strconv.FormatInt(st.Gen, 10), strconv.FormatInt(st.Gen+1, 10), ms(st.Now),
 		strconv.FormatInt(st.Grace.Milliseconds(), 10), ms(st.Now.Add(st.Idle)), st.Owner, scope}
-	res, err := r.exec(ctx, legacyRotateScript, []string{legacyKey(st.ID)}, args).ToArray()
+	answer, unacked := r.execWaited(ctx, legacyRotateScript, []string{legacyKey(st.ID)}, args)
+	res, err := answer.ToArray()
 	if err != nil {
 		return Rotation{}, unavailable("rotate", err)
 	}
 	code, err := res[0].AsInt64()
 	if err != nil {
 		return Rotation{}, fmt.Errorf("redis rotate: bad reply: %w", err)
+	}
+	if unacked != nil {
+		if sub, err := res[1].ToString(); err == nil && code == 3 { // revoked on the primary all the same
+			_ = r.publishOrKeep(ctx, Revocation{ID: st.ID, Subject: sub, At: st.Now})
+		}
+		return Rotation{}, unavailable("rotate", unacked)
 	}
 	switch code {
 	case 1, 2:
@@ -562,7 +597,7 @@ func (r *Redis) legacyRotate(ctx context.Context, st Step) (Rotation, error) {
 		return rot, err
 	case 3:
 		if sub, err := res[1].ToString(); err == nil {
-			_ = r.publish(ctx, Revocation{ID: st.ID, Subject: sub, At: st.Now})
+			_ = r.publishOrKeep(ctx, Revocation{ID: st.ID, Subject: sub, At: st.Now}) // kept on failure
 		}
 	}
 	return Rotation{}, refusal(st.ID, code)
@@ -595,15 +630,21 @@ func rotation(id string, res []rueidis.RedisMessage) (Rotation, error) {
 func (r *Redis) Revoke(ctx context.Context, id string) error {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
-	res := r.exec(ctx, revokeScript, []string{recordKey(id)}, []string{"1"})
+	res, unacked := r.execWaited(ctx, revokeScript, []string{recordKey(id)}, []string{"1"})
 	if n, err := res.AsInt64(); err == nil && n == 0 {
-		res = r.exec(ctx, legacyRevokeScript, []string{legacyKey(id)}, []string{"1"})
+		res, unacked = r.execWaited(ctx, legacyRevokeScript, []string{legacyKey(id)}, []string{"1"})
 	}
 	rev, ok, _, err := revokeReply(id, res)
 	if err != nil || !ok {
 		return err
 	}
-	return r.publish(ctx, rev)
+	// published even when the replicas fell short: the primary revoked it,
+	// and the 503's retry may never come
+	err = r.publishOrKeep(ctx, rev)
+	if unacked != nil {
+		return unavailable("revoke", unacked)
+	}
+	return err
 }
 
 // RevokeLegacy implements Store: the record, if there is one, and the
@@ -703,17 +744,23 @@ func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, e
 	}
 	n := 0
 	var revs []Revocation
+	var unacked error
 	// sessions still in the hash record of an earlier tokend are found
 	// missing in the packed one, and revoked where they are
-	missing, err := r.revokeEach(ctx, revokeScript, recordKey, ids, to, &n, &revs)
+	missing, err := r.revokeEach(ctx, revokeScript, recordKey, ids, to, &n, &revs, &unacked)
 	if err == nil && len(missing) > 0 {
-		_, err = r.revokeEach(ctx, legacyRevokeScript, legacyKey, missing, to, &n, &revs)
+		_, err = r.revokeEach(ctx, legacyRevokeScript, legacyKey, missing, to, &n, &revs, &unacked)
 	}
+	// what was revoked is published whatever failed after it (Revoke)
+	perr := r.publishOrKeep(ctx, revs...)
 	if err != nil {
 		return n, err
 	}
-	if err := r.publish(ctx, revs...); err != nil {
-		return n, err
+	if unacked != nil {
+		return n, unavailable("revoke", unacked)
+	}
+	if perr != nil {
+		return n, perr
 	}
 	if del && len(ids) > 0 {
 		// only the ids read, now ended: a login whose SADD landed since stays
@@ -728,12 +775,17 @@ func (r *Redis) RevokeSubject(ctx context.Context, sub string, del bool) (int, e
 
 // revokeEach revokes ids with script s, counting the sessions it ended in
 // n and collecting what to publish; it returns the ids it found no record
-// of.
-func (r *Redis) revokeEach(ctx context.Context, s script, key func(string) string, ids []string, to string, n *int, revs *[]Revocation) (missing []string, err error) {
-	for i, res := range r.revokeAll(ctx, s, key, ids, to) {
+// of. A revocation its replicas did not acknowledge is collected too, and
+// *unacked set.
+func (r *Redis) revokeEach(ctx context.Context, s script, key func(string) string, ids []string, to string, n *int, revs *[]Revocation, unacked *error) (missing []string, err error) {
+	results, short := r.revokeAll(ctx, s, key, ids, to)
+	for i, res := range results {
 		rev, ok, ended, err := revokeReply(ids[i], res)
 		if err != nil {
 			return nil, err
+		}
+		if short[i] != nil {
+			*unacked = short[i]
 		}
 		if ended {
 			*n++
@@ -748,23 +800,25 @@ func (r *Redis) revokeEach(ctx context.Context, s script, key func(string) strin
 }
 
 // revokeAll runs a revoke script on each session's key: pipelined, or one
-// at a time when each write must be followed by its WAIT.
-func (r *Redis) revokeAll(ctx context.Context, s script, key func(string) string, ids []string, to string) []rueidis.RedisResult {
+// at a time when each write must be followed by its WAIT, with each
+// answer's ErrNotReplicated beside it.
+func (r *Redis) revokeAll(ctx context.Context, s script, key func(string) string, ids []string, to string) ([]rueidis.RedisResult, []error) {
+	short := make([]error, len(ids))
 	if len(ids) == 0 {
-		return nil
+		return nil, short
 	}
 	if r.replicas > 0 {
 		res := make([]rueidis.RedisResult, len(ids))
 		for i, id := range ids {
-			res[i] = r.exec(ctx, s, []string{key(id)}, []string{to})
+			res[i], short[i] = r.execWaited(ctx, s, []string{key(id)}, []string{to})
 		}
-		return res
+		return res, short
 	}
 	execs := make([]rueidis.LuaExec, len(ids))
 	for i, id := range ids {
 		execs[i] = rueidis.LuaExec{Keys: []string{key(id)}, Args: []string{to}}
 	}
-	return s.ExecMulti(ctx, r.client, execs...)
+	return s.ExecMulti(ctx, r.client, execs...), short
 }
 
 // Ping implements Store.

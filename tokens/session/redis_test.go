@@ -228,3 +228,69 @@ func TestRedisFollowThroughQuiet(t *testing.T) {
 		t.Fatal("revocation not heard within 3s")
 	}
 }
+
+// A follower whose last entry is gone from the stream (a failover or a
+// restart onto a node without the stream's tail, which numbers new entries
+// from its own clock) stops with ErrFeedGap instead of reading on after an
+// ID the node may never reach, and says it is current no more.
+func TestRedisFollowGap(t *testing.T) {
+	for name, addrs := range map[string]func(t *testing.T) []string{
+		"standalone": func(t *testing.T) []string { return []string{redistest.Start(t).Addr} },
+		"cluster":    func(t *testing.T) []string { return redistest.StartCluster(t, 3).Addrs() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			addrs := addrs(t)
+			st := dial(t, addrs...)
+			c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var mu sync.Mutex
+			var heard []string
+			currents := 0
+			done := make(chan error, 1)
+			go func() {
+				done <- st.Follow(ctx, time.Now(), func(r session.Revocation) { mu.Lock(); heard = append(heard, r.ID); mu.Unlock() },
+					func() { mu.Lock(); currents++; mu.Unlock() })
+			}()
+			now := time.Now()
+			s := session.Session{ID: "first", Subject: "alice", Created: now, Rotated: now, Expires: now.Add(time.Hour)}
+			if err := st.Create(ctx, s, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Revoke(ctx, s.ID); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				mu.Lock()
+				n := len(heard)
+				mu.Unlock()
+				if n > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the first revocation was not heard within 5s")
+				}
+			}
+			if err := c.Do(ctx, c.B().Del().Key("tokend:revocations").Build()).Error(); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			before := currents
+			mu.Unlock()
+			select {
+			case err := <-done:
+				if !errors.Is(err, session.ErrFeedGap) || !errors.Is(err, session.ErrUnavailable) {
+					t.Fatalf("Follow after its last entry went: %v; want ErrFeedGap (an ErrUnavailable)", err)
+				}
+			case <-time.After(3 * time.Second):
+				mu.Lock()
+				defer mu.Unlock()
+				t.Fatalf("Follow went on after its last entry went, and said it was current %d times more", currents-before)
+			}
+		})
+	}
+}

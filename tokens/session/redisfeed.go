@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -27,12 +28,14 @@ const followBlock = time.Second
 
 // publish appends revocations to the stream, trimming entries older than
 // the retention. The session records are the truth; the stream only tells
-// other instances sooner.
+// other instances sooner. With WaitReplicas, WAIT follows the entries on
+// their connection, as it follows every write: a revocation the store
+// acknowledged is on the replicas a failover promotes.
 func (r *Redis) publish(ctx context.Context, revs ...Revocation) error {
 	if len(revs) == 0 {
 		return nil
 	}
-	cmds := make(rueidis.Commands, len(revs))
+	cmds := make(rueidis.Commands, len(revs), len(revs)+1)
 	for i, rev := range revs {
 		d := "0"
 		if rev.Deleted {
@@ -42,12 +45,119 @@ func (r *Redis) publish(ctx context.Context, revs ...Revocation) error {
 		cmds[i] = r.client.B().Xadd().Key(revocationStream).Minid().Almost().Threshold(strconv.FormatInt(minID, 10)).
 			Id("*").FieldValue().FieldValue("i", rev.ID).FieldValue("u", rev.Subject).FieldValue("d", d).Build()
 	}
-	for _, res := range r.client.DoMulti(ctx, cmds...) {
+	if r.replicas > 0 { // keyless: rueidis sends it down the stream's connection
+		cmds = append(cmds, r.client.B().Wait().Numreplicas(r.replicas).Timeout(r.waitMS).Build())
+	}
+	res := r.client.DoMulti(ctx, cmds...)
+	for _, res := range res[:len(revs)] {
 		if err := res.Error(); err != nil {
 			return unavailable("xadd", err)
 		}
 	}
+	if r.replicas > 0 {
+		n, err := res[len(revs)].AsInt64()
+		if err != nil {
+			return unavailable("wait", err)
+		}
+		if n < r.replicas {
+			return fmt.Errorf("redis xadd: WAIT %d: %d acknowledged: %w", r.replicas, n, ErrNotReplicated)
+		}
+	}
 	return nil
+}
+
+// publishOrKeep publishes revs under a deadline of its own, not the
+// caller's (a reuse is detected with the rotation's deadline nearly spent),
+// and keeps what fails for the outbox to publish again: a revocation the
+// store made must reach the denylists even if nobody asks again.
+func (r *Redis) publishOrKeep(ctx context.Context, revs ...Revocation) error {
+	ctx, cancel := r.deadlines.bound(context.WithoutCancel(ctx))
+	defer cancel()
+	err := r.publish(ctx, revs...)
+	if err != nil {
+		r.out.keep(r, revs)
+	}
+	return err
+}
+
+// outbox holds revocations whose publication failed. One goroutine,
+// started by the first failure, publishes them again with backoff until
+// it succeeds or they no longer matter (older than the retention: every
+// access token of their sessions has expired).
+type outbox struct {
+	mu    sync.Mutex
+	revs  []Revocation
+	once  sync.Once
+	wake  chan struct{}
+	stop  chan struct{}
+	close sync.Once
+}
+
+func newOutbox() *outbox {
+	return &outbox{wake: make(chan struct{}, 1), stop: make(chan struct{})}
+}
+
+// keep queues revs (copies: a step's strings are lent) for r's outbox.
+func (o *outbox) keep(r *Redis, revs []Revocation) {
+	o.mu.Lock()
+	for _, rev := range revs {
+		rev.ID, rev.Subject = strings.Clone(rev.ID), strings.Clone(rev.Subject)
+		o.revs = append(o.revs, rev)
+	}
+	o.mu.Unlock()
+	o.once.Do(func() { go o.run(r) })
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pending reports how many revocations wait in the outbox.
+func (o *outbox) pending() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.revs)
+}
+
+func (o *outbox) shut() { o.close.Do(func() { close(o.stop) }) }
+
+func (o *outbox) run(r *Redis) {
+	const first, most = 100 * time.Millisecond, 5 * time.Second
+	pause := first
+	for {
+		var retry <-chan time.Time
+		if o.pending() > 0 {
+			retry = time.After(pause)
+		}
+		select {
+		case <-o.stop:
+			return
+		case <-o.wake:
+			continue // something new: wait the pause from here
+		case <-retry:
+		}
+		o.mu.Lock()
+		revs := o.revs
+		o.revs = nil
+		o.mu.Unlock()
+		live := revs[:0]
+		for _, rev := range revs { // by wall time, as the stream's MINID trims
+			if time.Since(rev.At) < r.retention() {
+				live = append(live, rev)
+			}
+		}
+		ctx, cancel := r.deadlines.bound(context.Background())
+		err := r.publish(ctx, live...)
+		cancel()
+		if err == nil {
+			pause = first
+			continue
+		}
+		o.mu.Lock()
+		o.revs = append(live, o.revs...)
+		o.mu.Unlock()
+		pause = min(2*pause, most)
+	}
 }
 
 func (r *Redis) retention() time.Duration {
@@ -61,46 +171,70 @@ func (r *Redis) retention() time.Duration {
 // Redis.Retention is not set: the default access-token life.
 const DefaultRetention = 30 * time.Minute
 
-// Follow implements Feed: XRANGE from since for the catch-up, then XREAD
-// BLOCK from the last entry seen (rueidis gives blocking commands their own
-// connection, so refreshes never queue behind it).
+// ErrFeedGap: the stream no longer holds the entry a follower read last (a
+// failover or a restart onto a node without the stream's tail). That node
+// numbers new revocations from its own clock, perhaps below what was read,
+// where reading on after it would never see them: the follower must read
+// the whole retention again (the denylist does).
+var ErrFeedGap = fmt.Errorf("%w: the revocation stream lost the entries this follower read", ErrUnavailable)
+
+// Follow implements Feed: XREAD from since, without blocking for the
+// catch-up and with BLOCK after it. Each read after an entry is pipelined
+// behind an XRANGE of that entry on the same connection: while it is there,
+// the node has the tail and numbers new entries above it; once it is not,
+// Follow returns ErrFeedGap. (rueidis gives blocking commands their own
+// connections, so refreshes never queue behind it.)
 func (r *Redis) Follow(ctx context.Context, since time.Time, fn func(Revocation), caughtUp func()) error {
 	from := max(since.UnixMilli(), 1)
-	start := strconv.FormatInt(from, 10)  // XRANGE: every entry of that millisecond on
-	last := strconv.FormatInt(from-1, 10) // XREAD: entries after this one
+	last := strconv.FormatInt(from-1, 10) // entries after this one
+	read, current := false, false         // read: last is an entry, not a time
 	for {
-		entries, err := r.client.Do(ctx, r.client.B().Xrange().Key(revocationStream).Start(start).End("+").Count(512).Build()).AsXRange()
-		if err != nil {
-			return unavailable("xrange", err)
+		var xread rueidis.Completed
+		if current {
+			xread = r.client.B().Xread().Count(512).Block(followBlock.Milliseconds()).Streams().Key(revocationStream).Id(last).Build()
+		} else {
+			xread = r.client.B().Xread().Count(512).Streams().Key(revocationStream).Id(last).Build()
 		}
-		for _, e := range entries {
-			fn(entryRevocation(e))
-			last = e.ID
+		cmds := rueidis.Commands{xread}
+		if read {
+			cmds = rueidis.Commands{r.client.B().Xrange().Key(revocationStream).Start(last).End(last).Build(), xread}
 		}
-		if len(entries) < 512 {
-			break
+		res := r.client.DoMulti(ctx, cmds...)
+		if read {
+			there, err := res[0].AsXRange()
+			if err != nil {
+				return r.followErr(ctx, "xrange", err)
+			}
+			if len(there) == 0 {
+				return fmt.Errorf("redis follow after %s: %w", last, ErrFeedGap)
+			}
 		}
-		start = "(" + last
-	}
-	caughtUp()
-	for {
-		res := r.client.Do(ctx, r.client.B().Xread().Count(512).Block(followBlock.Milliseconds()).Streams().Key(revocationStream).Id(last).Build())
-		streams, err := res.AsXRead()
-		if rueidis.IsRedisNil(err) {
-			caughtUp() // no news within followBlock: current
+		streams, err := res[len(res)-1].AsXRead()
+		if rueidis.IsRedisNil(err) { // nothing after last: current
+			current = true
+			caughtUp()
 			continue
 		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return unavailable("xread", err)
+			return r.followErr(ctx, "xread", err)
 		}
-		for _, e := range streams[revocationStream] {
+		entries := streams[revocationStream]
+		for _, e := range entries {
 			fn(entryRevocation(e))
-			last = e.ID
+			last, read = e.ID, true
+		}
+		if !current && len(entries) < 512 {
+			current = true
+			caughtUp()
 		}
 	}
+}
+
+func (r *Redis) followErr(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return unavailable(op, err)
 }
 
 // entryRevocation decodes a stream entry; its ID's first part is the
@@ -111,7 +245,8 @@ func entryRevocation(e rueidis.XRangeEntry) Revocation {
 	return Revocation{ID: e.FieldValues["i"], Subject: e.FieldValues["u"], Deleted: e.FieldValues["d"] == "1", At: time.UnixMilli(at)}
 }
 
-// Lookup implements Feed: the session record says whether it is revoked.
+// Lookup implements Feed: the session record says whether it is revoked;
+// no record at all is Gone.
 func (r *Redis) Lookup(ctx context.Context, id string) (Revocation, bool, error) {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
@@ -143,7 +278,7 @@ func (r *Redis) legacyLookup(ctx context.Context, id string) (Revocation, bool, 
 	}
 	sub, err := v[0].ToString()
 	if rueidis.IsRedisNil(err) {
-		return Revocation{}, false, nil // no record: nothing to deny
+		return Revocation{ID: id, Gone: true}, true, nil // no record in either form: ended (Feed)
 	}
 	x, err2 := v[1].ToString()
 	if err := errors.Join(err, err2); err != nil || x == "" {

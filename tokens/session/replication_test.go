@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -56,9 +58,14 @@ func TestRedisRefusalsAreUnavailable(t *testing.T) {
 // waiting starts a primary with one replica and a store on it that waits for
 // that replica (WaitReplicas(1), a 200ms timeout: WAIT waits up to 100ms).
 func waiting(t *testing.T) (primary, replica *redistest.Server, st *session.Redis) {
+	return waitingFor(t, 200*time.Millisecond)
+}
+
+// waitingFor is waiting with a store timeout of its own (WAIT waits half).
+func waitingFor(t *testing.T, timeout time.Duration) (primary, replica *redistest.Server, st *session.Redis) {
 	primary = redistest.Start(t)
 	replica = redistest.StartReplica(t, primary, redistest.Config{})
-	st, err := session.DialRedis([]string{primary.Addr}, 200*time.Millisecond, session.WaitReplicas(1))
+	st, err := session.DialRedis([]string{primary.Addr}, timeout, session.WaitReplicas(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,4 +236,181 @@ func gen(record string) int64 {
 		return -1
 	}
 	return int64(binary.BigEndian.Uint32([]byte(record[:4])))
+}
+
+// acked waits until every replica of primary has acknowledged all it was sent.
+func acked(t *testing.T, primary *redistest.Server) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		info := primary.Do(t, "INFO", "replication")
+		var master string
+		var replicas []string
+		for _, line := range strings.Split(info, "\n") {
+			line = strings.TrimSpace(line)
+			if v, ok := strings.CutPrefix(line, "master_repl_offset:"); ok {
+				master = v
+			}
+			if strings.HasPrefix(line, "slave") && strings.Contains(line, ",offset=") {
+				_, rest, _ := strings.Cut(line, ",offset=")
+				off, _, _ := strings.Cut(rest, ",")
+				replicas = append(replicas, off)
+			}
+		}
+		done := len(replicas) > 0
+		for _, off := range replicas {
+			done = done && off == master
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas not caught up within 5s:\n%s", info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// heard follows st's revocation feed from now and reports whether session
+// id's revocation arrives within d.
+func heard(t *testing.T, st *session.Redis) func(id string, d time.Duration) bool {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	got := map[string]bool{}
+	ready := make(chan struct{})
+	var once sync.Once
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		since := time.Now().Add(-time.Minute)
+		for ctx.Err() == nil { // resumed, as the denylist does, when the feed fails
+			_ = st.Follow(ctx, since, func(r session.Revocation) { mu.Lock(); got[r.ID] = true; mu.Unlock() },
+				func() { once.Do(func() { close(ready) }) })
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	<-ready
+	return func(id string, d time.Duration) bool {
+		for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			mu.Lock()
+			ok := got[id]
+			mu.Unlock()
+			if ok {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// TestRedisPublishWaits: with WaitReplicas, a revocation's publication is
+// followed by WAIT like every other write, so that it survives a failover:
+// a revoke whose entry the replica did not acknowledge is ErrNotReplicated
+// (the admin's retry publishes it again), not a success.
+func TestRedisPublishWaits(t *testing.T) {
+	primary, replica, st := waitingFor(t, time.Second) // a slow machine's margin
+	ctx := context.Background()
+	newSession(t, st, "pub")
+	if err := st.Revoke(ctx, "pub"); err != nil {
+		t.Fatal(err)
+	}
+	acked(t, primary)
+	replica.Kill(syscall.SIGSTOP)
+	defer replica.Kill(syscall.SIGCONT)
+	// revoked already: the script writes nothing its WAIT waits for; the
+	// publication is a write, and the stopped replica cannot acknowledge it
+	if err := st.Revoke(ctx, "pub"); !errors.Is(err, session.ErrNotReplicated) {
+		t.Fatalf("Revoke with its publication unacknowledged: %v; want ErrNotReplicated", err)
+	}
+}
+
+// TestRedisReuseUnacknowledgedPublished: a reuse detected while the
+// replica cannot acknowledge is answered 503, but the session is revoked on
+// the primary all the same: its revocation must be published, or no
+// denylist ever hears of the theft (the retry meets a revoked record and
+// publishes nothing).
+func TestRedisReuseUnacknowledgedPublished(t *testing.T) {
+	_, replica, st := waitingFor(t, time.Second) // a slow machine's margin
+	ctx := context.Background()
+	hears := heard(t, st)
+	newSession(t, st, "stolen")
+	now := time.Now()
+	if _, err := st.Rotate(ctx, session.Step{ID: "stolen", Gen: 0, Now: now, Idle: time.Hour, Grace: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	replica.Kill(syscall.SIGSTOP)
+	_, err := st.Rotate(ctx, session.Step{ID: "stolen", Gen: 0, Now: now.Add(time.Minute), Idle: time.Hour, Grace: time.Second})
+	if !errors.Is(err, session.ErrUnavailable) {
+		t.Fatalf("reuse with the replica stopped: %v; want ErrUnavailable (503)", err)
+	}
+	replica.Kill(syscall.SIGCONT)
+	if !hears("stolen", 5*time.Second) {
+		t.Fatal("the revocation of a detected reuse was never published")
+	}
+}
+
+// TestRedisReusePublishRetried: a reuse whose publication fails (here the
+// stream cannot be written for a while) is published once it can be,
+// without anyone presenting a token again.
+func TestRedisReusePublishRetried(t *testing.T) {
+	srv := redistest.Start(t)
+	st := dial(t, srv.Addr)
+	ctx := context.Background()
+	newSession(t, st, "stolen")
+	now := time.Now()
+	if _, err := st.Rotate(ctx, session.Step{ID: "stolen", Gen: 0, Now: now, Idle: time.Hour, Grace: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Do(t, "SET", "tokend:revocations", "not a stream") // every XADD fails for now
+	if _, err := st.Rotate(ctx, session.Step{ID: "stolen", Gen: 0, Now: now.Add(time.Minute), Idle: time.Hour, Grace: time.Second}); !errors.Is(err, session.ErrReuse) {
+		t.Fatalf("reuse: %v; want ErrReuse", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	srv.Do(t, "DEL", "tokend:revocations")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(srv.Do(t, "XRANGE", "tokend:revocations", "-", "+"), "stolen") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failed publication of a detected reuse was never retried")
+		}
+	}
+}
+
+// TestRedisRevokeUnacknowledgedPublished: a revoke (of one session, or of
+// a subject's) whose WAIT falls short is a 503, but the primary has revoked
+// the sessions: their revocations are published all the same, so the
+// denylists hear of them even if the admin never retries.
+func TestRedisRevokeUnacknowledgedPublished(t *testing.T) {
+	// a 1 s timeout (WAIT 500 ms) for a slow machine; a subject's sessions
+	// are revoked one WAIT after another, so the subject has one
+	_, replica, st := waitingFor(t, time.Second)
+	ctx := context.Background()
+	hears := heard(t, st)
+	newSession(t, st, "one")
+	now := time.Now()
+	for _, id := range []string{"all-1"} {
+		if err := st.Create(ctx, session.Session{ID: id, Subject: "carol", Created: now, Rotated: now, Expires: now.Add(time.Hour)}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newSession(t, st, "warm") // the revoke script loaded while the replica is up, as in a running tokend
+	if err := st.Revoke(ctx, "warm"); err != nil {
+		t.Fatal(err)
+	}
+	replica.Kill(syscall.SIGSTOP)
+	if err := st.Revoke(ctx, "one"); !errors.Is(err, session.ErrNotReplicated) {
+		t.Fatalf("Revoke with the replica stopped: %v; want ErrNotReplicated", err)
+	}
+	if _, err := st.RevokeSubject(ctx, "carol", false); !errors.Is(err, session.ErrNotReplicated) {
+		t.Fatalf("RevokeSubject with the replica stopped: %v; want ErrNotReplicated", err)
+	}
+	replica.Kill(syscall.SIGCONT)
+	for _, id := range []string{"one", "all-1"} {
+		if !hears(id, 5*time.Second) {
+			t.Fatalf("the revocation of %s, made on the primary and answered 503, was never published", id)
+		}
+	}
 }

@@ -14,11 +14,18 @@ type Revocation struct {
 	Subject string
 	Deleted bool      // the subject was deleted: refreshes get ErrDeleted
 	At      time.Time // when it was published (millisecond precision)
+	// Gone: Lookup found no record (expired, evicted, lost). Whether it was
+	// revoked can no longer be told, so it counts as ended; refreshes get
+	// ErrNotFound, and Subject is unknown ("").
+	Gone bool
 }
 
 // Err is the outcome a refresh of the revoked session gets from a store.
 func (r Revocation) Err() error {
-	if r.Deleted {
+	switch {
+	case r.Gone:
+		return ErrNotFound
+	case r.Deleted:
 		return ErrDeleted
 	}
 	return ErrRevoked
@@ -32,7 +39,9 @@ func (r Revocation) Err() error {
 // least every FeedHeartbeat while it knows it is current, so a silent feed
 // can be told from a stuck one. The same revocation may
 // be delivered more than once. Lookup asks the store itself whether id is
-// revoked: the confirmation of a denylist hit.
+// revoked: the confirmation of a denylist hit. A session the store holds no
+// record of is reported ended, Gone: its record expired, was evicted or was
+// lost, perhaps with its revocation, and "not revoked" would fail open.
 type Feed interface {
 	Follow(ctx context.Context, since time.Time, fn func(Revocation), caughtUp func()) error
 	Lookup(ctx context.Context, id string) (Revocation, bool, error)
@@ -115,7 +124,10 @@ func (m *Memory) Lookup(_ context.Context, id string) (Revocation, bool, error) 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	r, ok := sh.sessions[id]
-	if !ok || r.state == active {
+	switch {
+	case !ok:
+		return Revocation{ID: id, Gone: true}, true, nil
+	case r.state == active:
 		return Revocation{}, false, nil
 	}
 	return r.revocation(), true, nil

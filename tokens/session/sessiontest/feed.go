@@ -177,15 +177,16 @@ var feedCases = []struct {
 		if _, ok := lookup(t, st, s.ID); ok {
 			t.Fatal("an active session looked revoked")
 		}
-		if _, ok := lookup(t, st, "no-such-session"); ok {
-			t.Fatal("a missing session looked revoked")
+		// no record: whatever it was, it is over (LookupRecordGone)
+		if r, ok := lookup(t, st, "no-such-session"); !ok || !r.Gone || r.ID != "no-such-session" {
+			t.Fatalf("a missing session: %+v, revoked %v; want it ended, gone", r, ok)
 		}
 		if err := st.Revoke(context.Background(), s.ID); err != nil {
 			t.Fatal(err)
 		}
 		r, ok := lookup(t, st, s.ID)
-		if !ok {
-			t.Fatal("a revoked session did not look revoked")
+		if !ok || r.Gone {
+			t.Fatalf("a revoked session: %+v, revoked %v; want revoked, its record there", r, ok)
 		}
 		wantRevocation(t, r, s, false)
 		if _, err := st.RevokeSubject(context.Background(), "frank", true); err != nil {

@@ -390,6 +390,33 @@ var lossCases = []struct {
 	name string
 	run  func(t *testing.T, st Store, rewind Rewind)
 }{
+	{"LookupRecordGone", func(t *testing.T, st Store, rewind Rewind) {
+		// A revoked session whose record is gone (expired, evicted, lost in
+		// a failover): the denylist confirms a filter hit with Lookup, and
+		// a missing record taken for "not revoked" would let the session's
+		// access tokens through. Lookup answers it ended: fail closed.
+		s := session.Session{ID: newID(t), Subject: "mallory", Created: base, Rotated: base, Expires: base.Add(24 * time.Hour)}
+		gone := rewind(t, s.ID) // before the record exists: restore deletes it
+		if err := st.Create(context.Background(), s, idle); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Revoke(context.Background(), s.ID); err != nil {
+			t.Fatal(err)
+		}
+		if r, ok := lookup(t, st, s.ID); !ok || r.Gone {
+			t.Fatalf("revoked, record there: %+v, revoked %v", r, ok)
+		}
+		gone()
+		r, ok := lookup(t, st, s.ID)
+		if !ok || !r.Gone || r.ID != s.ID {
+			t.Fatalf("revoked, then its record gone: Lookup says %+v, revoked %v; want it ended (Gone)", r, ok)
+		}
+		if !errors.Is(r.Err(), session.ErrNotFound) {
+			t.Fatalf("the refusal of a gone session: %v; want ErrNotFound, as Rotate answers", r.Err())
+		}
+		_, err := rotate(t, st, step(s.ID, 0, time.Second, grace))
+		wantErr(t, err, session.ErrNotFound)
+	}},
 	{"LostRotationAdvances", func(t *testing.T, st Store, rewind Rewind) {
 		s := create(t, st, "alice")
 		restore := rewind(t, s.ID)
