@@ -122,7 +122,7 @@ wait-cost: redis-server
 overload: redis-server
 	loadtest/overload.sh
 
-## profile: a CPU profile of tokend under the Redis load (bench/cpu.prof, bench/cpu.txt)
+## profile: a CPU profile of tokend under the Redis load (bench/results/DATE-cpu.prof, DATE-cpu.txt)
 profile: redis-server
 	loadtest/run.sh profile
 

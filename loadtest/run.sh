@@ -24,9 +24,13 @@
 #   loadtest/run.sh profile   a CPU profile of tokend under the Redis load
 #
 # Settings (environment): DURATION (10s), WARMUP (2s), CONNS (64), RUNS (3), FIXED_RUNS (2),
-# K6 (path of k6), OUT (bench/ by default: loadgen.jsonl, cpu.prof), PIN (0; 1: the
-# generator on CPU 0, servers and Redis on the others, so that the generator
-# does not take CPU from the server it measures; needs taskset and 2+ CPUs).
+# K6 (path of k6), OUT (the directory of raw results, bench/results), OUT_FILE
+# (the raw file's name without .jsonl; by default the day and what ran:
+# DATE-closed-loop for compare, DATE-open-loop for fixed, DATE-cluster,
+# DATE-oauth2, DATE-cpu for profile's .prof and .txt; -pinned appended with
+# PIN=1; DATE is today's, UTC), PIN (0; 1: the generator on CPU 0, servers
+# and Redis on the others, so that the generator does not take CPU from the
+# server it measures; needs taskset and 2+ CPUs).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -35,7 +39,9 @@ WARMUP=${WARMUP:-2s}
 CONNS=${CONNS:-64}
 RUNS=${RUNS:-3}
 FIXED_RUNS=${FIXED_RUNS:-2}
-OUT=${OUT:-bench}
+OUT=${OUT:-bench/results}
+mkdir -p "$OUT"
+DAY=$(date -u +%F)
 SECRET=loadtest-secret-0123456789abcdef-0123456789abcdef-0123456789abcdef
 TMP=$(mktemp -d)
 PIDS=()
@@ -45,6 +51,15 @@ if [ "${PIN:-0}" = 1 ]; then
   [ "$n" -ge 2 ] || { echo "loadtest: PIN=1 needs 2 or more CPUs" >&2; exit 2; }
   GEN=(taskset -c 0) SRV=(taskset -c "1-$((n - 1))")
 fi
+
+# raw_name WHAT sets RAW, the name (without .jsonl) of the file in $OUT
+# that this command's runs are written to: OUT_FILE, or DATE-WHAT.
+raw_name() {
+  local pinned=
+  [ "${PIN:-0}" = 1 ] && pinned=-pinned
+  RAW=${OUT_FILE:-$DAY-$1$pinned}
+  log "raw results: $OUT/$RAW"
+}
 
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -130,19 +145,20 @@ start_floor() {
 }
 
 # loadgen LABEL DIALECT PID [extra loadgen flags...]: one run, its JSON line
-# appended to loadgen.jsonl; with Redis running, its CPU per refresh too.
+# appended to $OUT/$RAW.jsonl; with Redis running, its CPU per refresh too.
 loadgen() {
   local label=$1 dialect=$2 pid=$3; shift 3
   local cpu=(-pid "$pid")
   [ -n "${REDIS_PORT:-}" ] && cpu+=(-redis "127.0.0.1:$REDIS_PORT")
   "${GEN[@]}" bin/loadgen -url "$PUB" -admin "$ADM" -dialect "$dialect" -label "$label" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" \
-    "${cpu[@]}" -json "$@" | tee -a "$OUT/${OUT_FILE:-loadgen}.jsonl"
+    "${cpu[@]}" -json "$@" | tee -a "$OUT/$RAW.jsonl"
 }
 
 compare() {
+  raw_name closed-loop
   build
   start_redis
-  : >"$OUT/loadgen.jsonl"
+  : >"$OUT/$RAW.jsonl"
   for run in $(seq 1 "$RUNS"); do
     log "run $run of $RUNS ($DURATION each, $CONNS connections)"
     # each tokend run right after its floor: shares are taken pairwise
@@ -156,7 +172,7 @@ compare() {
     done
   done
   fixed_rates
-  bin/loadgen -summarize "$OUT/loadgen.jsonl"
+  bin/loadgen -summarize "$OUT/$RAW.jsonl"
   # what one session costs Redis
   start_tokend spring redis
   curl -s -XPOST "$ADM/admin/sessions" -H 'Content-Type: application/json' -d '{"sub":"4ef1c711-06ff-41ea-888a-456579e447d6"}' >/dev/null
@@ -170,7 +186,7 @@ compare() {
 # median, the floor and tokend (spring) in turn at each rate.
 fixed_rates() {
   local max rate pct
-  max=$(bin/loadgen -summarize "$OUT/loadgen.jsonl" -median floor/redis)
+  max=$(bin/loadgen -summarize "$OUT/$RAW.jsonl" -median floor/redis)
   for run in $(seq 1 "$FIXED_RUNS"); do
     for pct in 25 50 75; do
       rate=$((max * pct / 100))
@@ -182,13 +198,14 @@ fixed_rates() {
 }
 
 cluster() {
+  raw_name cluster
   build
   local rate=${RATE:-8000} ports=() pids=() addrs=()
   start_redis
-  : >"$OUT/cluster.jsonl"
+  : >"$OUT/$RAW.jsonl"
   for run in $(seq 1 "$FIXED_RUNS"); do
     start_tokend spring redis
-    OUT_FILE=cluster loadgen "one tokend, one Redis" spring "$TOKEND_PID" -rate "$rate"
+    loadgen "one tokend, one Redis" spring "$TOKEND_PID" -rate "$rate"
     stop "$TOKEND_PID"
   done
   for i in 1 2 3; do
@@ -211,50 +228,53 @@ cluster() {
     done
     PUB=$(IFS=,; echo "${pubs[*]}")
     "${GEN[@]}" bin/loadgen -url "$PUB" -admin "$ADM" -label "two tokend, 3-master Cluster" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" \
-      -rate "$rate" -pid "$(IFS=,; echo "${tpids[*]}")" -redis "$seeds" -json | tee -a "$OUT/cluster.jsonl"
+      -rate "$rate" -pid "$(IFS=,; echo "${tpids[*]}")" -redis "$seeds" -json | tee -a "$OUT/$RAW.jsonl"
     for p in "${tpids[@]}"; do stop "$p"; done
   done
-  bin/loadgen -summarize "$OUT/cluster.jsonl"
+  bin/loadgen -summarize "$OUT/$RAW.jsonl"
 }
 
 fixed() {
+  raw_name open-loop
   build
   start_redis
-  : >"$OUT/loadgen.jsonl"
+  : >"$OUT/$RAW.jsonl"
   start_floor redis spring; loadgen "floor/redis" spring "$FLOOR_PID"; stop "$FLOOR_PID"
   fixed_rates
-  bin/loadgen -summarize "$OUT/loadgen.jsonl"
+  bin/loadgen -summarize "$OUT/$RAW.jsonl"
 }
 
 # oauth2: tokend spring on Redis, closed loop: the dialect endpoint,
 # /oauth2/token, and /oauth2/token with an ES256 DPoP proof per refresh
 # (signed by loadgen before each run), one after the other in each of RUNS
-# rounds: bench/oauth2.jsonl and its table.
+# rounds: bench/results/DATE-oauth2.jsonl and its table.
 oauth2() {
+  raw_name oauth2
   build
   start_redis
-  : >"$OUT/oauth2.jsonl"
+  : >"$OUT/$RAW.jsonl"
   for run in $(seq 1 "$RUNS"); do
     log "run $run of $RUNS: /api/auth/refresh, /oauth2/token, /oauth2/token with DPoP"
     for endpoint in dialect oauth2 dpop; do
       start_tokend spring redis TOKEND_CLIENTS=loadgen
-      OUT_FILE=oauth2 loadgen "$endpoint/redis" spring "$TOKEND_PID" -endpoint "$endpoint"
+      loadgen "$endpoint/redis" spring "$TOKEND_PID" -endpoint "$endpoint"
       stop "$TOKEND_PID"
     done
   done
-  bin/loadgen -summarize "$OUT/oauth2.jsonl"
+  bin/loadgen -summarize "$OUT/$RAW.jsonl"
 }
 
 profile() {
+  raw_name cpu
   build
   start_redis
   start_tokend spring redis
   "${GEN[@]}" bin/loadgen -url "$PUB" -admin "$ADM" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" >/dev/null &
   local lg=$!
   sleep 3
-  curl -s -o "$OUT/cpu.prof" "$ADM/debug/pprof/profile?seconds=5"
+  curl -s -o "$OUT/$RAW.prof" "$ADM/debug/pprof/profile?seconds=5"
   wait "$lg" || true
-  go tool pprof -top -nodecount=25 bin/tokend "$OUT/cpu.prof" 2>/dev/null | tee "$OUT/cpu.txt"
+  go tool pprof -top -nodecount=25 bin/tokend "$OUT/$RAW.prof" 2>/dev/null | tee "$OUT/$RAW.txt"
   stop "$TOKEND_PID"
 }
 
