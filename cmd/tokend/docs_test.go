@@ -84,9 +84,7 @@ func settingRow(doc, env string) []string {
 // refuses a proof by another key and a refresh without a proof, and takes
 // the device's next one.
 func TestReadmeOAuth2WalkThrough(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("the walk-through uses curl, which is not installed")
-	}
+	requireTool(t, "curl", "the walk-through uses curl")
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -116,6 +114,58 @@ func TestReadmeOAuth2WalkThrough(t *testing.T) {
 	for i, w := range want {
 		if !strings.Contains(lines[2+i], w) {
 			t.Fatalf("answer %d: %s; want it to say %s", i+1, lines[2+i], w)
+		}
+	}
+}
+
+// skipper is what requireTool needs of a *testing.T.
+type skipper interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+}
+
+// requireTool skips the test when tool is not on PATH, except in CI (CI set,
+// and not to false or 0), where a missing tool fails it: a suite that skips
+// there passes without having run. make test installs the tools.
+func requireTool(t skipper, tool, why string) {
+	t.Helper()
+	if _, err := exec.LookPath(tool); err == nil {
+		return
+	}
+	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
+		t.Fatalf("%s, which is not installed, and CI=%s: install it (make test does)", why, ci)
+		return
+	}
+	t.Skipf("%s, which is not installed", why)
+}
+
+// toolT records what requireTool did.
+type toolT struct{ fatal, skipped bool }
+
+func (*toolT) Helper()                 {}
+func (r *toolT) Fatalf(string, ...any) { r.fatal = true }
+func (r *toolT) Skipf(string, ...any)  { r.skipped = true }
+
+// TestRequireTool: a missing tool fails the test under CI and skips it
+// elsewhere; a tool on PATH does neither.
+func TestRequireTool(t *testing.T) {
+	for _, c := range []struct {
+		ci, path       string
+		fatal, skipped bool
+	}{
+		{"true", t.TempDir(), true, false},
+		{"1", t.TempDir(), true, false},
+		{"", t.TempDir(), false, true},
+		{"false", t.TempDir(), false, true},
+		{"true", os.Getenv("PATH"), false, false},
+	} {
+		t.Setenv("CI", c.ci)
+		t.Setenv("PATH", c.path)
+		var r toolT
+		requireTool(&r, "sh", "the test uses sh")
+		if r.fatal != c.fatal || r.skipped != c.skipped {
+			t.Errorf("CI=%q, PATH %s: failed %v, skipped %v; want %v, %v", c.ci, c.path, r.fatal, r.skipped, c.fatal, c.skipped)
 		}
 	}
 }
