@@ -12,8 +12,8 @@ import (
 // against a real primary and its only replica answers a rotation only once
 // the replica holds it. While the replica is stopped (SIGSTOP: connected,
 // silent, so WAIT times out) every rotation, on each dialect's endpoint
-// and on /oauth2/token, and every login, is the dialect's 503 with
-// Retry-After; once it is back, the same refresh token, retried after the
+// and on /oauth2/token, every login and every logout, is the dialect's 503
+// with Retry-After; once it is back, the same refresh token, retried after the
 // grace window, is answered 200 (the unacknowledged advance was undone, so
 // the retry is not reuse), and the pair it gives rotates on.
 func TestWaitReplicasEndToEnd(t *testing.T) {
@@ -32,6 +32,7 @@ func TestWaitReplicasEndToEnd(t *testing.T) {
 	a1tok, a1 := aspnetPair(t, aspnet.aspnetRefresh(a0tok, a0))
 	_, o0 := spring.startFor("carol", "app", "", "")
 	_, o1 := oauthPair(t, spring.token(refreshForm(o0, "app")), "Bearer", "")
+	_, f0 := spring.login("frank")
 
 	replica.Kill(syscall.SIGSTOP)
 	for i := range 2 { // the retry of a refused rotation is refused as well
@@ -47,7 +48,11 @@ func TestWaitReplicasEndToEnd(t *testing.T) {
 		}
 		retryAfter(t, r, "/oauth2/token")
 	}
-	r := spring.postJSON(spring.admin+"/admin/sessions", `{"sub":"dave"}`)
+	// a logout a failover could lose is not answered as done
+	r := spring.postJSON(spring.public+"/api/auth/revoke", `{"refreshToken":"`+f0+`"}`)
+	springError(t, r, 503, "Service temporarily unavailable")
+	retryAfter(t, r, "spring revoke")
+	r = spring.postJSON(spring.admin+"/admin/sessions", `{"sub":"dave"}`)
 	springError(t, r, 503, "Service temporarily unavailable")
 	r = aspnet.postJSON(aspnet.admin+"/admin/sessions", `{"sub":"erin"}`)
 	aspnetCode(t, r, 503, "service_unavailable", "aspnet login")
@@ -67,6 +72,11 @@ func TestWaitReplicasEndToEnd(t *testing.T) {
 	aspnet.aspnetLogin("erin")
 	// and a token that was used up is reuse, as without WAIT
 	springError(t, spring.refresh(s1), 401, "Invalid JWT token")
+	// the logout, retried, is done
+	if r := spring.postJSON(spring.public+"/api/auth/revoke", `{"refreshToken":"`+f0+`"}`); r.status != 204 {
+		t.Fatalf("the retried revoke: %d %s; want 204", r.status, r.raw)
+	}
+	springError(t, spring.refresh(f0), 401, "Invalid JWT token")
 }
 
 func retryAfter(t *testing.T, r reply, what string) {
