@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -15,7 +16,8 @@ import (
 // and on /oauth2/token, every login and every logout, is the dialect's 503
 // with Retry-After; once it is back, the same refresh token, retried after the
 // grace window, is answered 200 (the unacknowledged advance was undone, so
-// the retry is not reuse), and the pair it gives rotates on.
+// the retry is not reuse), and the pair it gives rotates on. The same when
+// the replica stops replicating instead.
 func TestWaitReplicasEndToEnd(t *testing.T) {
 	primary := redistest.Start(t)
 	replica := redistest.StartReplica(t, primary, redistest.Config{})
@@ -77,6 +79,19 @@ func TestWaitReplicasEndToEnd(t *testing.T) {
 		t.Fatalf("the retried revoke: %d %s; want 204", r.status, r.raw)
 	}
 	springError(t, spring.refresh(f0), 401, "Invalid JWT token")
+
+	// a replica that stops replicating (REPLICAOF NO ONE) leaves none to
+	// acknowledge: refused until it replicates again
+	_, g0 := spring.login("grace")
+	replica.Do(t, "REPLICAOF", "NO", "ONE")
+	primary.WaitInfo(t, "replication", "connected_slaves:0", 10*time.Second)
+	springError(t, spring.refresh(g0), 503, "Service temporarily unavailable")
+	replica.Do(t, "REPLICAOF", "127.0.0.1", strconv.Itoa(primary.Port()))
+	replica.WaitInfo(t, "replication", "master_link_status:up", 20*time.Second)
+	primary.Do(t, "SET", "resynced", "1") // and the stream flows (see redistest.StartReplica)
+	replica.WaitKey(t, "resynced", 20*time.Second)
+	spring.clock.Advance(30 * time.Second)
+	pair(t, spring.refresh(g0))
 }
 
 func retryAfter(t *testing.T, r reply, what string) {
