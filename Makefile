@@ -8,7 +8,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 K6_VERSION ?= v1.8.1
 K6        ?= $(shell command -v k6 2>/dev/null || echo $$($(GO) env GOPATH)/bin/k6)
 
-.PHONY: run build test vet fmt-check tidy-check staticcheck race allocs bench-once fuzz bench instructions loadtest throughput drills overload wait-cost profile k6 benchstat redis-server promtool image rootfs example clean
+.PHONY: run build test vet fmt-check tidy-check staticcheck race allocs bench-once fuzz bench instructions loadtest throughput drills overload wait-cost profile k6 benchstat redis-server promtool curl image rootfs example clean
 
 ## run: start tokend on its embedded defaults (memory store, ephemeral key)
 run:
@@ -40,7 +40,7 @@ image: rootfs
 	$(ENGINE) image inspect $(IMAGE) --format '{{.Config.User}} {{.Config.Entrypoint}} {{.Size}} bytes'
 
 ## test: everything — format, vet, staticcheck, race tests (real Redis and Prometheus on free ports), allocation bounds, every benchmark once, short fuzz runs, the example
-test: redis-server promtool fmt-check tidy-check vet staticcheck race allocs bench-once fuzz example
+test: redis-server promtool curl fmt-check tidy-check vet staticcheck race allocs bench-once fuzz example
 
 fmt-check:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
@@ -98,7 +98,7 @@ bench: redis-server
 
 ## instructions: instructions per refresh of tokend's handlers and the floor's, counted by callgrind (repeatable where ns/op is not); installs valgrind
 instructions:
-	@command -v valgrind >/dev/null 2>&1 || { echo "installing valgrind (apt-get)"; $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind >/dev/null; }
+	@command -v valgrind >/dev/null 2>&1 || { echo "installing valgrind (apt-get)"; $(SUDO) apt-get -o DPkg::Lock::Timeout=300 update -qq && $(SUDO) apt-get -o DPkg::Lock::Timeout=300 install -y -qq valgrind >/dev/null; }
 	bench/instructions.sh
 
 ## loadtest: k6 scripts (refresh.js, attack.js, oauth2.js; both dialects) with their thresholds, then one throughput comparison
@@ -143,18 +143,30 @@ redis-server:
 	@{ command -v redis-server && command -v redis-cli; } >/dev/null 2>&1 || { \
 	  if command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; }; then \
 	    echo "installing redis-server (apt-get)"; \
-	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server redis-tools >/dev/null; \
+	    $(SUDO) apt-get -o DPkg::Lock::Timeout=300 update -qq && $(SUDO) apt-get -o DPkg::Lock::Timeout=300 install -y -qq redis-server redis-tools >/dev/null; \
 	  else \
 	    echo "redis-server or redis-cli is missing: install them (Debian/Ubuntu: apt-get install redis-server redis-tools; macOS: brew install redis)"; exit 1; \
 	  fi; }
 	@redis-server --version
+
+# The README's walk-through test runs curl; under CI=true a missing tool
+# fails a test rather than skipping it.
+curl:
+	@command -v curl >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; }; then \
+	    echo "installing curl (apt-get)"; \
+	    $(SUDO) apt-get -o DPkg::Lock::Timeout=300 update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends curl >/dev/null; \
+	  else \
+	    echo "curl is missing: install it (Debian/Ubuntu: apt-get install curl; macOS: brew install curl)"; exit 1; \
+	  fi; }
+	@curl --version | head -1
 
 # The deploy tests run promtool (rules, config) and Prometheus itself: Debian's prometheus package.
 promtool:
 	@{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || { \
 	  if command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; }; then \
 	    echo "installing prometheus (apt-get: promtool and the server the deploy tests start)"; \
-	    $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	    $(SUDO) apt-get -o DPkg::Lock::Timeout=300 update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends prometheus >/dev/null; \
 	  else \
 	    echo "promtool or prometheus is missing: install them (Debian/Ubuntu: apt-get install prometheus; macOS: brew install prometheus)"; exit 1; \
 	  fi; }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -72,4 +73,56 @@ func TestDocs(t *testing.T) {
 // settings): the whole line and its default cell, or nil.
 func settingRow(doc, env string) []string {
 	return regexp.MustCompile("(?m)^\\| (?:`[A-Z0-9_]+`, )*`" + regexp.QuoteMeta(env) + "`(?:, `[A-Z0-9_]+`)* \\| ?([^|]*?) ?\\|.*$").FindStringSubmatch(doc)
+}
+
+// skipper is what requireTool needs of a *testing.T.
+type skipper interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+}
+
+// requireTool skips the test when tool is not on PATH, except in CI (CI set,
+// and not to false or 0), where a missing tool fails it: a suite that skips
+// there passes without having run. make test installs the tools.
+func requireTool(t skipper, tool, why string) {
+	t.Helper()
+	if _, err := exec.LookPath(tool); err == nil {
+		return
+	}
+	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
+		t.Fatalf("%s, which is not installed, and CI=%s: install it (make test does)", why, ci)
+		return
+	}
+	t.Skipf("%s, which is not installed", why)
+}
+
+// toolT records what requireTool did.
+type toolT struct{ fatal, skipped bool }
+
+func (*toolT) Helper()                 {}
+func (r *toolT) Fatalf(string, ...any) { r.fatal = true }
+func (r *toolT) Skipf(string, ...any)  { r.skipped = true }
+
+// TestRequireTool: a missing tool fails the test under CI and skips it
+// elsewhere; a tool on PATH does neither.
+func TestRequireTool(t *testing.T) {
+	for _, c := range []struct {
+		ci, path       string
+		fatal, skipped bool
+	}{
+		{"true", t.TempDir(), true, false},
+		{"1", t.TempDir(), true, false},
+		{"", t.TempDir(), false, true},
+		{"false", t.TempDir(), false, true},
+		{"true", os.Getenv("PATH"), false, false},
+	} {
+		t.Setenv("CI", c.ci)
+		t.Setenv("PATH", c.path)
+		var r toolT
+		requireTool(&r, "sh", "the test uses sh")
+		if r.fatal != c.fatal || r.skipped != c.skipped {
+			t.Errorf("CI=%q, PATH %s: failed %v, skipped %v; want %v, %v", c.ci, c.path, r.fatal, r.skipped, c.fatal, c.skipped)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -230,7 +231,9 @@ func startProcess(t *testing.T, binary string, env map[string]string) *process {
 	})
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if resp, err := client.Get(p.admin + "/readyz"); err == nil {
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			p.api.check(t, resp.Request, nil, resp.StatusCode, resp.Header, body) // not ready yet is documented too
 			if resp.StatusCode == 200 {
 				return p
 			}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -143,10 +144,12 @@ func TestFailures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 413 && resp.StatusCode != 400 {
-			t.Fatalf("1 MiB body = %d; want 413 or 400", resp.StatusCode)
+		if err != nil || resp.StatusCode != 413 && resp.StatusCode != 400 {
+			t.Fatalf("1 MiB body = %d %s (%v); want 413 or 400", resp.StatusCode, body, err)
 		}
+		in.api.checkRaw(t, http.MethodPost, in.public+"/api/auth/refresh", resp, body)
 		if r := in.refresh("still.serving.x"); r.status != 401 {
 			t.Fatalf("after a huge body: %d", r.status)
 		}
@@ -379,10 +382,18 @@ func TestSIGTERMDrains(t *testing.T) {
 	}
 	fmt.Fprint(conn, body[10:])
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	status, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil || !strings.Contains(status, " 401 ") {
-		t.Fatalf("in-flight request: %q, %v; want its 401 answer", status, err)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("in-flight request: %v; want its 401 answer", err)
 	}
+	answer, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 401 {
+		t.Fatalf("in-flight request: %d %s (%v); want its 401 answer", resp.StatusCode, answer, err)
+	}
+	// the answer given while draining is one the document gives
+	pub, adm := fmt.Sprintf("http://127.0.0.1:%d", port), fmt.Sprintf("http://127.0.0.1:%d", admin)
+	newContract(t, pub, adm, false).checkRaw(t, http.MethodPost, pub+"/api/auth/refresh", resp, answer)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {

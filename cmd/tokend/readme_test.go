@@ -92,12 +92,7 @@ var walkthroughs = map[string]walkthrough{
 // prints, status codes included. A block the test does not know fails it,
 // so a new block comes with its check.
 func TestReadmeWalkthroughs(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("the walkthroughs use curl, which is not installed (make test installs it)")
-		}
-		t.Skip("the walkthroughs use curl, which is not installed")
-	}
+	requireTool(t, "curl", "the walkthroughs use curl")
 	bin := buildTokend(t)
 	root, _ := filepath.Abs("../..")
 	blocks := readmeBlocks(t)
@@ -263,9 +258,7 @@ func goCmd(t *testing.T) string {
 // the test's (Redis on a free port instead of 6380), starts tokend as that
 // line says, refreshes through it, and stops Redis by its pid file.
 func realKeysAndRedis(t *testing.T, root, bin, block string) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatal("redis-server is not installed (make test installs it)")
-	}
+	requireTool(t, "redis-server", "the walkthrough starts a redis-server")
 	dir := t.TempDir()
 	port := strconv.Itoa(redistest.FreePort(t))
 	lines := strings.Split(strings.TrimSpace(block), "\n")

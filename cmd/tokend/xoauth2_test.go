@@ -21,7 +21,8 @@ func TestGolangOAuth2Client(t *testing.T) {
 				ClientID: "go-client",
 				Endpoint: oauth2.Endpoint{TokenURL: in.public + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams},
 			}
-			ctx := context.WithValue(context.Background(), oauth2.HTTPClient, client)
+			// every exchange x/oauth2 makes goes through the contract check
+			ctx := context.WithValue(context.Background(), oauth2.HTTPClient, in.checked())
 			src := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: rt})
 			seen := map[string]bool{rt: true}
 			var tok *oauth2.Token
