@@ -350,8 +350,8 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	if err != nil {
 		return Rotation{}, fmt.Errorf("redis rotate: %w", err)
 	}
-	if st.Key != "" && code != 3 {
-		s.Key = st.Key // bound already, or by this step
+	if st.Key != "" && code == 1 {
+		s.Key = st.Key // an advance: bound already, or by this step; a retry binds nothing
 	}
 	switch code {
 	case 1: // the record as it was: the rotation made it gen+1, rotated now

@@ -52,8 +52,10 @@ if scope and scope ~= '' then
   end
 end
 if KEYS[2] and not redis.call('SET', KEYS[2], '', 'NX', 'PX', ARGV[6]) then return 10 end
-if bound == '' and key ~= '' then
-  -- the first proof binds the session to its key, for good
+if bound == '' and key ~= '' and cur <= gen then
+  -- the first proof binds the session to its key, for good; only on an
+  -- advance: a retry is anyone's who holds the used-up token, and must not
+  -- change who holds the session
   tail = string.char(kind % 2 + 2, 32) .. key .. string.char(#cl) .. cl .. struct.pack('>H', #sc) .. sc .. string.sub(v, at)
 end
 -- cur < gen: a token ahead of its record was signed for rotations the record
