@@ -323,11 +323,6 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	if err != nil {
 		return Rotation{}, unavailable("rotate", err)
 	}
-	if notReplicated != nil {
-		// Nothing to undo: what the script wrote is marked unacknowledged,
-		// and the client's retry meets it as such (record_rotate.lua).
-		return Rotation{}, unavailable("rotate", notReplicated)
-	}
 	code, v := int64(1), ""
 	switch {
 	case msg.IsString(): // advanced: the record as it was
@@ -343,6 +338,13 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	}
 	if err != nil {
 		return Rotation{}, fmt.Errorf("redis rotate: bad reply: %w", err)
+	}
+	if notReplicated != nil && code != 3 {
+		// Nothing to undo: what the script wrote is marked unacknowledged,
+		// and the client's retry meets it as such (record_rotate.lua). Reuse
+		// goes on below: the session is revoked on the primary whatever
+		// the replicas say, and the revocation must be told.
+		return Rotation{}, unavailable("rotate", notReplicated)
 	}
 	if code == 0 && st.Gen != -1 {
 		return r.legacyRotate(ctx, st)

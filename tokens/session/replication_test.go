@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -501,5 +502,30 @@ func TestRedisWaitUnacknowledgedBound(t *testing.T) {
 	}
 	if _, err := st.Rotate(ctx, step(1, 31*time.Second)); !errors.Is(err, session.ErrRevoked) {
 		t.Fatalf("after the reuse: %v; want ErrRevoked", err)
+	}
+}
+
+// TestRedisWaitReuseWithoutReplica: a used-up token presented while WAIT
+// fails is still reuse. The script revoked the session on the primary; the
+// presenter is told ErrReuse (tokend logs the reuse) and the revocation is
+// published for every instance's denylist, not hidden behind a 503.
+func TestRedisWaitReuseWithoutReplica(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.StartReplica(t, primary, redistest.Config{})
+	st := waitingOn(t, primary, time.Second)
+	ctx := context.Background()
+	s := newSession(t, st, "reused")
+	step := session.Step{ID: "reused", Gen: 0, Now: s.Created.Add(time.Second), Idle: time.Hour, Grace: time.Second}
+	if _, err := st.Rotate(ctx, step); err != nil {
+		t.Fatal(err)
+	}
+	resume := stall(t, replica)
+	defer resume()
+	step.Now = step.Now.Add(time.Minute)
+	if _, err := st.Rotate(ctx, step); !errors.Is(err, session.ErrReuse) {
+		t.Fatalf("the used-up token with the replica stalled: %v; want ErrReuse", err)
+	}
+	if stream := primary.Do(t, "XRANGE", "tokend:revocations", "-", "+"); !strings.Contains(stream, "reused") {
+		t.Fatalf("the revocation is not in the stream: %q", stream)
 	}
 }
