@@ -375,7 +375,7 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 		}
 		return rot, err
 	case 2: // the record as it is: a retry hands out its pair again, binding nothing
-		if r.replicas > 0 {
+		if r.replicas > 0 && unacked(v) {
 			r.ack(ctx, key, s.Gen, s.Rotated)
 		}
 		return Rotation{Session: s, Retry: true}, nil

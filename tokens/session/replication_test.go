@@ -529,3 +529,34 @@ func TestRedisWaitReuseWithoutReplica(t *testing.T) {
 		t.Fatalf("the revocation is not in the stream: %q", stream)
 	}
 }
+
+// TestRedisWaitAcknowledgedStays: a retry of a rotation already answered
+// (and acknowledged) whose own WAIT fails does not make the rotation
+// unacknowledged again: its parent is reuse after the grace window, as
+// without WAIT. Otherwise whoever holds the parent inside the grace window
+// while the replicas lag would keep it retryable past the window.
+func TestRedisWaitAcknowledgedStays(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.StartReplica(t, primary, redistest.Config{})
+	st := waitingOn(t, primary, time.Second)
+	ctx := context.Background()
+	s := newSession(t, st, "acked")
+	step := session.Step{ID: "acked", Gen: 0, Now: s.Created.Add(time.Second), Idle: time.Hour, Grace: time.Second}
+	if _, err := st.Rotate(ctx, step); err != nil {
+		t.Fatal(err)
+	}
+	resume := stall(t, replica)
+	retry := step
+	retry.Now = step.Now.Add(500 * time.Millisecond)
+	if _, err := st.Rotate(ctx, retry); !errors.Is(err, session.ErrNotReplicated) {
+		t.Fatalf("the retry with the replica stalled: %v; want ErrNotReplicated", err)
+	}
+	if session.Unacked(primary.Do(t, "GET", session.RecordKey("acked"))) {
+		t.Fatal("a retry whose WAIT failed marked the answered rotation unacknowledged")
+	}
+	resume()
+	step.Now = step.Now.Add(time.Minute)
+	if _, err := st.Rotate(ctx, step); !errors.Is(err, session.ErrReuse) {
+		t.Fatalf("the parent after the grace window: %v; want ErrReuse", err)
+	}
+}

@@ -4,9 +4,10 @@
 -- KEYS[2]  OAuth 2.0 with DPoP only: the proof's jti, recorded once
 -- ARGV[1]  packed, big-endian: gen presented (int32; -1 adopts a legacy
 --          token), now ms (int48), idle deadline ms (int48: now + idle),
---          grace ms (uint32), mark (byte: 1 when tokend waits for replicas,
---          and each record written is marked unacknowledged, kind bit 2,
---          until record_ack.lua says an answer of it went out)
+--          grace ms (uint32), mark (byte: 1 when tokend waits for replicas:
+--          an advance, and a rotation not acknowledged yet, are written
+--          marked unacknowledged, kind bit 2, until record_ack.lua says an
+--          answer of it went out)
 -- ARGV[2]  owner (packed subject; '' = anyone)
 -- ARGV[3..6]  OAuth 2.0 only, trailing empty ones left out: client, scope
 --          requested, DPoP key thumbprint (32 bytes; '' = no proof), the
@@ -67,7 +68,10 @@ if bound == '' and key ~= '' and cur <= gen then
   -- change who holds the session
   tail = string.char(kind % 2 + 2, 32) .. key .. string.char(#cl) .. cl .. struct.pack('>H', #sc) .. sc .. string.sub(v, at)
 end
-if mark == 1 then tail = string.char(string.byte(tail) + 4) .. string.sub(tail, 2) end
+-- marked: an advance, or a rotation no answer of which went out yet; a
+-- retry of an acknowledged one stays acknowledged (its parent is reuse
+-- after the grace window, as without WAIT)
+if mark == 1 and (cur ~= gen + 1 or unacked) then tail = string.char(string.byte(tail) + 4) .. string.sub(tail, 2) end
 -- cur < gen: a token ahead of its record was signed for rotations the record
 -- lost (a failover to a replica that missed them, an fsync that did not
 -- happen): it advances past them, so the client holding it stays logged in.
@@ -79,9 +83,8 @@ if cur <= gen then
   return v
 end
 if cur == gen + 1 and now - rot < grace then
-  -- written again (the same value, marked unacknowledged when tokend
-  -- waits) so that WAIT, when asked for, confirms this connection's
-  -- replicas hold the rotation the retry hands out again
+  -- written again (the same value) so that WAIT, when asked for, confirms
+  -- this connection's replicas hold the rotation the retry hands out again
   redis.call('SET', KEYS[1], string.sub(v, 1, 23) .. tail, 'KEEPTTL')
   return {2, v}
 end
