@@ -313,7 +313,7 @@ func (c config) check() error {
 	case c.LegacyTokens && c.Dialect != "spring":
 		return errors.New("TOKEND_LEGACY_TOKENS: only the spring backend's refresh tokens can be verified; the aspnet backend's were rows of its database")
 	case c.WaitReplicas > 0 && c.ReuseGrace == 0:
-		return errors.New("TOKEND_REDIS_WAIT_REPLICAS: needs TOKEND_REUSE_GRACE above 0: a refresh whose WAIT failed and could not be undone (a failover) is retried with the same token, which only the grace window answers")
+		return errors.New("TOKEND_REDIS_WAIT_REPLICAS: needs TOKEND_REUSE_GRACE above 0: a refresh whose answer was lost is retried with the same token, which only the grace window answers")
 	case c.RedisCertFile != "" && c.RedisKeyFile == "" || c.RedisCertFile == "" && c.RedisKeyFile != "":
 		return errors.New("TOKEND_REDIS_TLS_CERT_FILE: mutual TLS needs both TOKEND_REDIS_TLS_CERT_FILE and TOKEND_REDIS_TLS_KEY_FILE")
 	case !validPublicURL(c.PublicURL):

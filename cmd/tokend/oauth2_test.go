@@ -346,6 +346,31 @@ func TestDPoP(t *testing.T) {
 	}
 }
 
+// TestDPoPRetryDoesNotBind (issue 25, item 7): the owner refreshes without a
+// proof; whoever holds the used-up token retries it inside the grace
+// window with a proof of their own key. They get the pair the owner got, a
+// Bearer pair, and the session stays unbound: the owner's next refresh,
+// without a proof, is answered.
+func TestDPoPRetryDoesNotBind(t *testing.T) {
+	for _, store := range stores {
+		t.Run(store, func(t *testing.T) {
+			in := start(t, store, oauthEnv())
+			thief := newProver(t, "EdDSA")
+			_, used := in.startFor("alice", "ios-app", "", "")
+			_, rt := oauthPair(t, in.token(refreshForm(used, "ios-app")), "Bearer", "")
+			p, err := thief.Proof("POST", tokenURL, prover.Options{IssuedAt: in.clock.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			access, again := oauthPair(t, in.token(refreshForm(used, "ios-app"), "DPoP", p), "Bearer", "")
+			if _, claims := decodeJWT(t, access); again != rt || claims["cnf"] != nil {
+				t.Fatalf("the retry with a proof: cnf %v, same refresh token %v; want the owner's Bearer pair", claims["cnf"], again == rt)
+			}
+			oauthPair(t, in.token(refreshForm(rt, "ios-app")), "Bearer", "")
+		})
+	}
+}
+
 // aspnet refuses a bound session in its own shape.
 func TestDPoPAspnetLegacyEndpoint(t *testing.T) {
 	in := start(t, "memory", oauthEnv("TOKEND_DIALECT", "aspnet"))

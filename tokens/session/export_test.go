@@ -27,5 +27,5 @@ func (m *Memory) Snapshot(id string) (restore func()) {
 // Put48 writes v as 6 bytes big-endian, as the packed record keeps times.
 var Put48 = put48
 
-// RotateArg is st's packed argument to record_rotate.lua (and record_undo.lua).
-func RotateArg(st Step) string { return string(appendRotateArg(nil, st)) }
+// Unacked reports whether a packed record is marked unacknowledged.
+var Unacked = unacked

@@ -182,9 +182,11 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 	if err == nil {
 		rot, err = decide(&r.Session, st)
 	}
-	if err == nil && st.Key != "" {
+	if err == nil && !rot.Retry && st.Key != "" {
+		// only an advance binds (for good): a retry is anyone's who holds
+		// the used-up token, and must not change who holds the session
 		if r.Key != st.Key {
-			r.Key = strings.Clone(st.Key) // bound for good, by the advance or the retry alike
+			r.Key = strings.Clone(st.Key)
 		}
 		rot.Key = r.Key // an advance stores rot.Session: the record's copy, not the step's lent key
 	}

@@ -19,7 +19,8 @@ import (
 //	11     6    expires (the session's absolute end), ms
 //	17     6    rotated (the last advance), ms
 //	23     1    kind: bit 0 set for a UUID subject, bit 1 for an OAuth
-//	            extension (a session with a client, a scope or a DPoP key)
+//	            extension (a session with a client, a scope or a DPoP key),
+//	            bit 2 while the generation's pair is unacknowledged (below)
 //	24     …    extension, when bit 1 is set: key length (0 or 32) and the
 //	            RFC 7638 thumbprint's 32 bytes, client length (1 byte) and
 //	            client id, scope length (2 bytes) and scope
@@ -47,6 +48,12 @@ const (
 const (
 	kindUUID     = 1
 	kindExtended = 2
+	// kindUnacked: the record was written by a store that waits for
+	// replicas (WaitReplicas) and no answer handing out its generation's
+	// pair is known to have been acknowledged by them. Its parent token
+	// stays retryable past the grace window until an answer is (record_ack.lua)
+	// or the child token is presented (record_rotate.lua).
+	kindUnacked = 4
 )
 
 // keySize is the size of a DPoP key thumbprint (SHA-256).
@@ -170,7 +177,7 @@ func unpackRecord(id, v string) (Session, byte, error) {
 		Created: time.UnixMilli(getInt(v[recCreated:], 6)), Expires: time.UnixMilli(getInt(v[recExpires:], 6)),
 		Rotated: time.UnixMilli(getInt(v[recRotated:], 6)),
 	}
-	kind, rest := v[recKind], v[recKind+1:]
+	kind, rest := v[recKind]&^kindUnacked, v[recKind+1:]
 	if kind&^(kindUUID|kindExtended) != 0 {
 		return Session{}, 0, errors.New("session record: bad kind")
 	}
@@ -211,6 +218,10 @@ func unpackExtension(p string, s *Session) (string, error) {
 	s.Scope = p[2 : 2+n]
 	return p[2+n:], nil
 }
+
+// unacked reports whether a packed record is marked unacknowledged
+// (kindUnacked).
+func unacked(v string) bool { return len(v) > recKind && v[recKind]&kindUnacked != 0 }
 
 // appendSubject packs a subject: a UUID in 16 bytes, anything else as is.
 func appendSubject(b []byte, sub string) []byte {

@@ -58,9 +58,34 @@ func TestRecordRoundTrip(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", strings.Repeat("\x00", 23), strings.Repeat("\x00", 23) + "\x02x", strings.Repeat("\x00", 23) + "\x01short",
-		strings.Repeat("\x00", 23) + "\x04alice", strings.Repeat("\x00", 23) + "\x02\x05abcde\x00\x00\x00alice"} {
+		strings.Repeat("\x00", 23) + "\x08alice", strings.Repeat("\x00", 23) + "\x02\x05abcde\x00\x00\x00alice"} {
 		if _, _, err := unpackRecord("id", bad); err == nil {
 			t.Errorf("%q unpacked", bad)
+		}
+	}
+}
+
+// TestRecordUnacked: the unacknowledged mark (kind bit 2) changes nothing
+// a record says but itself: every field unpacks as without it, and a
+// Lookup still sees the state.
+func TestRecordUnacked(t *testing.T) {
+	at := time.UnixMilli(1796200307123)
+	key := "2f5ra1dDQbTzbSAEpY4KK8GrC4W6bgH4Ib1xA0kVxYU"
+	for _, s := range []Session{
+		{Subject: "4ef1c711-06ff-41ea-888a-456579e447d6"},
+		{Subject: "alice"},
+		{Subject: "alice", Client: "ios-app", Scope: "openid", Key: key},
+		{Subject: "4ef1c711-06ff-41ea-888a-456579e447d6", Key: key},
+	} {
+		s.ID, s.Gen, s.Created, s.Expires, s.Rotated = "id", 7, at, at.Add(time.Hour), at
+		v := packRecord(s, stateRevoked)
+		if unacked(string(v)) {
+			t.Fatalf("%+v: a packed record is marked unacknowledged", s)
+		}
+		v[recKind] |= kindUnacked
+		got, state, err := unpackRecord("id", string(v))
+		if err != nil || got != s || state != stateRevoked || !unacked(string(v)) {
+			t.Errorf("marked %+v: %+v %d %v; want it as it was", s, got, state, err)
 		}
 	}
 }

@@ -27,8 +27,8 @@ var (
 	rotateLua string
 	//go:embed lua/record_revoke.lua
 	revokeLua string
-	//go:embed lua/record_undo.lua
-	undoLua string
+	//go:embed lua/record_ack.lua
+	ackLua string
 	//go:embed lua/index.lua
 	indexLua string
 	//go:embed lua/rotate.lua
@@ -41,8 +41,8 @@ var (
 	rotateScript = newScript(rotateLua)
 	revokeScript = newScript(revokeLua)
 	indexScript  = newScript(indexLua)
-	undoScript   = newScript(undoLua)
 	cutoffScript = newScript(cutoffLua)
+	ackScript    = newScript(ackLua)
 	// the hash records of sessions created before the packed record
 	legacyRotateScript = newScript(legacyRotateLua)
 	legacyRevokeScript = newScript(legacyRevokeLua)
@@ -62,9 +62,10 @@ func newScript(src string) script {
 
 // ErrNotReplicated: the write was made on the primary, but fewer replicas
 // than TOKEND_REDIS_WAIT_REPLICAS acknowledged it in time. It is
-// ErrUnavailable to callers: nothing is issued, an advance is undone on
-// the primary (Redis.undo), and the client's retry with the same token is
-// a fresh advance.
+// ErrUnavailable to callers: nothing is issued, and the rotation stays
+// marked unacknowledged on the primary, so the client's retry with the same
+// token, however late, is answered (a retry, or the rotation made again)
+// rather than taken for reuse.
 var ErrNotReplicated = fmt.Errorf("%w: replicas did not acknowledge the write in time", ErrUnavailable)
 
 // Redis is a Store in Redis, standalone or Cluster, shared by any number of
@@ -179,8 +180,8 @@ func (r *Redis) exec(ctx context.Context, s script, keys, args []string) rueidis
 }
 
 // execWaited is exec that keeps the script's answer when too few replicas
-// acknowledged what it wrote (the error, ErrNotReplicated): Rotate undoes
-// an advance made on the primary alone.
+// acknowledged what it wrote (the error, ErrNotReplicated), for callers
+// that tell an answer from a refusal.
 func (r *Redis) execWaited(ctx context.Context, s script, keys, args []string) (rueidis.RedisResult, error) {
 	if r.replicas == 0 {
 		return s.Exec(ctx, r.client, keys, args), nil
@@ -313,7 +314,7 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
 	buf := rotationBufs.Get().(*rotationBuf)
-	key, arg, owner := buf.rotateStrings(&st)
+	key, arg, owner := buf.rotateStrings(&st, r.replicas > 0)
 	keys, args := []string{key}, []string{arg, owner}
 	switch {
 	case st.Gen == -1: // adoption: its mark, the OAuth arguments in their places, then the new record
@@ -325,7 +326,11 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 		}
 		s := Session{Subject: st.Subject, Created: st.Now, Expires: st.Expires, Rotated: st.Now, Key: st.Key}
 		u := until(st.Now, st.Idle, st.Expires)
-		args = append(args, string(packRecord(s, stateActive)), ms(u), ms(later(st.TokenExpires, u)))
+		rec := packRecord(s, stateActive)
+		if r.replicas > 0 {
+			rec[recKind] |= kindUnacked // as every record written while waiting (record_rotate.lua)
+		}
+		args = append(args, string(rec), ms(u), ms(later(st.TokenExpires, u)))
 	case st.oauth():
 		var err error
 		if keys, args, err = oauthArgs(st, keys, args, r.cluster); err != nil {
@@ -337,27 +342,17 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 			args = args[:len(args)-1]
 		}
 	}
-	res, unacked := r.execWaited(ctx, rotateScript, keys, args)
-	if unacked == nil && res.NonRedisError() == nil {
-		// Answered, and no undo to send: rueidis wrote the command before
-		// its answer came and reads none of its strings again. Otherwise
-		// (a deadline, a broken connection) it may still be queued, and the
-		// buffer is left to the garbage collector.
+	res, notReplicated := r.execWaited(ctx, rotateScript, keys, args)
+	if res.NonRedisError() == nil {
+		// Answered: rueidis wrote the command before its answer came and
+		// reads none of its strings again. Otherwise (a deadline, a broken
+		// connection) it may still be queued, and the buffer is left to the
+		// garbage collector.
 		defer rotationBufs.Put(buf)
 	}
 	msg, err := res.ToMessage()
 	if err != nil {
 		return Rotation{}, unavailable("rotate", err)
-	}
-	if unacked != nil {
-		if old, err := msg.ToString(); err == nil && st.Gen >= 0 { // an advance, the record as it was
-			r.undo(ctx, key, arg, old)
-		} else if rev, ok := reused(st, msg); ok {
-			// the primary revoked the session whatever its replicas hold:
-			// the retry meets a revoked record and publishes nothing
-			_ = r.publishOrKeep(ctx, rev)
-		}
-		return Rotation{}, unavailable("rotate", unacked)
 	}
 	code, v := int64(1), ""
 	switch {
@@ -375,6 +370,13 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	if err != nil {
 		return Rotation{}, fmt.Errorf("redis rotate: bad reply: %w", err)
 	}
+	if notReplicated != nil && code != 3 {
+		// Nothing to undo: what the script wrote is marked unacknowledged,
+		// and the client's retry meets it as such (record_rotate.lua). Reuse
+		// goes on below: the session is revoked on the primary whatever
+		// the replicas say, and the revocation must be told.
+		return Rotation{}, unavailable("rotate", notReplicated)
+	}
 	if code == 0 && st.Gen != -1 {
 		return r.legacyRotate(ctx, st)
 	}
@@ -385,8 +387,11 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	if err != nil {
 		return Rotation{}, fmt.Errorf("redis rotate: %w", err)
 	}
-	if st.Key != "" && code != 3 {
-		s.Key = st.Key // bound already, or by this step
+	if st.Key != "" && code == 1 && st.Gen >= 0 && s.Gen <= st.Gen {
+		// an advance: bound already, or by this step. Not a rotation made
+		// again (the record was at gen+1 already), which binds nothing, nor
+		// an adoption, whose new record says its key itself.
+		s.Key = st.Key
 	}
 	switch code {
 	case 1: // the record as it was: the rotation made it gen+1, rotated now
@@ -396,15 +401,23 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 		if st.Gen == -1 {
 			err = r.indexAdopted(ctx, st, s)
 		}
+		if err == nil && r.replicas > 0 {
+			r.ack(ctx, key, rot.Gen, rot.Rotated)
+		}
 		return rot, err
-	case 2:
+	case 2: // the record as it is: a retry hands out its pair again, binding nothing
 		if st.Gen == -1 {
 			// the index write of the first answer may have failed (a 503
 			// while the record was made): the retry writes it again, or
 			// nothing is handed out
-			err = r.indexAdopted(ctx, st, s)
+			if err = r.indexAdopted(ctx, st, s); err != nil {
+				return Rotation{}, err
+			}
 		}
-		return Rotation{Session: s, Retry: true}, err
+		if r.replicas > 0 && unacked(v) {
+			r.ack(ctx, key, s.Gen, s.Rotated)
+		}
+		return Rotation{Session: s, Retry: true}, nil
 	}
 	// reuse: the session is revoked whatever happens next; a publication
 	// that fails is kept and published again (publishOrKeep)
@@ -435,32 +448,19 @@ func (r *Redis) indexAdopted(ctx context.Context, st Step, s Session) error {
 	return refusal(s.ID, code)
 }
 
-// reused decodes a reuse answer of record_rotate.lua ({3, record}) into the
-// revocation to publish.
-func reused(st Step, msg rueidis.RedisMessage) (Revocation, bool) {
-	a, err := msg.ToArray()
-	if err != nil || len(a) != 2 {
-		return Revocation{}, false
-	}
-	code, err := a[0].AsInt64()
-	v, err2 := a[1].ToString()
-	if err != nil || err2 != nil || code != 3 {
-		return Revocation{}, false
-	}
-	s, _, err := unpackRecord(st.ID, v)
-	if err != nil {
-		return Revocation{}, false
-	}
-	return Revocation{ID: strings.Clone(st.ID), Subject: s.Subject, At: st.Now}, true
-}
-
-// undo puts back the record an advance replaced when too few replicas
-// acknowledged it (record_undo.lua), so that its 503 changed nothing: the
-// client's retry is a fresh advance, not a retry whose grace window runs
-// from a rotation it never received. Without WAIT, and best effort: if it
-// fails too, the retry meets the grace rule as it did before.
-func (r *Redis) undo(ctx context.Context, key, arg, old string) {
-	_ = undoScript.Exec(ctx, r.client, []string{key}, []string{arg, old}).Error()
+// ack marks the rotation (gen, rotated) of the record under key
+// acknowledged (record_ack.lua), once WAIT confirmed the write of the
+// answer about to go out: the parent token is reuse again after the grace
+// window. Best effort and without WAIT: missed, the rotation stays
+// unacknowledged, which logs nobody out; it only leaves the parent
+// retryable until the child is first presented. key is copied: after a
+// deadline the command may still be queued when the rotation's buffer is
+// reused.
+func (r *Redis) ack(ctx context.Context, key string, gen int64, rotated time.Time) {
+	var b [10]byte
+	binary.BigEndian.PutUint32(b[:], uint32(gen))
+	put48(b[4:], rotated.UnixMilli())
+	_ = ackScript.Exec(ctx, r.client, []string{strings.Clone(key)}, []string{string(b[:])}).Error()
 }
 
 // oauthArgs adds what an OAuth 2.0 step checks to the script's keys and
@@ -516,13 +516,18 @@ func refusal(id string, code int64) error {
 }
 
 // appendRotateArg packs the rotation's numbers for record_rotate.lua: gen
-// (int32), now and the idle deadline (ms, int48), grace (ms, uint32).
-func appendRotateArg(dst []byte, st Step) []byte {
-	var b [20]byte
+// (int32), now and the idle deadline (ms, int48), grace (ms, uint32), and
+// mark (1: the store waits for replicas, and what the script writes is
+// marked unacknowledged until ack).
+func appendRotateArg(dst []byte, st Step, mark bool) []byte {
+	var b [21]byte
 	binary.BigEndian.PutUint32(b[0:], uint32(int32(st.Gen)))
 	put48(b[4:], st.Now.UnixMilli())
 	put48(b[10:], st.Now.Add(st.Idle).UnixMilli())
 	binary.BigEndian.PutUint32(b[16:], uint32(min(st.Grace.Milliseconds(), 1<<32-1)))
+	if mark {
+		b[20] = 1
+	}
 	return append(dst, b[:]...)
 }
 
@@ -539,14 +544,14 @@ var rotationBufs = sync.Pool{New: func() any { return new(rotationBuf) }}
 // scope, which the OAuth arguments carry as they are, in st: every string
 // the rotation's command holds is in buf (the step's strings are lent,
 // Step), and nothing that outlives the command may keep one.
-func (buf *rotationBuf) rotateStrings(st *Step) (key, arg, owner string) {
-	n := max(len(recordPrefix)+16, len("tokend:t:{}")+len(st.ID)) + 20 + 1 + len(st.Owner) + len(st.Client) + len(st.Scope)
+func (buf *rotationBuf) rotateStrings(st *Step, mark bool) (key, arg, owner string) {
+	n := max(len(recordPrefix)+16, len("tokend:t:{}")+len(st.ID)) + 21 + 1 + len(st.Owner) + len(st.Client) + len(st.Scope)
 	if cap(buf.b) < n {
 		buf.b = make([]byte, 0, n)
 	}
 	b := appendRecordKey(buf.b[:0], st.ID)
 	k := len(b)
-	b = appendRotateArg(b, *st)
+	b = appendRotateArg(b, *st, mark)
 	a := len(b)
 	if st.Owner != "" {
 		b = appendSubject(b, st.Owner)

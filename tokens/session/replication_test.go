@@ -2,6 +2,8 @@ package session_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -61,24 +63,12 @@ func waiting(t *testing.T) (primary, replica *redistest.Server, st *session.Redi
 	return waitingFor(t, 200*time.Millisecond)
 }
 
-// waitingFor is waiting with a store timeout of its own (WAIT waits half).
-func waitingFor(t *testing.T, timeout time.Duration) (primary, replica *redistest.Server, st *session.Redis) {
-	primary = redistest.Start(t)
-	replica = redistest.StartReplica(t, primary, redistest.Config{})
-	st, err := session.DialRedis([]string{primary.Addr}, timeout, session.WaitReplicas(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	return primary, replica, st
-}
-
 // TestRedisWaitReplicas: with WaitReplicas(1) a rotation is answered only
 // once the replica holds it. With the replica stopped, the advance made on
-// the primary is answered ErrNotReplicated (503) and undone there, so the
-// client's retry with the same token, however late, is a fresh advance: not
-// reuse once the grace window has passed, and the next generation once the
-// replica is back.
+// the primary is answered ErrNotReplicated (503) and stays there marked
+// unacknowledged, so the client's retry with the same token, however late,
+// is answered: a retry inside the grace window, the rotation made again
+// after it, never reuse; and the next generation once the replica is back.
 func TestRedisWaitReplicas(t *testing.T) {
 	primary, replica, st := waiting(t)
 	ctx := context.Background()
@@ -92,7 +82,9 @@ func TestRedisWaitReplicas(t *testing.T) {
 	if g := gen(replica.Do(t, "GET", session.RecordKey("w"))); g != 1 {
 		t.Fatalf("the replica holds generation %d when the rotation is answered; want 1", g)
 	}
-	answered := primary.Do(t, "GET", session.RecordKey("w"))
+	if session.Unacked(primary.Do(t, "GET", session.RecordKey("w"))) {
+		t.Fatal("the rotation answered is still marked unacknowledged")
+	}
 
 	replica.Kill(syscall.SIGSTOP)
 	step.Gen, step.Now = 1, time.Now()
@@ -105,19 +97,29 @@ func TestRedisWaitReplicas(t *testing.T) {
 		if d := time.Since(start); d > 400*time.Millisecond {
 			t.Fatalf("the unacknowledged rotation took %v; want about half the 200ms timeout", d)
 		}
-		if v := primary.Do(t, "GET", session.RecordKey("w")); v != answered {
-			t.Fatalf("the primary's record after the unacknowledged rotation is at generation %d, not the one answered last (1)", gen(v))
+		if v := primary.Do(t, "GET", session.RecordKey("w")); gen(v) != 2 || !session.Unacked(v) || !rotated(v).Equal(step.Now.Truncate(time.Millisecond)) {
+			t.Fatalf("the primary's record after the unacknowledged rotation: generation %d, rotated %v, unacknowledged %v; want 2, %v, true",
+				gen(v), rotated(v), session.Unacked(v), step.Now)
 		}
 	}
 	replica.Kill(syscall.SIGCONT)
 	replica.WaitInfo(t, "replication", "master_link_status:up", 10*time.Second)
+	made := step.Now // the rotation the last 503 left unacknowledged
 	step.Now = step.Now.Add(time.Second)
 	rot, err = st.Rotate(ctx, step)
-	if err != nil || rot.Gen != 2 || rot.Retry || rot.Lost != 0 {
-		t.Fatalf("the same token once the replica is back: %+v, %v; want an advance to generation 2", rot, err)
+	if err != nil || rot.Gen != 2 || !rot.Rotated.Equal(made.Truncate(time.Millisecond)) || rot.Lost != 0 {
+		t.Fatalf("the same token once the replica is back: %+v, %v; want the generation-2 pair made at %v", rot, err, made)
 	}
-	if g := gen(replica.Do(t, "GET", session.RecordKey("w"))); g != 2 {
-		t.Fatalf("replica generation %d after the retry; want 2", g)
+	if v := replica.Do(t, "GET", session.RecordKey("w")); gen(v) != 2 {
+		t.Fatalf("replica generation %d after the retry; want 2", gen(v))
+	}
+	if session.Unacked(primary.Do(t, "GET", session.RecordKey("w"))) {
+		t.Fatal("the rotation answered is still marked unacknowledged")
+	}
+	// answered now: the used-up token is reuse once its grace window has passed
+	step.Now = made.Add(grace)
+	if _, err := st.Rotate(ctx, step); !errors.Is(err, session.ErrReuse) {
+		t.Fatalf("generation 1 after the grace window of its answered rotation: %v; want ErrReuse", err)
 	}
 }
 
@@ -164,10 +166,11 @@ func TestRedisWaitReplicasLegacy(t *testing.T) {
 	}
 }
 
-// TestUndoScript: record_undo.lua puts a record back only while it is what
-// the advance made of it; anything that happened since stays.
-func TestUndoScript(t *testing.T) {
-	src, err := os.ReadFile("lua/record_undo.lua")
+// TestAckScript: record_ack.lua marks a rotation acknowledged only while
+// the record is that rotation (generation and rotated time as answered),
+// active and marked; anything that happened since stays, expiry included.
+func TestAckScript(t *testing.T) {
+	src, err := os.ReadFile("lua/record_ack.lua")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,27 +178,35 @@ func TestUndoScript(t *testing.T) {
 	st := dial(t, srv.Addr)
 	const now = int64(1_700_000_000_123)
 	newSession(t, st, "u")
-	old := srv.Do(t, "GET", session.RecordKey("u")) // generation 0
-	// advanced is old as record_rotate.lua writes it after an advance from gen at now
-	advanced := func(gen uint32, state byte, rotated int64) string {
-		b := []byte(old)
+	plain := srv.Do(t, "GET", session.RecordKey("u"))
+	// record is plain as record_rotate.lua leaves it at gen, rotated, in state, marked or not
+	record := func(gen uint32, state byte, rotated int64, marked bool) string {
+		b := []byte(plain)
 		binary.BigEndian.PutUint32(b, gen)
 		b[4] = state
 		session.Put48(b[17:], rotated)
+		if marked {
+			b[23] |= 4
+		}
 		return string(b)
 	}
-	arg := func(gen int64) string { return session.RotateArg(session.Step{Gen: gen, Now: time.UnixMilli(now)}) }
+	arg := func(gen uint32, rotated int64) string {
+		b := binary.BigEndian.AppendUint32(nil, gen)
+		b = append(b, 0, 0, 0, 0, 0, 0)
+		session.Put48(b[4:], rotated)
+		return string(b)
+	}
 	for _, tc := range []struct {
-		name, record, arg string // record "": none
-		undone            bool
+		name, record string // "": none
+		acked        bool
 	}{
-		{"as the advance left it", advanced(1, 0, now), arg(0), true},
-		{"advanced past rotations lost", advanced(5, 0, now), arg(4), true},
-		{"advanced again since", advanced(2, 0, now+5), arg(0), false},
-		{"advanced by another token in the same millisecond", advanced(2, 0, now), arg(0), false},
-		{"revoked since (reuse)", advanced(1, 1, now), arg(0), false},
-		{"another advance from the same generation later", advanced(1, 0, now+1), arg(0), false},
-		{"gone", "", arg(0), false},
+		{"the rotation answered", record(1, 0, now, true), true},
+		{"advanced again since", record(2, 0, now+5, true), false},
+		{"advanced again in the same millisecond", record(2, 0, now, true), false},
+		{"made again since (unacknowledged, from a later time)", record(1, 0, now+1, true), false},
+		{"revoked since (reuse)", record(1, 1, now, true), false},
+		{"acknowledged already", record(1, 0, now, false), false},
+		{"gone", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key := session.RecordKey("u")
@@ -203,20 +214,21 @@ func TestUndoScript(t *testing.T) {
 			if tc.record != "" {
 				srv.Do(t, "SET", key, tc.record, "PX", "60000")
 			}
-			got := srv.Do(t, "EVAL", string(src), "1", key, tc.arg, old)
+			got := srv.Do(t, "EVAL", string(src), "1", key, arg(1, now))
 			want, after := "0", tc.record
-			if tc.undone {
-				want, after = "1", old
+			if tc.acked {
+				want, after = "1", record(1, 0, now, false)
 			}
 			if got != want {
-				t.Errorf("undo answered %s; want %s", got, want)
+				t.Errorf("ack answered %s; want %s", got, want)
 			}
 			if v := srv.Do(t, "GET", key); v != after {
-				t.Errorf("record after the undo at generation %d, state %d; want generation %d", gen(v), state(v), gen(after))
+				t.Errorf("record after the ack at generation %d, state %d, unacknowledged %v; want generation %d, unacknowledged %v",
+					gen(v), state(v), session.Unacked(v), gen(after), session.Unacked(after))
 			}
 			if tc.record != "" {
 				if ttl, _ := strconv.Atoi(srv.Do(t, "PTTL", key)); ttl <= 0 || ttl > 60000 {
-					t.Errorf("PTTL %d after the undo; want the record's own (KEEPTTL)", ttl)
+					t.Errorf("PTTL %d after the ack; want the record's own (KEEPTTL)", ttl)
 				}
 			}
 		})
@@ -236,6 +248,323 @@ func gen(record string) int64 {
 		return -1
 	}
 	return int64(binary.BigEndian.Uint32([]byte(record[:4])))
+}
+
+// waitingOn is a store on primary that waits for one replica (WaitReplicas(1)),
+// WAIT lasting up to half of timeout, with its scripts loaded (as in a
+// running tokend) while the replica is up.
+func waitingOn(t *testing.T, primary *redistest.Server, timeout time.Duration) *session.Redis {
+	t.Helper()
+	st, err := session.DialRedis([]string{primary.Addr}, timeout, session.WaitReplicas(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	id := "warm" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	s := newSession(t, st, id)
+	if _, err := st.Rotate(context.Background(), session.Step{ID: id, Gen: 0, Now: s.Created, Idle: time.Hour, Grace: time.Second}); err != nil {
+		t.Fatalf("warm-up rotation: %v", err)
+	}
+	return st
+}
+
+// stall stops the replica (SIGSTOP) until the returned resume, which waits
+// for its link to come back; a failed test resumes it in its cleanup.
+func stall(t *testing.T, replica *redistest.Server) (resume func()) {
+	t.Helper()
+	replica.Kill(syscall.SIGSTOP)
+	stopped := true
+	t.Cleanup(func() {
+		if stopped {
+			replica.Kill(syscall.SIGCONT)
+		}
+	})
+	return func() {
+		t.Helper()
+		replica.Kill(syscall.SIGCONT)
+		stopped = false
+		replica.WaitInfo(t, "replication", "master_link_status:up", 10*time.Second)
+	}
+}
+
+// waitGen polls the primary until key's record is at generation g.
+func waitGen(t *testing.T, primary *redistest.Server, key string, g int64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); gen(primary.Do(t, "GET", key)) != g; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the primary's record never reached generation %d", g)
+		}
+	}
+}
+
+// TestRedisWaitAnsweredElsewhere (issue 25, item 3): two instances, WAIT 1,
+// the only replica stalled. Instance A advances generation 0 to 1, its
+// WAIT times out and it answers 503; the client's duplicate reaches
+// instance B inside the grace window, a retry, which B answers 200 with the
+// generation-1 pair once the replica is back. Whatever A does after its 503
+// must not revert that rotation: the used-up generation-0 token is reuse
+// after the grace window (not a second advance, a fork nobody detects), and
+// the client's generation-1 token advances with no rotation counted lost.
+func TestRedisWaitAnsweredElsewhere(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.StartReplica(t, primary, redistest.Config{})
+	a := waitingOn(t, primary, time.Second) // WAIT up to 500ms
+	b := waitingOn(t, primary, 8*time.Second)
+	ctx := context.Background()
+	const grace = 10 * time.Second
+
+	// answered runs the scenario on a new session and returns it, with the
+	// time of A's advance
+	answered := func(id string) time.Time {
+		t.Helper()
+		s := newSession(t, a, id)
+		now := s.Created.Add(time.Second)
+		resume := stall(t, replica)
+		aErr := make(chan error, 1)
+		go func() {
+			_, err := a.Rotate(ctx, session.Step{ID: id, Gen: 0, Now: now, Idle: time.Hour, Grace: grace})
+			aErr <- err
+		}()
+		waitGen(t, primary, session.RecordKey(id), 1) // A's advance is on the primary, its WAIT pending
+		type answer struct {
+			rot session.Rotation
+			err error
+		}
+		bDone := make(chan answer, 1)
+		go func() {
+			rot, err := b.Rotate(ctx, session.Step{ID: id, Gen: 0, Now: now.Add(time.Second), Idle: time.Hour, Grace: grace})
+			bDone <- answer{rot, err}
+		}()
+		if err := <-aErr; !errors.Is(err, session.ErrNotReplicated) {
+			t.Fatalf("A's rotation with the replica stalled: %v; want ErrNotReplicated", err)
+		}
+		resume()
+		got := <-bDone
+		if got.err != nil || got.rot.Gen != 1 {
+			t.Fatalf("B's answer to the duplicate: %+v, %v; want the generation-1 pair", got.rot, got.err)
+		}
+		return now
+	}
+
+	t.Run("used-up token", func(t *testing.T) {
+		now := answered("elsewhere0")
+		rot, err := a.Rotate(ctx, session.Step{ID: "elsewhere0", Gen: 0, Now: now.Add(2 * grace), Idle: time.Hour, Grace: grace})
+		if !errors.Is(err, session.ErrReuse) {
+			t.Fatalf("the used-up generation-0 token after the grace window: %+v, %v; want ErrReuse (B answered the generation-1 pair)", rot, err)
+		}
+	})
+	t.Run("answered token", func(t *testing.T) {
+		now := answered("elsewhere1")
+		rot, err := a.Rotate(ctx, session.Step{ID: "elsewhere1", Gen: 1, Now: now.Add(time.Minute), Idle: time.Hour, Grace: grace})
+		if err != nil || rot.Gen != 2 || rot.Retry || rot.Lost != 0 {
+			t.Fatalf("the generation-1 token B answered: %+v, %v; want an advance to 2 with no rotation lost", rot, err)
+		}
+	})
+}
+
+// TestRedisWaitAnswerUnread: the advance reached the primary but its
+// store never read WAIT's answer (its deadline passed first, as on a
+// CPU-starved machine), so nothing could be undone or told apart after
+// the fact. The client's retry with the same token, after the grace
+// window, once the replica is back, must not be taken for reuse.
+func TestRedisWaitAnswerUnread(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.StartReplica(t, primary, redistest.Config{})
+	st := waitingOn(t, primary, time.Second) // WAIT up to 500ms
+	ctx := context.Background()
+	const grace = time.Second
+	s := newSession(t, st, "unread")
+	step := session.Step{ID: "unread", Gen: 0, Now: s.Created.Add(time.Second), Idle: time.Hour, Grace: grace}
+	resume := stall(t, replica)
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err := st.Rotate(short, step)
+	cancel()
+	if !errors.Is(err, session.ErrUnavailable) {
+		t.Fatalf("Rotate whose deadline passed during WAIT: %v; want ErrUnavailable", err)
+	}
+	waitGen(t, primary, session.RecordKey("unread"), 1)
+	resume()
+	for _, late := range []time.Duration{2 * grace, 2*grace + 100*time.Millisecond} {
+		step.Now = s.Created.Add(late)
+		rot, err := st.Rotate(ctx, step)
+		if err != nil || rot.Gen != 1 {
+			t.Fatalf("the client's retry %v later: %+v, %v; want the generation-1 pair (the 503'd rotation was never answered)", late, rot, err)
+		}
+	}
+	// answered now: the used-up token is reuse after the grace window again
+	step.Now = step.Now.Add(2 * grace)
+	if _, err := st.Rotate(ctx, step); !errors.Is(err, session.ErrReuse) {
+		t.Fatalf("generation 0 after its answered rotation's grace window: %v; want ErrReuse", err)
+	}
+}
+
+// TestRedisWaitUnacknowledgedTTL: the record a rotation left behind, answered
+// or not, expires with the newest refresh token it stands for (its rotated
+// time plus the refresh TTL), not later.
+func TestRedisWaitUnacknowledgedTTL(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.StartReplica(t, primary, redistest.Config{})
+	st := waitingOn(t, primary, time.Second)
+	now := time.Now()
+	s := session.Session{ID: "ttl", Subject: "alice", Created: now, Rotated: now, Expires: now.Add(24 * time.Hour)}
+	if err := st.Create(context.Background(), s, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	resume := stall(t, replica)
+	defer resume()
+	const idle = time.Hour
+	// a rotation ten minutes into the session, which no replica acknowledges
+	_, err := st.Rotate(context.Background(), session.Step{ID: "ttl", Gen: 0, Now: s.Created.Add(10 * time.Minute), Idle: idle, Grace: time.Second})
+	if !errors.Is(err, session.ErrNotReplicated) {
+		t.Fatalf("Rotate with the replica stalled: %v; want ErrNotReplicated", err)
+	}
+	key := session.RecordKey("ttl")
+	v := primary.Do(t, "GET", key)
+	pexpireat, _ := strconv.ParseInt(primary.Do(t, "PEXPIRETIME", key), 10, 64)
+	if want := rotated(v).Add(idle); time.UnixMilli(pexpireat).After(want) {
+		t.Fatalf("the record (generation %d, rotated %v) expires at %v; want at most its rotated time plus the refresh TTL, %v",
+			gen(v), rotated(v), time.UnixMilli(pexpireat), want)
+	}
+}
+
+// rotated is the rotated time of a packed record.
+func rotated(record string) time.Time {
+	if len(record) < 23 {
+		return time.Time{}
+	}
+	var ms int64
+	for _, c := range []byte(record[17:23]) {
+		ms = ms<<8 | int64(c)
+	}
+	return time.UnixMilli(ms)
+}
+
+// TestRedisWaitUnacknowledgedBound: what a rotation left unacknowledged lets
+// a thief holding its parent token do, and where that ends. Here the
+// owner's refresh was answered but its acknowledgement lost (a deadline, a
+// failover to a replica that missed it): the worst case, an answered
+// rotation the record still calls unacknowledged. The thief's parent token
+// after the grace window gets the rotation made again, as the owner's retry
+// would, but binds nothing and changes nobody's token; once the child is
+// presented the parent is reuse again, and either party's used-up token
+// after its grace window revokes the session.
+func TestRedisWaitUnacknowledgedBound(t *testing.T) {
+	primary := redistest.Start(t)
+	redistest.StartReplica(t, primary, redistest.Config{})
+	st := waitingOn(t, primary, time.Second)
+	ctx := context.Background()
+	const grace = time.Second
+	now := time.Now().Truncate(time.Millisecond)
+	s := session.Session{ID: "bound", Subject: "6f1c8e2a-4b3d-4e5f-8a9b-0c1d2e3f4a5b", Created: now, Rotated: now, Expires: now.Add(24 * time.Hour)}
+	if err := st.Create(ctx, s, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	key := session.RecordKey("bound")
+	ackLost := func() {
+		t.Helper()
+		v := []byte(primary.Do(t, "GET", key))
+		v[23] |= 4 // kindUnacked (record.go)
+		primary.Do(t, "SET", key, string(v), "KEEPTTL")
+	}
+	step := func(gen int64, at time.Duration) session.Step {
+		return session.Step{ID: "bound", Gen: gen, Now: now.Add(at), Idle: time.Hour, Grace: grace}
+	}
+	sum := sha256.Sum256([]byte("thief key"))
+	thief := step(0, 10*time.Second)
+	thief.Client, thief.Key, thief.Proof, thief.ProofTTL = "app", base64.RawURLEncoding.EncodeToString(sum[:]), "jti-1", time.Minute
+
+	if rot, err := st.Rotate(ctx, step(0, time.Second)); err != nil || rot.Gen != 1 {
+		t.Fatalf("the owner's refresh: %+v, %v", rot, err)
+	}
+	ackLost()
+	rot, err := st.Rotate(ctx, thief)
+	if err != nil || rot.Gen != 1 || rot.Retry || rot.Key != "" || !rot.Rotated.Equal(thief.Now) {
+		t.Fatalf("the thief's parent token after the grace window: %+v, %v; want the generation-1 rotation made again, bound to nothing", rot, err)
+	}
+	if session.Unacked(primary.Do(t, "GET", key)) {
+		t.Fatal("the rotation made again and answered is still marked unacknowledged")
+	}
+	// the owner's generation-1 token (the first pair) still advances, Bearer
+	if rot, err := st.Rotate(ctx, step(1, 20*time.Second)); err != nil || rot.Gen != 2 || rot.Lost != 0 || rot.Key != "" {
+		t.Fatalf("the owner's generation-1 token: %+v, %v; want an unbound advance to 2", rot, err)
+	}
+	// the child was presented: the parent is reuse, even with the mark lost again
+	ackLost()
+	thief.Now, thief.Proof = now.Add(30*time.Second), "jti-2"
+	if _, err := st.Rotate(ctx, thief); !errors.Is(err, session.ErrReuse) {
+		t.Fatalf("the parent token once the child was presented: %v; want ErrReuse", err)
+	}
+	if _, err := st.Rotate(ctx, step(1, 31*time.Second)); !errors.Is(err, session.ErrRevoked) {
+		t.Fatalf("after the reuse: %v; want ErrRevoked", err)
+	}
+}
+
+// TestRedisWaitReuseWithoutReplica: a used-up token presented while WAIT
+// fails is still reuse. The script revoked the session on the primary; the
+// presenter is told ErrReuse (tokend logs the reuse) and the revocation is
+// published for every instance's denylist, not hidden behind a 503.
+func TestRedisWaitReuseWithoutReplica(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.StartReplica(t, primary, redistest.Config{})
+	st := waitingOn(t, primary, time.Second)
+	ctx := context.Background()
+	s := newSession(t, st, "reused")
+	step := session.Step{ID: "reused", Gen: 0, Now: s.Created.Add(time.Second), Idle: time.Hour, Grace: time.Second}
+	if _, err := st.Rotate(ctx, step); err != nil {
+		t.Fatal(err)
+	}
+	resume := stall(t, replica)
+	defer resume()
+	step.Now = step.Now.Add(time.Minute)
+	if _, err := st.Rotate(ctx, step); !errors.Is(err, session.ErrReuse) {
+		t.Fatalf("the used-up token with the replica stalled: %v; want ErrReuse", err)
+	}
+	if stream := primary.Do(t, "XRANGE", "tokend:revocations", "-", "+"); !strings.Contains(stream, "reused") {
+		t.Fatalf("the revocation is not in the stream: %q", stream)
+	}
+}
+
+// TestRedisWaitAcknowledgedStays: a retry of a rotation already answered
+// (and acknowledged) whose own WAIT fails does not make the rotation
+// unacknowledged again: its parent is reuse after the grace window, as
+// without WAIT. Otherwise whoever holds the parent inside the grace window
+// while the replicas lag would keep it retryable past the window.
+func TestRedisWaitAcknowledgedStays(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.StartReplica(t, primary, redistest.Config{})
+	st := waitingOn(t, primary, time.Second)
+	ctx := context.Background()
+	s := newSession(t, st, "acked")
+	step := session.Step{ID: "acked", Gen: 0, Now: s.Created.Add(time.Second), Idle: time.Hour, Grace: time.Second}
+	if _, err := st.Rotate(ctx, step); err != nil {
+		t.Fatal(err)
+	}
+	resume := stall(t, replica)
+	retry := step
+	retry.Now = step.Now.Add(500 * time.Millisecond)
+	if _, err := st.Rotate(ctx, retry); !errors.Is(err, session.ErrNotReplicated) {
+		t.Fatalf("the retry with the replica stalled: %v; want ErrNotReplicated", err)
+	}
+	if session.Unacked(primary.Do(t, "GET", session.RecordKey("acked"))) {
+		t.Fatal("a retry whose WAIT failed marked the answered rotation unacknowledged")
+	}
+	resume()
+	step.Now = step.Now.Add(time.Minute)
+	if _, err := st.Rotate(ctx, step); !errors.Is(err, session.ErrReuse) {
+		t.Fatalf("the parent after the grace window: %v; want ErrReuse", err)
+	}
+}
+
+// waitingFor is waiting with a store timeout of its own (WAIT waits half).
+func waitingFor(t *testing.T, timeout time.Duration) (primary, replica *redistest.Server, st *session.Redis) {
+	primary = redistest.Start(t)
+	replica = redistest.StartReplica(t, primary, redistest.Config{})
+	st, err := session.DialRedis([]string{primary.Addr}, timeout, session.WaitReplicas(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	return primary, replica, st
 }
 
 // acked waits until every replica of primary has acknowledged all it was sent.
@@ -327,10 +656,9 @@ func TestRedisPublishWaits(t *testing.T) {
 }
 
 // TestRedisReuseUnacknowledgedPublished: a reuse detected while the
-// replica cannot acknowledge is answered 503, but the session is revoked on
-// the primary all the same: its revocation must be published, or no
-// denylist ever hears of the theft (the retry meets a revoked record and
-// publishes nothing).
+// replica cannot acknowledge is told as reuse, not a 503: the session is
+// revoked on the primary all the same, and its revocation is published, or
+// no denylist would ever hear of the theft.
 func TestRedisReuseUnacknowledgedPublished(t *testing.T) {
 	_, replica, st := waitingFor(t, time.Second) // a slow machine's margin
 	ctx := context.Background()
@@ -342,8 +670,8 @@ func TestRedisReuseUnacknowledgedPublished(t *testing.T) {
 	}
 	replica.Kill(syscall.SIGSTOP)
 	_, err := st.Rotate(ctx, session.Step{ID: "stolen", Gen: 0, Now: now.Add(time.Minute), Idle: time.Hour, Grace: time.Second})
-	if !errors.Is(err, session.ErrUnavailable) {
-		t.Fatalf("reuse with the replica stopped: %v; want ErrUnavailable (503)", err)
+	if !errors.Is(err, session.ErrReuse) {
+		t.Fatalf("reuse with the replica stopped: %v; want ErrReuse (told, not a 503)", err)
 	}
 	replica.Kill(syscall.SIGCONT)
 	if !hears("stolen", 5*time.Second) {

@@ -123,16 +123,48 @@ var oauthCases = []struct {
 			t.Fatalf("rotation = %+v", r)
 		}
 	}},
-	{"RetryBindsToo", func(t *testing.T, st session.Store) {
+	{"RetryDoesNotBind", func(t *testing.T, st session.Store) {
+		// the thief: whoever holds the used-up token retries it inside the
+		// grace window with a proof of their own key. The retry hands out
+		// the pair the advance issued, a Bearer pair, and binds nothing: the
+		// owner's next refresh without a proof still advances.
+		s := createOAuth(t, st, "", "", "")
+		thief := thumb("thief key")
+		mustAdvance(t, st, step(s.ID, 0, time.Second, grace))
+		r, err := rotate(t, st, oauthStep(s.ID, 0, 2*time.Second, "app", "", thief, proof()))
+		if err != nil || !r.Retry || r.Gen != 1 || r.Key != "" {
+			t.Fatalf("retry with a proof = %+v, %v; want a retry of the unbound pair (Key \"\")", r, err)
+		}
+		if r := mustAdvance(t, st, step(s.ID, 1, 3*time.Second, grace)); r.Key != "" {
+			t.Fatalf("the owner's Bearer refresh = %+v; want it unbound", r)
+		}
+		// the owner's own first proof, on an advance, still binds
+		owner := thumb("owner key")
+		if r := mustAdvance(t, st, oauthStep(s.ID, 2, 4*time.Second, "app", "", owner, proof())); r.Key != owner {
+			t.Fatalf("Key = %q after the owner's first proof; want the owner's", r.Key)
+		}
+		// and the thief's retry of the parent with their key is refused, burning nothing
+		_, err = rotate(t, st, oauthStep(s.ID, 2, 5*time.Second, "app", "", thief, proof()))
+		wantErr(t, err, session.ErrWrongKey)
+		mustAdvance(t, st, oauthStep(s.ID, 3, 6*time.Second, "app", "", owner, proof()))
+	}},
+	{"RetryOfBoundAdvance", func(t *testing.T, st session.Store) {
+		// an advance that bound the session is retried with the same key
+		// only: the same bound pair; no proof or another key's burns nothing
 		s := createOAuth(t, st, "", "", "")
 		k := thumb("device key")
-		mustAdvance(t, st, step(s.ID, 0, time.Second, grace))
+		mustAdvance(t, st, oauthStep(s.ID, 0, time.Second, "app", "", k, proof()))
 		r, err := rotate(t, st, oauthStep(s.ID, 0, 2*time.Second, "app", "", k, proof()))
-		if err != nil || !r.Retry || r.Key != k {
-			t.Fatalf("retry with a proof = %+v, %v; want a retry bound to the key", r, err)
+		if err != nil || !r.Retry || r.Gen != 1 || r.Key != k {
+			t.Fatalf("retry with the bound key = %+v, %v; want a retry bound to it", r, err)
 		}
-		_, err = rotate(t, st, step(s.ID, 1, 3*time.Second, grace))
+		_, err = rotate(t, st, step(s.ID, 0, 2*time.Second, grace))
 		wantErr(t, err, session.ErrKeyRequired)
+		_, err = rotate(t, st, oauthStep(s.ID, 0, 2*time.Second, "app", "", thumb("thief key"), proof()))
+		wantErr(t, err, session.ErrWrongKey)
+		if r := mustAdvance(t, st, oauthStep(s.ID, 1, 3*time.Second, "app", "", k, proof())); r.Key != k {
+			t.Fatalf("Key = %q; want %q", r.Key, k)
+		}
 	}},
 	{"ProofUsedOnce", func(t *testing.T, st session.Store) {
 		k := thumb("device key")
