@@ -2,6 +2,7 @@ package drill
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,7 +150,7 @@ func startTokend(t *testing.T, env map[string]string) *tokend {
 		}
 		if t.Failed() {
 			b, _ := os.ReadFile(logs.Name())
-			t.Logf("tokend %s log (last 4 KiB):\n%s", p.public, tail(b, 4096))
+			t.Logf("tokend %s log, every message counted:\n%s\nits last 4 KiB:\n%s", p.public, summary(b), tail(b, 4096))
 		}
 	})
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -163,6 +165,24 @@ func startTokend(t *testing.T, env map[string]string) *tokend {
 			t.Fatalf("tokend not ready within 10s:\n%s", b)
 		}
 	}
+}
+
+// summary counts a JSON log's lines by message and error: what the last
+// few lines of a long drill leave out.
+func summary(b []byte) string {
+	n := map[string]int{}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		var l struct{ Msg, Err string }
+		if json.Unmarshal(line, &l) == nil {
+			n[strings.TrimSpace(l.Msg+" "+l.Err)]++
+		}
+	}
+	var out []string
+	for k, v := range n {
+		out = append(out, fmt.Sprintf("%6d %s", v, k))
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
 }
 
 func tail(b []byte, n int) []byte {
