@@ -15,9 +15,20 @@ import (
 	"time"
 )
 
+// ErrNoRecord is what a Recorded returns when the store holds no record of
+// the session (evicted, or never written).
+var ErrNoRecord = errors.New("no record")
+
 // Recorded reads the generation the store holds for session sid: what a
-// drill compares each 200 with.
+// drill compares each 200 with. A session without a record is ErrNoRecord;
+// any other error means the store could not be asked (the check retries).
 type Recorded func(ctx context.Context, sid string) (int64, error)
+
+// checkFor is how long the check of one 200 retries a store it cannot
+// reach: longer than any drill's outage, so that a 200 answered just
+// before the fault is checked once the store is back rather than left
+// unchecked.
+const checkFor = 30 * time.Second
 
 // Load is a set of refresh chains against tokend instances speaking the
 // spring dialect.
@@ -28,24 +39,36 @@ type Load struct {
 	Recorded Recorded // nil: no check of each 200
 	Client   *http.Client
 
-	chains    []*chain
-	requests  atomic.Int64
-	ok        atomic.Int64
-	busy      atomic.Int64 // 503
-	other     atomic.Int64 // any other status, connection errors included
-	unchecked atomic.Int64
-	unrecord  atomic.Int64
-	lastFail  atomic.Int64 // unix ns of the latest answer other than 200
-	firstFail atomic.Int64
+	chains     []*chain
+	requests   atomic.Int64
+	ok         atomic.Int64
+	busy       atomic.Int64 // 503
+	other      atomic.Int64 // any other status, connection errors included
+	unchecked  atomic.Int64
+	unrecord   atomic.Int64
+	missing    atomic.Int64
+	checkFails atomic.Int64 // checks the store did not answer (asked again)
+	lastFail   atomic.Int64 // unix ns of the latest answer other than 200
+	firstFail  atomic.Int64
 }
 
 type chain struct {
 	sub     string
-	sid     string
-	token   string
-	gen     int64
-	broken  string // the answer that logged it out
 	publicI int
+	oks     atomic.Int64 // 200s this chain was answered
+	out     atomic.Bool  // logged out (broken set)
+
+	mu     sync.Mutex // token, sid, gen and victim: read by Steal while the chain runs
+	sid    string
+	token  string
+	gen    int64
+	victim bool // a thief holds one of its tokens: its logout is expected
+
+	broken string // the answer that logged it out
+	// unrecorded: 200s of this chain the store did not hold right after;
+	// unhealed: the latest 200 was one of them and no later 200 was held
+	unrecorded int
+	unhealed   bool
 }
 
 // Result is what a drill reports.
@@ -56,8 +79,32 @@ type Result struct {
 	FirstFailure, LastFailure time.Time
 	Broken                    int   // honest chains logged out (during the run or at the final presentation)
 	Unrecorded                int64 // 200s whose generation the store did not hold right after
-	Unchecked                 int64 // 200s whose check could not reach the store
+	// MaxUnrecorded is the most unrecorded 200s of one chain: a fault that
+	// loses the last rotations costs a chain at most one such 200 (the one
+	// whose check saw the loss), which its next refresh heals.
+	MaxUnrecorded int
+	// Unhealed chains ended on a 200 the store did not hold.
+	Unhealed int
+	// Missing: 200s whose session had no record at all right after.
+	Missing int64
+	// Unchecked: 200s the check could not compare with the store (it did
+	// not answer within checkFor).
+	Unchecked int64
+	// Victims are the chains a thief stole from (Steal); VictimsLoggedOut
+	// of them were logged out, as reuse detection must do.
+	Victims, VictimsLoggedOut int
 	Examples                  []string
+}
+
+// Counts are the answers so far, for a drill to see what its fault did
+// while it lasted. CheckFailures are the checks of 200s that the store did
+// not answer: a chain whose check waits for the store sends nothing, so an
+// outage may show there rather than in 503s.
+type Counts struct{ Requests, OK, Unavailable, Other, CheckFailures int64 }
+
+// Counts returns the answers so far.
+func (l *Load) Counts() Counts {
+	return Counts{l.requests.Load(), l.ok.Load(), l.busy.Load(), l.other.Load(), l.checkFails.Load()}
 }
 
 // Start logs every chain in and runs them until ctx ends.
@@ -94,7 +141,10 @@ func (l *Load) run(ctx context.Context, c *chain) {
 // connection errors are retried with the same token (a short pause), 401
 // or 404 logs the chain out.
 func (l *Load) step(ctx context.Context, c *chain) (status int) {
-	status, body, err := l.post(l.Publics[c.publicI]+"/api/auth/refresh", `{"refreshToken":"`+c.token+`"}`)
+	c.mu.Lock()
+	token := c.token
+	c.mu.Unlock()
+	status, body, err := l.post(l.Publics[c.publicI]+"/api/auth/refresh", `{"refreshToken":"`+token+`"}`)
 	l.requests.Add(1)
 	switch {
 	case err == nil && status == 200:
@@ -103,6 +153,7 @@ func (l *Load) step(ctx context.Context, c *chain) (status int) {
 			c.broken = err.Error()
 			return status
 		}
+		c.oks.Add(1)
 		l.check(ctx, c)
 		return status
 	case err != nil:
@@ -111,6 +162,7 @@ func (l *Load) step(ctx context.Context, c *chain) (status int) {
 		l.busy.Add(1)
 	case status == 401 || status == 404:
 		c.broken = fmt.Sprintf("%d %s", status, body)
+		c.out.Store(true)
 	}
 	if status != 503 {
 		l.other.Add(1)
@@ -125,20 +177,72 @@ func (l *Load) step(ctx context.Context, c *chain) (status int) {
 	return status
 }
 
-// check compares the generation just answered with the store's.
+// check compares the generation just answered with the store's, asking
+// again while the store cannot answer (a 200 sent just before the fault is
+// checked once the store is back): a drill is void if a check never got
+// through.
 func (l *Load) check(ctx context.Context, c *chain) {
 	if l.Recorded == nil {
 		return
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 300*time.Millisecond)
-	defer cancel()
-	g, err := l.Recorded(cctx, c.sid)
-	switch {
-	case err != nil:
-		l.unchecked.Add(1)
-	case g < c.gen:
-		l.unrecord.Add(1)
+	ctx = context.WithoutCancel(ctx)
+	for deadline := time.Now().Add(checkFor); ; time.Sleep(50 * time.Millisecond) {
+		cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		g, err := l.Recorded(cctx, c.sid)
+		cancel()
+		switch {
+		case errors.Is(err, ErrNoRecord):
+			l.missing.Add(1)
+		case err != nil && time.Now().Before(deadline):
+			l.checkFails.Add(1)
+			continue
+		case err != nil:
+			l.unchecked.Add(1)
+		case g < c.gen:
+			l.unrecord.Add(1)
+			c.unrecorded++
+			c.unhealed = true
+		default:
+			c.unhealed = false
+		}
+		return
 	}
+}
+
+// Steal hands a thief a copy of chain i's current refresh token (and its
+// generation); the chain goes on refreshing, and its logout is from then on
+// expected rather than counted as an honest chain broken.
+func (l *Load) Steal(i int) (token string, gen int64) {
+	c := l.chains[i]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.victim = true
+	return c.token, c.gen
+}
+
+// Gen is chain i's newest generation and the 200s it has been answered.
+func (l *Load) Gen(i int) (gen, oks int64) {
+	c := l.chains[i]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen, c.oks.Load()
+}
+
+// Out reports whether chain i was logged out.
+func (l *Load) Out(i int) bool { return l.chains[i].out.Load() }
+
+// Sid is chain i's session id.
+func (l *Load) Sid(i int) string {
+	c := l.chains[i]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sid
+}
+
+// Present sends one refresh with token, as a thief would, and returns the
+// status and body.
+func (l *Load) Present(token string) (int, []byte, error) {
+	return l.post(l.Publics[0]+"/api/auth/refresh", `{"refreshToken":"`+token+`"}`)
 }
 
 // Finish presents every chain's newest token once more (retrying 503 and
@@ -156,7 +260,17 @@ func (l *Load) Finish(d time.Duration) Result {
 				break
 			}
 		}
-		if c.broken != "" {
+		r.MaxUnrecorded = max(r.MaxUnrecorded, c.unrecorded)
+		if c.unhealed {
+			r.Unhealed++
+		}
+		switch {
+		case c.victim:
+			r.Victims++
+			if c.broken != "" {
+				r.VictimsLoggedOut++
+			}
+		case c.broken != "":
 			r.Broken++
 			if len(r.Examples) < 3 {
 				r.Examples = append(r.Examples, c.sub+": "+c.broken)
@@ -164,7 +278,7 @@ func (l *Load) Finish(d time.Duration) Result {
 		}
 	}
 	r.Requests, r.OK, r.Unavailable = l.requests.Load(), l.ok.Load(), l.busy.Load()
-	r.Other, r.Unrecorded, r.Unchecked = l.other.Load(), l.unrecord.Load(), l.unchecked.Load()
+	r.Other, r.Unrecorded, r.Unchecked, r.Missing = l.other.Load(), l.unrecord.Load(), l.unchecked.Load(), l.missing.Load()
 	if f := l.firstFail.Load(); f != 0 {
 		r.FirstFailure, r.LastFailure = time.Unix(0, f), time.Unix(0, l.lastFail.Load())
 	}
@@ -207,6 +321,8 @@ func (c *chain) take(body []byte) error {
 	if err := json.NewDecoder(bytes.NewReader(raw)).Decode(&claims); err != nil {
 		return err
 	}
+	c.mu.Lock()
 	c.token, c.sid, c.gen = ok.Result.RefreshToken, claims.Sid, claims.Gen
+	c.mu.Unlock()
 	return nil
 }

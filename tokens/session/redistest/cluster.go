@@ -120,3 +120,15 @@ func (c *Cluster) Calls(t testing.TB, command string) int {
 	}
 	return n
 }
+
+// ReplicaOf is a running node that replicates m (a master of c).
+func (c *Cluster) ReplicaOf(t testing.TB, m *Server) *Server {
+	t.Helper()
+	for _, s := range c.Nodes {
+		if s.cmd != nil && s != m && s.Info(t, "replication", "master_port") == strconv.Itoa(m.port) {
+			return s
+		}
+	}
+	t.Fatalf("no running replica of %s in the cluster", m.Addr)
+	return nil
+}

@@ -290,3 +290,19 @@ func (s *Server) CommandStats(t testing.TB, command string) (calls int, usec flo
 	}
 	return 0, 0
 }
+
+// Info reads one field of an INFO section ("role" of "replication",
+// "run_id" of "server"), "" when the section has no such field.
+func (s *Server) Info(t testing.TB, section, name string) string {
+	t.Helper()
+	body, err := do(s.Addr, "INFO", section)
+	if err != nil {
+		t.Fatalf("INFO %s on %s: %v", section, s.Addr, err)
+	}
+	for _, line := range strings.Split(body, "\r\n") {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}

@@ -16,6 +16,13 @@ import (
 func StartReplica(t testing.TB, primary *Server, cfg Config) *Server {
 	t.Helper()
 	cfg.Args = append(cfg.Args, "--replicaof", "127.0.0.1", strconv.Itoa(primary.port))
+	return startReplica(t, primary, cfg)
+}
+
+// startReplica starts a replica as cfg says (its --replicaof included) and
+// waits until it receives primary's writes.
+func startReplica(t testing.TB, primary *Server, cfg Config) *Server {
+	t.Helper()
 	s := StartWith(t, cfg)
 	s.WaitInfo(t, "replication", "master_link_status:up", 20*time.Second)
 	// and the command stream flows: after a diskless sync the primary holds
@@ -64,19 +71,36 @@ type Sentinels struct {
 	Nodes  []*Server
 }
 
+// SentinelConfig is how StartSentinelsWith sets its sentinels up.
+type SentinelConfig struct {
+	N, Quorum int
+	// FailoverTimeout also bounds how long a sentinel leaves a replica
+	// that replicates from another address than the primary's (through a
+	// Proxy) before pointing it at the primary itself (+fix-slave-config);
+	// and a failover that fails is retried after twice that.
+	FailoverTimeout time.Duration
+}
+
 // StartSentinels starts n sentinels monitoring primary (its replicas they
-// discover), quick to act: down after 1 s, failover timeout 5 s.
+// discover), quick to act: quorum 2, down after 1 s, failover timeout 5 s.
 func StartSentinels(t testing.TB, primary *Server, n int) *Sentinels {
 	t.Helper()
+	return StartSentinelsWith(t, primary, SentinelConfig{N: n, Quorum: 2, FailoverTimeout: 5 * time.Second})
+}
+
+// StartSentinelsWith starts sentinels as cfg says (down after 1 s).
+func StartSentinelsWith(t testing.TB, primary *Server, cfg SentinelConfig) *Sentinels {
+	t.Helper()
 	ss := &Sentinels{Master: "tokend"}
+	n := cfg.N
 	for range n {
 		s := &Server{port: FreePort(t), dir: t.TempDir(), t: t}
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 		s.conf = filepath.Join(s.dir, "sentinel.conf")
-		conf := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d 2\n"+
+		conf := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d %[3]d\n"+
 			"sentinel down-after-milliseconds %[1]s 1000\n"+
-			"sentinel failover-timeout %[1]s 5000\n"+
-			"sentinel parallel-syncs %[1]s 1\n", ss.Master, primary.port)
+			"sentinel failover-timeout %[1]s %[4]d\n"+
+			"sentinel parallel-syncs %[1]s 1\n", ss.Master, primary.port, cfg.Quorum, cfg.FailoverTimeout.Milliseconds())
 		if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
