@@ -8,7 +8,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 K6_VERSION ?= v1.8.1
 K6        ?= $(shell command -v k6 2>/dev/null || echo $$($(GO) env GOPATH)/bin/k6)
 
-.PHONY: run build test vet fmt-check tidy-check staticcheck race allocs bench-once fuzz bench instructions loadtest throughput drills overload wait-cost profile k6 benchstat redis-server promtool curl image rootfs example clean
+.PHONY: run build test vet fmt-check tidy-check staticcheck race allocs bench-once fuzz bench instructions loadtest throughput drills overload wait-cost profile k6 benchstat mutants redis-server promtool curl image rootfs example clean
 
 ## run: start tokend on its embedded defaults (memory store, ephemeral key)
 run:
@@ -89,6 +89,10 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzForm$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/oauth2
 	$(GO) test -run='^$$' -fuzz='^FuzzToken$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/oauth2
 	$(GO) test -run='^$$' -fuzz='^FuzzSubject$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./tokens/session
+
+## mutants: break tokend on purpose, one named mutation at a time (bench/mutants), and run the tests that must notice; writes bench/MUTANTS.md (MUTANTS=name runs those whose name contains it)
+mutants: redis-server
+	$(GO) run ./bench/mutants -root . -run '$(MUTANTS)' -o $(if $(MUTANTS),bench/mutants-partial.md,bench/MUTANTS.md)
 
 ## bench: go test -bench across the stack, -count enough for benchstat; builds the floor and the load generator
 bench: redis-server

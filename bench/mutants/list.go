@@ -14,4 +14,90 @@ type mutation struct {
 
 // mutations is the list make mutants runs. A new rule comes with a new
 // mutation here, so that a test is shown to notice when the rule breaks.
-var mutations = []mutation{}
+var mutations = []mutation{
+	// Settings and the Redis client
+	{Name: "wait-replicas-setting-ignored", File: "cmd/tokend/redis.go",
+		From: "session.WaitReplicas(cfg.WaitReplicas)", To: "session.WaitReplicas(0)",
+		Breaks: "TOKEND_REDIS_WAIT_REPLICAS silently ignored",
+		Run:    "TestWaitReplicasEndToEnd", Packages: []string{"./cmd/tokend"}},
+	{Name: "wait-never-sent", File: "tokens/session/redis.go",
+		From: "r.replicas, r.waitMS = o.replicas,", To: "r.replicas, r.waitMS = 0,",
+		Breaks: "WAIT never sent: a write answered before any replica holds it",
+		Run:    "TestRedisWait|TestReplicaDown", Packages: []string{"./tokens/session", "./loadtest/drill"}},
+
+	// The rotation rule (record_rotate.lua)
+	{Name: "lost-rotations-taken-for-reuse", File: "tokens/session/lua/record_rotate.lua",
+		From: "if cur <= gen then\n  -- the record lives", To: "if cur == gen then\n  -- the record lives",
+		Breaks: "a token ahead of its record (rotations a failover lost) is reuse: honest users logged out",
+		Run:    "TestRedisContract|TestReplicaLinkCut", Packages: []string{"./tokens/session", "./loadtest/drill"}},
+	{Name: "advance-not-stored", File: "tokens/session/lua/record_rotate.lua",
+		From: "  redis.call('SET', KEYS[1], struct.pack('>I4', gen + 1) .. string.sub(v, 5, 17) .. struct.pack('>i6', now) .. tail, 'PXAT', deadline)\n",
+		To:   "",
+		Breaks: "an advance answered 200 and never stored",
+		Run:    "TestRedisContract|TestRedisRestart|TestClusterFailover", Packages: []string{"./tokens/session", "./loadtest/drill"}},
+	{Name: "retry-after-grace", File: "tokens/session/lua/record_rotate.lua",
+		From: "if cur == gen + 1 and now - rot < grace then", To: "if cur == gen + 1 then",
+		Breaks: "a used token retried forever: replays never detected",
+		Run:    "TestRedisContract", Packages: []string{"./tokens/session"}},
+	{Name: "retry-binds-dpop-key", File: "tokens/session/lua/record_rotate.lua",
+		From: "if bound == '' and key ~= '' and cur <= gen then", To: "if bound == '' and key ~= '' then",
+		Breaks: "a thief's retry with a proof binds the session to the thief's key",
+		Run:    "TestRedisContract/RetryDoesNotBind", Packages: []string{"./tokens/session"}},
+	{Name: "proof-jti-not-recorded", File: "tokens/session/lua/record_rotate.lua",
+		From: "if proof and not redis.call('SET', proof, '', 'NX', 'PX', ARGV[6]) then return 10 end\nif bound",
+		To:   "if bound",
+		Breaks: "a DPoP proof replayed within its window",
+		Run:    "TestRedisContract", Packages: []string{"./tokens/session"}},
+	{Name: "owner-check-removed", File: "tokens/session/lua/record_rotate.lua",
+		From: "elseif ARGV[2] ~= '' and ARGV[2] ~= tail then return 7 end", To: "end",
+		Breaks: "another user's refresh token accepted with an aspnet Token",
+		Run:    "TestRedisContract", Packages: []string{"./tokens/session"}},
+	{Name: "expiry-check-removed", File: "tokens/session/lua/record_rotate.lua",
+		From: "if now >= exp then return 6 end\n", To: "",
+		Breaks: "a session refreshed past its absolute end",
+		Run:    "TestRedisContract", Packages: []string{"./tokens/session"}},
+	{Name: "unacknowledged-mark-ignored", File: "tokens/session/lua/record_rotate.lua",
+		From: "if cur == gen + 1 and unacked then", To: "if false then",
+		Breaks: "a 503'd rotation's retry after the grace window is reuse: honest users logged out when a replica lags",
+		Run:    "TestRedisWait", Packages: []string{"./tokens/session"}},
+
+	// Subjects, deletions, legacy tokens
+	{Name: "uuid-dashes-anywhere", File: "tokens/session/record.go",
+		From: "if i == 8 || i == 13 || i == 18 || i == 23 {", To: "if s[i] == '-' {",
+		Breaks: "a subject stored as another user's (its UUID spelling normalised)",
+		Run:    "TestRedisContract/Subject|TestSubjectPacking", Packages: []string{"./tokens/session"}},
+	{Name: "legacy-mark-ignored", File: "tokens/session/lua/record_rotate.lua",
+		From: "  if m then\n", To: "  if false then\n",
+		Breaks: "a legacy token accepted again once its adopted session is gone",
+		Run:    "TestRedisContract/Legacy", Packages: []string{"./tokens/session"}},
+
+	// Revocation: the denylist and the feed
+	{Name: "denylist-previous-generation-ignored", File: "tokens/denylist/denylist.go",
+		From: "if !g.cur.has(id) && !g.prev.has(id) {", To: "if !g.cur.has(id) {",
+		Breaks: "revoked sessions' access tokens accepted again after a window rollover",
+		Run:    "TestDenylistGenerations", Packages: []string{"./tokens/denylist"}},
+	{Name: "gone-record-not-revoked", File: "tokens/session/redisfeed.go",
+		From: "return Revocation{ID: id, Gone: true}, true, nil // no record in either form", To: "return Revocation{}, false, nil // no record in either form",
+		Breaks: "a revoked session whose record expired answers 'not revoked' (fail open)",
+		Run:    "TestRedisContract/LookupRecordGone|TestDenylistRecordsGone", Packages: []string{"./tokens/session", "./tokens/denylist"}},
+
+	// Tokens
+	{Name: "access-token-outlives-session", File: "tokens/issuer.go",
+		From: "accessExp := earlier(s.Rotated.Add(is.cfg.AccessTTL), s.Expires)", To: "accessExp := s.Rotated.Add(is.cfg.AccessTTL)",
+		Breaks: "an access token valid up to TOKEND_ACCESS_TTL past its session's end",
+		Run:    "TestIssuerAccessCappedAtSessionEnd", Packages: []string{"./tokens"}},
+	{Name: "nbf-leeway-removed", File: "tokens/jwt.go",
+		From: "if cl.NotBefore > at.Add(leeway).Unix() {", To: "if cl.NotBefore > at.Unix() {",
+		Breaks: "a resource server a little behind refuses fresh tokens",
+		Run:    "TestNotBeforeLeeway", Packages: []string{"./tokens"}},
+
+	// The dialects' error tables
+	{Name: "spring-reuse-answered-200-shape", File: "server/spring/spring.go",
+		From: `row(session.ErrReuse, 401, "Unauthorized", "Invalid JWT token"),`, To: `row(session.ErrReuse, 400, "Bad Request", "Invalid request body"),`,
+		Breaks: "spring's answer to a replayed token differs from the old backend's",
+		Run:    "TestSpring", Packages: []string{"./cmd/tokend"}},
+	{Name: "aspnet-owner-refusal-reveals", File: "server/aspnet/aspnet.go",
+		From: "row(session.ErrNotOwner, 404, invalidRefreshToken),", To: "row(session.ErrNotOwner, 401, invalidRefreshToken),",
+		Breaks: "aspnet tells another user's refresh token apart (an oracle)",
+		Run:    "TestAspnet", Packages: []string{"./cmd/tokend"}},
+}

@@ -115,7 +115,7 @@ func (m mutation) run(root string, timeout time.Duration) (outcome, detail strin
 	if err := os.WriteFile(path, bytes.Replace(b, []byte(m.From), []byte(m.To), 1), 0o644); err != nil {
 		return "broken", err.Error()
 	}
-	if out, err := command(dir, time.Minute*5, "go", "vet", "./...").CombinedOutput(); err != nil {
+	if out, err := command(dir, time.Minute*5, "go", append([]string{"vet"}, m.Packages...)...).CombinedOutput(); err != nil {
 		return "broken", firstLine(string(out))
 	}
 	cmd := command(dir, timeout, "go", append([]string{"test"}, m.testArgs()...)...)
