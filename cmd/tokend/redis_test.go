@@ -18,7 +18,7 @@ import (
 // revocation stream, WAIT, and the connection handshake.
 const minimalACL = "resetkeys ~tokend:* resetchannels -@all " +
 	"+hello +auth +ping +cluster|slots " +
-	"+evalsha +eval +script|load +get +set +hmget +hset +pexpireat +pexpiretime +sadd +smembers +del " +
+	"+evalsha +eval +script|load +get +set +hmget +hset +pexpireat +pexpiretime +sadd +smembers +srem +del " +
 	"+xadd +xrange +xread +wait"
 
 // startFails runs tokend with env and wants it to refuse to start: exit 2
@@ -165,6 +165,10 @@ func TestRedisACL(t *testing.T) {
 				t.Fatalf("revoke on a: %d %s", r.status, r.raw)
 			}
 			waitUntil(t, func() bool { return b.introspect(access).body["active"] == false })
+			// a deletion ends the sessions it read and takes them out of the index
+			if r := b.do(http.MethodDelete, b.admin+"/admin/subjects/dave-"+dialect, "", nil); r.status != 200 {
+				t.Fatalf("DELETE on b: %d %s", r.status, r.raw)
+			}
 		})
 	}
 	t.Run("legacy tokens", func(t *testing.T) {
