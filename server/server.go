@@ -233,14 +233,14 @@ func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
 	case refreshPath:
 		route = routeRefresh
 		if s.method(ctx, fasthttp.MethodPost) && s.admit(ctx) {
+			defer s.inflight.Add(-1) // deferred: a panic must not keep the slot
 			s.refresh(ctx)
-			s.inflight.Add(-1)
 		}
 	case "/api/auth/revoke":
 		route = routeRevoke
 		if s.method(ctx, fasthttp.MethodPost) && s.admit(ctx) {
+			defer s.inflight.Add(-1)
 			s.revoke(ctx)
-			s.inflight.Add(-1)
 		}
 	case "/.well-known/jwks.json":
 		route = routeJWKS
@@ -341,8 +341,8 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, route string, start time.Time,
 // admit counts a request in flight, or answers 503 at once when
 // MaxInflight are: past saturation a fast refusal the client retries
 // later beats a queue that makes every answer late. The caller that was
-// admitted decrements inflight (not deferred: a panic is answered 500 and
-// the counter may drift by one, which a limit in the hundreds absorbs).
+// admitted defers the decrement, so that no path, a panic included, keeps
+// a slot (TestPanicReleasesInflightSlot).
 func (s *Server) admit(ctx *fasthttp.RequestCtx) bool {
 	if s.admitted() {
 		return true

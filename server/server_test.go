@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/server/spring"
 	"github.com/tokend/tokend/tokens"
@@ -88,5 +90,64 @@ func TestFields(t *testing.T) {
 		if (err == nil) != tc.ok || got.String() != tc.want {
 			t.Errorf("Fields(%s) = %q, %v; want %q, ok=%v", tc.body, got.String(), err, tc.want, tc.ok)
 		}
+	}
+}
+
+// panicAll is an Issuer and an OAuth2 endpoint whose every refresh and
+// revoke panics.
+type panicAll struct{ panicky }
+
+func (panicAll) Revoke(context.Context, []byte) error { panic("boom") }
+
+type panicOAuth2 struct{}
+
+func (panicOAuth2) Token(*fasthttp.RequestCtx, *tokens.Pair) error { panic("boom") }
+func (panicOAuth2) Revoke(*fasthttp.RequestCtx) error              { panic("boom") }
+func (panicOAuth2) Metadata(*fasthttp.RequestCtx)                  {}
+func (panicOAuth2) Fail(ctx *fasthttp.RequestCtx, err error)       { ctx.SetStatusCode(500) }
+
+// inflight reads the tokend_requests_in_flight gauge.
+func inflight(t *testing.T, m *server.Metrics) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "tokend_requests_in_flight" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("no tokend_requests_in_flight")
+	return 0
+}
+
+// TestPanicReleasesInflightSlot: a panic in any handler that holds an
+// in-flight slot answers 500 and gives the slot back; with MaxInflight 2,
+// more panics than slots leave every endpoint serving (not 503).
+func TestPanicReleasesInflightSlot(t *testing.T) {
+	for _, path := range []string{"/api/auth/refresh", "/api/auth/revoke", "/oauth2/token", "/oauth2/revoke"} {
+		t.Run(path, func(t *testing.T) {
+			m := server.NewMetrics()
+			srv := server.New(server.Config{
+				Dialect: spring.Dialect{}, Issuer: panicAll{}, OAuth2: panicOAuth2{}, Metrics: m, MaxInflight: 2,
+				JWKS: func() []byte { return nil }, Logger: slog.New(slog.DiscardHandler),
+			})
+			h := srv.PublicHandler()
+			for i := range 4 {
+				var ctx fasthttp.RequestCtx
+				ctx.Request.Header.SetMethod("POST")
+				ctx.Request.SetRequestURI(path)
+				ctx.Request.Header.SetContentType("application/json")
+				ctx.Request.SetBodyString(`{"refreshToken":"a.b.c"}`)
+				h(&ctx)
+				if got := ctx.Response.StatusCode(); got != 500 {
+					t.Fatalf("request %d: %d %s; want the panic's 500", i, got, ctx.Response.Body())
+				}
+				if n := inflight(t, m); n != 0 {
+					t.Fatalf("after panic %d: %v requests in flight; want 0", i, n)
+				}
+			}
+		})
 	}
 }
