@@ -149,7 +149,11 @@ func (s *Server) newHTTP(name string, h fasthttp.RequestHandler) *fasthttp.Serve
 		// handler; over 64 KiB fasthttp stops reading, and publicHTTPError
 		// answers the same 400. Headers must fit 4 KiB (ReadBufferSize).
 		MaxRequestBodySize: 64 << 10,
-		Logger:             slogPrinter{s.cfg.Logger.With("listener", name)},
+		// A drain marks the answers it still sends Connection: close (and so
+		// flushes them): the client knows a pipelined request behind one
+		// was not served, instead of losing the answer to the close.
+		CloseOnShutdown: true,
+		Logger:          slogPrinter{s.cfg.Logger.With("listener", name)},
 	}
 }
 
@@ -335,8 +339,19 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, route string, start time.Time,
 			s.fail(ctx, ErrInternal)
 		}
 	}
+	switch route {
+	case routeRefresh, routeRevoke, routeToken, routeOARevoke, routeSessions, routeSubject: // they change the store
+		sendNow(ctx)
+	}
 	s.cfg.Metrics.request(route, ctx.Response.StatusCode(), time.Since(start))
 }
+
+// sendNow has fasthttp write the answer to the socket once it is made.
+// fasthttp holds an answer back while a pipelined request is buffered, and
+// a drain that stops the connection meanwhile discards it: a rotation
+// committed and its answer lost, the client's retry after the grace window
+// is reuse. A handler's write deadline is what makes it flush (zero: none).
+func sendNow(ctx *fasthttp.RequestCtx) { _ = ctx.SetWriteDeadline(time.Time{}) }
 
 // admit counts a request in flight, or answers 503 at once when
 // MaxInflight are: past saturation a fast refusal the client retries
