@@ -338,6 +338,12 @@ func (is *Issuer) issue(s session.Session, g Grant, p *Pair) error {
 	p.Access, p.Refresh = buf[:mid], buf[mid:]
 	p.AccessExpiresIn = is.cfg.AccessTTL
 	p.RefreshExpiresIn = refreshExp.Sub(s.Rotated)
+	if p.Retry {
+		// the tokens of an earlier rotation: what is left of their lives,
+		// not the full lifetimes the rotation announced
+		p.AccessExpiresIn = max(0, s.Rotated.Add(is.cfg.AccessTTL).Sub(p.At))
+		p.RefreshExpiresIn = max(0, refreshExp.Sub(p.At))
+	}
 	p.Session, p.Scope = s, cl.Scope
 	return nil
 }

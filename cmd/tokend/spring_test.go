@@ -211,6 +211,13 @@ func TestSpringRotation(t *testing.T) {
 				if a1 != a2 || r1 != r2 {
 					t.Fatal("a retry must hand back the pair already issued")
 				}
+				// 9 s later the same tokens have 9 s less to live
+				ttl := func(r reply, k string) any { return r.body["result"].(map[string]any)[k] }
+				if ttl(first, "accessTokenExpiresIn") != float64(1800000) || ttl(again, "accessTokenExpiresIn") != float64(1800000-9000) ||
+					ttl(again, "refreshTokenExpiresIn") != ttl(first, "refreshTokenExpiresIn").(float64)-9000 {
+					t.Fatalf("retry announces %v and %v; the rotation announced %v and %v", ttl(again, "accessTokenExpiresIn"),
+						ttl(again, "refreshTokenExpiresIn"), ttl(first, "accessTokenExpiresIn"), ttl(first, "refreshTokenExpiresIn"))
+				}
 				// the session did not move: the newest token still works once
 				if r := in.refresh(r1); r.status != 200 {
 					t.Fatalf("refresh with the newest token = %d", r.status)
