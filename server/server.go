@@ -49,7 +49,7 @@ type Config struct {
 	Logger     *slog.Logger
 	Metrics    *Metrics
 	AdminToken string // when set, the admin listener demands it as a Bearer token
-	MaxBody    int    // largest request body read as JSON (4 KiB)
+	MaxBody    int    // largest request body read as JSON (MaxBody: 12 KiB)
 
 	// Introspector verifies access tokens for POST /admin/introspect
 	// (tokens.Verifier, with the denylist); nil answers 404.
@@ -103,8 +103,11 @@ type Server struct {
 	inflight atomic.Int64
 }
 
-// MaxBody is the default limit on request bodies (DESIGN §8).
-const MaxBody = 4 << 10
+// MaxBody is the default limit on request bodies: room for a token of the
+// largest size tokend reads (tokens.MaxTokenSize) and 4 KiB of the rest (an
+// aspnet refresh token, a session's client and scope), so that every token
+// tokend issues can be presented back.
+const MaxBody = tokens.MaxTokenSize + 4<<10
 
 // New builds a Server; call Serve to start it.
 func New(cfg Config) *Server {
@@ -145,9 +148,10 @@ func (s *Server) newHTTP(name string, h fasthttp.RequestHandler) *fasthttp.Serve
 		// and the wait between requests by IdleTimeout instead. Every answer
 		// (under 2 KiB) fits the socket buffer; a client that stops reading
 		// is cut off by those limits at its next request.
-		// Bodies over MaxBody get a 400 in the dialect's shape from the
-		// handler; over 64 KiB fasthttp stops reading, and publicHTTPError
-		// answers the same 400. Headers must fit 4 KiB (ReadBufferSize).
+		// Bodies over MaxBody (12 KiB) get a 400 in the dialect's shape from
+		// the handler; over 64 KiB fasthttp stops reading, and
+		// publicHTTPError answers the same 400. Headers must fit 4 KiB
+		// (ReadBufferSize).
 		MaxRequestBodySize: 64 << 10,
 		// A drain marks the answers it still sends Connection: close (and so
 		// flushes them): the client knows a pipelined request behind one
@@ -592,7 +596,10 @@ func (s *Server) startSession(ctx *fasthttp.RequestCtx) {
 	if err == nil {
 		g := tokens.Grant{Client: req.Client, Scope: strings.Join(strings.Fields(req.Scope), " "), Key: req.JKT}
 		err = s.cfg.Issuer.StartGrant(storeCtx, *req.Sub, g, &st.pair)
-		if errors.Is(err, tokens.ErrInvalid) {
+		switch {
+		case errors.Is(err, tokens.ErrTooLarge):
+			err = ErrGrantTooLarge
+		case errors.Is(err, tokens.ErrInvalid):
 			err = ErrSubject
 		}
 	}
@@ -608,6 +615,9 @@ var (
 	ErrClientID = fmt.Errorf("%w: client_id is not 1 to 255 bytes", ErrBadRequest)
 	ErrScope    = fmt.Errorf("%w: scope is not space-separated scope tokens of at most 4096 bytes", ErrBadRequest)
 	ErrJKT      = fmt.Errorf("%w: jkt is not an RFC 7638 SHA-256 thumbprint (43 characters of base64url)", ErrBadRequest)
+	// ErrGrantTooLarge: the session's tokens, which carry its subject,
+	// client and scope, would be too large to be presented back.
+	ErrGrantTooLarge = fmt.Errorf("%w: sub, client_id and scope together make tokens over 8 KiB", ErrBadRequest)
 )
 
 // ScopeChar reports whether c may stand in a scope token (RFC 6749 §3.3:

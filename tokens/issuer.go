@@ -112,6 +112,11 @@ type Grant struct {
 	ProofTTL time.Duration
 }
 
+// tokenRoom is what a session's tokens may grow by after its login: a
+// DPoP binding (cnf, 84 bytes) and a signing key with a longer kid or larger
+// signatures (an RSA-4096 one's is 683 bytes, HMAC-SHA256's 43).
+const tokenRoom = 1 << 10
+
 // Start opens a session for sub and issues its first pair.
 func (is *Issuer) Start(ctx context.Context, sub string, p *Pair) error {
 	return is.StartGrant(ctx, sub, Grant{}, p)
@@ -131,11 +136,20 @@ func (is *Issuer) StartGrant(ctx context.Context, sub string, g Grant, p *Pair) 
 	now := at.Truncate(time.Millisecond) // what the stores keep
 	s := session.Session{ID: id, Subject: sub, Created: now, Rotated: now, Expires: now.Add(is.cfg.SessionMax),
 		Client: g.Client, Scope: g.Scope, Key: g.Key}
+	// issued before the session is stored: a session whose tokens could
+	// never be presented back is refused, not started
+	p.Retry, p.Lost, p.At = false, 0, at
+	if err := is.issue(s, Grant{}, p); err != nil {
+		return err
+	}
+	if len(p.Access)+tokenRoom >= MaxTokenSize || len(p.Refresh)+tokenRoom >= MaxTokenSize {
+		return fmt.Errorf("%w: %d and %d bytes, the limit is %d with %d to spare (a shorter scope, client or subject)",
+			ErrTooLarge, len(p.Access), len(p.Refresh), MaxTokenSize, tokenRoom)
+	}
 	if err := is.store.Create(ctx, s, is.cfg.RefreshTTL); err != nil {
 		return fmt.Errorf("start session: %w", err)
 	}
-	p.Retry, p.Lost, p.At = false, 0, at
-	return is.issue(s, Grant{}, p)
+	return nil
 }
 
 // Refresh verifies a refresh token, rotates its session and issues the pair

@@ -39,7 +39,8 @@ type Config struct {
 	DPoP *dpop.Verifier
 	// Nonces, when set, makes every proof carry a server nonce (§8).
 	Nonces *dpop.Nonces
-	// MaxBody is the largest form read (4 KiB).
+	// MaxBody is the largest form read (server.MaxBody: a token of the
+	// largest size tokend reads, and the rest).
 	MaxBody int
 }
 
@@ -71,7 +72,7 @@ func New(cfg Config) (*Endpoint, error) {
 	base := strings.TrimSuffix(cfg.PublicURL, "/")
 	e := &Endpoint{issuer: cfg.Issuer, dpop: cfg.DPoP, nonces: cfg.Nonces, tokenURL: base + TokenPath, maxBody: cfg.MaxBody}
 	if e.maxBody == 0 {
-		e.maxBody = 4 << 10
+		e.maxBody = server.MaxBody
 	}
 	if cfg.Clients != nil {
 		e.clients = map[string]string{}
