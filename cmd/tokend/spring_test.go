@@ -152,7 +152,7 @@ func TestSpringErrors(t *testing.T) {
 				{"field a number", "application/json", `{"refreshToken":42}`, 400, "Invalid request body"},
 				{"field an object", "application/json", `{"refreshToken":{"a":1}}`, 400, "Invalid request body"},
 				{"trailing garbage", "application/json", `{"refreshToken":"` + rt + `"} x`, 400, "Invalid request body"},
-				{"body over 4 KiB", "application/json", `{"refreshToken":"` + strings.Repeat("a", 4100) + `"}`, 400, "Invalid request body"},
+				{"body over 12 KiB", "application/json", `{"refreshToken":"` + strings.Repeat("a", 12<<10) + `"}`, 400, "Invalid request body"},
 				{"wrong content type", "text/plain", `{"refreshToken":"` + rt + `"}`, 400, "Invalid request body"},
 				{"no content type", "", `{"refreshToken":"` + rt + `"}`, 400, "Invalid request body"},
 				{"expired", "application/json", `{"refreshToken":"` + expired + `"}`, 401, "JWT token has expired"},
