@@ -266,20 +266,52 @@ func (is *Issuer) parseRefresh(token []byte, now time.Time, cl *Claims, kept *[]
 	return is.refresh.ParseRefresh(token, now, cl)
 }
 
-// Revoke ends the session a refresh token names. Tokens that do not parse
-// revoke nothing and are not an error: the endpoint is no oracle.
+// Revoke ends the session a refresh token names (the dialects' revoke
+// endpoint). Tokens that do not parse revoke nothing and are not an error:
+// the endpoint is no oracle. A session bound to a DPoP key is refused
+// (session.ErrKeyRequired): no proof is possible here, and its tokens
+// alone must not end it any more than they refresh it.
 func (is *Issuer) Revoke(ctx context.Context, token []byte) error {
 	var cl Claims
-	err := is.refresh.ParseRefresh(token, is.codec.clock.Now(), &cl)
+	now := is.codec.clock.Now()
+	err := is.refresh.ParseRefresh(token, now, &cl)
 	switch {
 	case err == nil, errors.Is(err, ErrExpired):
-		return is.revokeRefreshed(ctx, token, &cl)
+		return is.revokeAs(ctx, token, &cl, now, Grant{})
 	}
 	return nil
 }
 
-// revokeRefreshed ends the session of refresh token token, parsed into cl.
-func (is *Issuer) revokeRefreshed(ctx context.Context, token []byte, cl *Claims) error {
+// RevokeAny ends the session a token names, a refresh token or an access
+// token (RFC 7009): its refresh tokens stop working, and its access tokens
+// go on the denylist of every instance. An expired token still names its
+// session; a token that is neither revokes nothing and is no error.
+//
+// g is the client asking (RFC 7009 §2.1) and its DPoP proof (Key, Proof,
+// ProofTTL) where it sent one: a token issued to another client is
+// session.ErrWrongClient, and a session bound to a DPoP key is ended only
+// with a proof by that key (session.ErrKeyRequired, ErrWrongKey); the
+// session's own client and binding are checked in the store's atomic
+// step, the token's claims here. Each refusal ends nothing.
+func (is *Issuer) RevokeAny(ctx context.Context, token []byte, g Grant) error {
+	var cl Claims
+	now := is.codec.clock.Now()
+	err := is.refresh.ParseRefresh(token, now, &cl)
+	switch {
+	case err == nil, errors.Is(err, ErrExpired):
+		return is.revokeAs(ctx, token, &cl, now, g)
+	}
+	err = is.codec.ParseAt(token, Access, now, &cl)
+	if (err != nil && !errors.Is(err, ErrExpired)) || cl.Session == "" {
+		return nil
+	}
+	return is.revokeAs(ctx, token, &cl, now, g)
+}
+
+// revokeAs ends the session of token, parsed into cl, for g: the client
+// and DPoP key the token names must be g's, then the store checks the
+// session's own.
+func (is *Issuer) revokeAs(ctx context.Context, token []byte, cl *Claims, now time.Time, g Grant) error {
 	id := cl.Session
 	if cl.Legacy {
 		id = legacySessionID(token)
@@ -287,26 +319,20 @@ func (is *Issuer) revokeRefreshed(ctx context.Context, token []byte, cl *Claims)
 	if id == "" {
 		return nil
 	}
-	return is.store.Revoke(ctx, id)
-}
-
-// RevokeAny ends the session a token names, a refresh token or an access
-// token (RFC 7009): its refresh tokens stop working, and its access tokens
-// go on the denylist of every instance. An expired token still names its
-// session; a token that is neither revokes nothing and is no error.
-func (is *Issuer) RevokeAny(ctx context.Context, token []byte) error {
-	var cl Claims
-	now := is.codec.clock.Now()
-	err := is.refresh.ParseRefresh(token, now, &cl)
-	switch {
-	case err == nil, errors.Is(err, ErrExpired):
-		return is.revokeRefreshed(ctx, token, &cl)
+	switch jkt := cl.Confirmation.JKT; {
+	case g.Client != "" && cl.ClientID != "" && cl.ClientID != g.Client:
+		// a session of no client names in its tokens the client that refreshed it
+		return fmt.Errorf("session %s: %w", id, session.ErrWrongClient)
+	case jkt != "" && g.Key == "":
+		return fmt.Errorf("session %s: %w", id, session.ErrKeyRequired)
+	case jkt != "" && g.Key != jkt:
+		return fmt.Errorf("session %s: %w", id, session.ErrWrongKey)
 	}
-	err = is.codec.ParseAt(token, Access, now, &cl)
-	if (err != nil && !errors.Is(err, ErrExpired)) || cl.Session == "" {
-		return nil
+	err := is.store.RevokeAs(ctx, session.Step{ID: id, Now: now, Client: g.Client, Key: g.Key, Proof: g.Proof, ProofTTL: g.ProofTTL})
+	if errors.Is(err, session.ErrWrongKey) || errors.Is(err, session.ErrKeyRequired) {
+		is.log.Warn("revocation of a DPoP-bound session without a proof by its key; refused", "sid", id)
 	}
-	return is.store.Revoke(ctx, cl.Session)
+	return err
 }
 
 // RevokeSubject ends every session of sub; deleted makes refreshes of them
