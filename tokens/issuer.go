@@ -319,16 +319,18 @@ func (is *Issuer) revokeAs(ctx context.Context, token []byte, cl *Claims, now ti
 	if id == "" {
 		return nil
 	}
+	var err error
 	switch jkt := cl.Confirmation.JKT; {
 	case g.Client != "" && cl.ClientID != "" && cl.ClientID != g.Client:
 		// a session of no client names in its tokens the client that refreshed it
 		return fmt.Errorf("session %s: %w", id, session.ErrWrongClient)
 	case jkt != "" && g.Key == "":
-		return fmt.Errorf("session %s: %w", id, session.ErrKeyRequired)
+		err = fmt.Errorf("session %s: %w", id, session.ErrKeyRequired)
 	case jkt != "" && g.Key != jkt:
-		return fmt.Errorf("session %s: %w", id, session.ErrWrongKey)
+		err = fmt.Errorf("session %s: %w", id, session.ErrWrongKey)
+	default:
+		err = is.store.RevokeAs(ctx, session.Step{ID: id, Now: now, Client: g.Client, Key: g.Key, Proof: g.Proof, ProofTTL: g.ProofTTL})
 	}
-	err := is.store.RevokeAs(ctx, session.Step{ID: id, Now: now, Client: g.Client, Key: g.Key, Proof: g.Proof, ProofTTL: g.ProofTTL})
 	if errors.Is(err, session.ErrWrongKey) || errors.Is(err, session.ErrKeyRequired) {
 		is.log.Warn("revocation of a DPoP-bound session without a proof by its key; refused", "sid", id)
 	}
