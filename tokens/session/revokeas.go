@@ -3,6 +3,8 @@ package session
 import (
 	"context"
 	_ "embed"
+	"encoding/base64"
+	"errors"
 	"fmt"
 )
 
@@ -16,6 +18,11 @@ var (
 // checked, the proof's jti recorded and the session revoked in one
 // critical section of its shard.
 func (m *Memory) RevokeAs(_ context.Context, st Step) error {
+	if st.Key != "" { // refused before any lock, as Redis does
+		if b, err := base64.RawURLEncoding.Strict().DecodeString(st.Key); err != nil || len(b) != keySize {
+			return errors.New("session: step key is not a base64url SHA-256 thumbprint")
+		}
+	}
 	sh := m.shard(st.ID)
 	sh.mu.Lock()
 	r, ok := sh.sessions[st.ID]

@@ -80,6 +80,16 @@ var revokeAsCases = []struct {
 		// its proof is used: replayed, it is refused
 		wantErr(t, st.RevokeAs(ctx, revokeAs(s.ID, 5*time.Second, "app", k, jti)), session.ErrReplay)
 	}},
+	{"RevokeAsKeyNotThumbprint", func(t *testing.T, st session.Store) {
+		// refused by every store alike, before anything changes
+		s := createOAuth(t, st, "app", "", "")
+		for _, key := range []string{"x.y", thumb("k")[:42] + "B"} {
+			if err := st.RevokeAs(context.Background(), revokeAs(s.ID, time.Second, "app", key, proof())); err == nil {
+				t.Fatalf("RevokeAs with step key %q, no thumbprint: accepted", key)
+			}
+		}
+		mustAdvance(t, st, oauthStep(s.ID, 0, 2*time.Second, "app", "", "", ""))
+	}},
 	{"RevokeAsBoundAtCreation", func(t *testing.T, st session.Store) {
 		ctx := context.Background()
 		k := thumb("device key")
