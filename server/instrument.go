@@ -97,6 +97,13 @@ func (t timedStore) Revoke(ctx context.Context, id string) error {
 	return err
 }
 
+func (t timedStore) RevokeAs(ctx context.Context, st session.Step) error {
+	start := monotonic()
+	err := t.Store.RevokeAs(ctx, st)
+	t.m.observe(opRevoke, start, err)
+	return err
+}
+
 func (t timedStore) RevokeSubject(ctx context.Context, sub string, deleted bool) (int, error) {
 	start := monotonic()
 	n, err := t.Store.RevokeSubject(ctx, sub, deleted)

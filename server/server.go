@@ -53,7 +53,7 @@ type Config struct {
 	Logger     *slog.Logger
 	Metrics    *Metrics
 	AdminToken string // when set, the admin listener demands it as a Bearer token
-	MaxBody    int    // largest request body read as JSON (4 KiB)
+	MaxBody    int    // largest request body read as JSON (MaxBody: 12 KiB)
 
 	// Introspector verifies access tokens for POST /admin/introspect
 	// (tokens.Verifier, with the denylist); nil answers 404.
@@ -107,8 +107,11 @@ type Server struct {
 	inflight atomic.Int64
 }
 
-// MaxBody is the default limit on request bodies (DESIGN §8).
-const MaxBody = 4 << 10
+// MaxBody is the default limit on request bodies: room for a token of the
+// largest size tokend reads (tokens.MaxTokenSize) and 4 KiB of the rest (an
+// aspnet refresh token, a session's client and scope), so that every token
+// tokend issues can be presented back.
+const MaxBody = tokens.MaxTokenSize + 4<<10
 
 // New builds a Server; call Serve to start it.
 func New(cfg Config) *Server {
@@ -149,11 +152,16 @@ func (s *Server) newHTTP(name string, h fasthttp.RequestHandler) *fasthttp.Serve
 		// and the wait between requests by IdleTimeout instead. Every answer
 		// (under 2 KiB) fits the socket buffer; a client that stops reading
 		// is cut off by those limits at its next request.
-		// Bodies over MaxBody get a 400 in the dialect's shape from the
-		// handler; over 64 KiB fasthttp stops reading, and publicHTTPError
-		// answers the same 400. Headers must fit 4 KiB (ReadBufferSize).
+		// Bodies over MaxBody (12 KiB) get a 400 in the dialect's shape from
+		// the handler; over 64 KiB fasthttp stops reading, and
+		// publicHTTPError answers the same 400. Headers must fit 4 KiB
+		// (ReadBufferSize).
 		MaxRequestBodySize: 64 << 10,
-		Logger:             slogPrinter{s.cfg.Logger.With("listener", name)},
+		// A drain marks the answers it still sends Connection: close (and so
+		// flushes them): the client knows a pipelined request behind one
+		// was not served, instead of losing the answer to the close.
+		CloseOnShutdown: true,
+		Logger:          slogPrinter{s.cfg.Logger.With("listener", name)},
 	}
 }
 
@@ -237,14 +245,14 @@ func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
 	case refreshPath:
 		route = routeRefresh
 		if s.method(ctx, fasthttp.MethodPost) && s.admit(ctx) {
+			defer s.inflight.Add(-1) // deferred: a panic must not keep the slot
 			s.refresh(ctx)
-			s.inflight.Add(-1)
 		}
 	case "/api/auth/revoke":
 		route = routeRevoke
 		if s.method(ctx, fasthttp.MethodPost) && s.admit(ctx) {
+			defer s.inflight.Add(-1)
 			s.revoke(ctx)
-			s.inflight.Add(-1)
 		}
 	case "/.well-known/jwks.json":
 		route = routeJWKS
@@ -339,14 +347,25 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, route string, start time.Time,
 			s.fail(ctx, ErrInternal)
 		}
 	}
+	switch route {
+	case routeRefresh, routeRevoke, routeToken, routeOARevoke, routeSessions, routeSubject: // they change the store
+		sendNow(ctx)
+	}
 	s.cfg.Metrics.request(route, ctx.Response.StatusCode(), time.Since(start))
 }
+
+// sendNow has fasthttp write the answer to the socket once it is made.
+// fasthttp holds an answer back while a pipelined request is buffered, and
+// a drain that stops the connection meanwhile discards it: a rotation
+// committed and its answer lost, the client's retry after the grace window
+// is reuse. A handler's write deadline is what makes it flush (zero: none).
+func sendNow(ctx *fasthttp.RequestCtx) { _ = ctx.SetWriteDeadline(time.Time{}) }
 
 // admit counts a request in flight, or answers 503 at once when
 // MaxInflight are: past saturation a fast refusal the client retries
 // later beats a queue that makes every answer late. The caller that was
-// admitted decrements inflight (not deferred: a panic is answered 500 and
-// the counter may drift by one, which a limit in the hundreds absorbs).
+// admitted defers the decrement, so that no path, a panic included, keeps
+// a slot (TestPanicReleasesInflightSlot).
 func (s *Server) admit(ctx *fasthttp.RequestCtx) bool {
 	if s.admitted() {
 		return true
@@ -585,7 +604,10 @@ func (s *Server) startSession(ctx *fasthttp.RequestCtx) {
 	if err == nil {
 		g := tokens.Grant{Client: req.Client, Scope: strings.Join(strings.Fields(req.Scope), " "), Key: req.JKT}
 		err = s.cfg.Issuer.StartGrant(storeCtx, *req.Sub, g, &st.pair)
-		if errors.Is(err, tokens.ErrInvalid) {
+		switch {
+		case errors.Is(err, tokens.ErrTooLarge):
+			err = ErrGrantTooLarge
+		case errors.Is(err, tokens.ErrInvalid):
 			err = ErrSubject
 		}
 	}
@@ -601,6 +623,9 @@ var (
 	ErrClientID = fmt.Errorf("%w: client_id is not 1 to 255 bytes", ErrBadRequest)
 	ErrScope    = fmt.Errorf("%w: scope is not space-separated scope tokens of at most 4096 bytes", ErrBadRequest)
 	ErrJKT      = fmt.Errorf("%w: jkt is not an RFC 7638 SHA-256 thumbprint (43 characters of base64url)", ErrBadRequest)
+	// ErrGrantTooLarge: the session's tokens, which carry its subject,
+	// client and scope, would be too large to be presented back.
+	ErrGrantTooLarge = fmt.Errorf("%w: sub, client_id and scope together make tokens over 8 KiB", ErrBadRequest)
 )
 
 // ScopeChar reports whether c may stand in a scope token (RFC 6749 §3.3:

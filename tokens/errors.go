@@ -1,6 +1,9 @@
 package tokens
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Outcomes a caller branches on. Every error the codec or the Issuer returns
 // wraps exactly one of these (or one of the session package's).
@@ -29,3 +32,8 @@ var errUnknownKID = errors.New("unknown kid")
 // MaxTokenSize bounds any token tokend looks at: larger ones are refused
 // before any decoding work.
 const MaxTokenSize = 8 << 10
+
+// ErrTooLarge: a session's tokens would be MaxTokenSize or more (its scope,
+// client and subject together), so nothing could read them back; the
+// session is not started. It is an ErrInvalid.
+var ErrTooLarge = fmt.Errorf("%w: tokens would be over the size limit", ErrInvalid)

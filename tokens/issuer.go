@@ -112,6 +112,11 @@ type Grant struct {
 	ProofTTL time.Duration
 }
 
+// tokenRoom is what a session's tokens may grow by after its login: a
+// DPoP binding (cnf, 84 bytes) and a signing key with a longer kid or larger
+// signatures (an RSA-4096 one's is 683 bytes, HMAC-SHA256's 43).
+const tokenRoom = 1 << 10
+
 // Start opens a session for sub and issues its first pair.
 func (is *Issuer) Start(ctx context.Context, sub string, p *Pair) error {
 	return is.StartGrant(ctx, sub, Grant{}, p)
@@ -131,11 +136,20 @@ func (is *Issuer) StartGrant(ctx context.Context, sub string, g Grant, p *Pair) 
 	now := at.Truncate(time.Millisecond) // what the stores keep
 	s := session.Session{ID: id, Subject: sub, Created: now, Rotated: now, Expires: now.Add(is.cfg.SessionMax),
 		Client: g.Client, Scope: g.Scope, Key: g.Key}
+	// issued before the session is stored: a session whose tokens could
+	// never be presented back is refused, not started
+	p.Retry, p.Lost, p.At = false, 0, at
+	if err := is.issue(s, Grant{}, p); err != nil {
+		return err
+	}
+	if len(p.Access)+tokenRoom >= MaxTokenSize || len(p.Refresh)+tokenRoom >= MaxTokenSize {
+		return fmt.Errorf("%w: %d and %d bytes, the limit is %d with %d to spare (a shorter scope, client or subject)",
+			ErrTooLarge, len(p.Access), len(p.Refresh), MaxTokenSize, tokenRoom)
+	}
 	if err := is.store.Create(ctx, s, is.cfg.RefreshTTL); err != nil {
 		return fmt.Errorf("start session: %w", err)
 	}
-	p.Retry, p.Lost, p.At = false, 0, at
-	return is.issue(s, Grant{}, p)
+	return nil
 }
 
 // Refresh verifies a refresh token, rotates its session and issues the pair
@@ -255,31 +269,80 @@ func (is *Issuer) parseRefresh(token []byte, now time.Time, cl *Claims, kept *[]
 	return is.refresh.ParseRefresh(token, now, cl)
 }
 
-// Revoke ends the session a refresh token names. Tokens that do not parse
-// revoke nothing and are not an error: the endpoint is no oracle.
+// Revoke ends the session a refresh token names (the dialects' revoke
+// endpoint). Tokens that do not parse revoke nothing and are not an error:
+// the endpoint is no oracle. A session bound to a DPoP key is refused
+// (session.ErrKeyRequired): no proof is possible here, and its tokens
+// alone must not end it any more than they refresh it.
 func (is *Issuer) Revoke(ctx context.Context, token []byte) error {
 	var cl Claims
-	err := is.refresh.ParseRefresh(token, is.codec.clock.Now(), &cl)
+	now := is.codec.clock.Now()
+	err := is.refresh.ParseRefresh(token, now, &cl)
 	switch {
 	case err == nil, errors.Is(err, ErrExpired):
-		return is.revokeRefreshed(ctx, token, &cl)
+		return is.revokeAs(ctx, token, &cl, now, Grant{})
 	}
 	return nil
 }
 
-// revokeRefreshed ends the session of refresh token token, parsed into cl.
-// A legacy token's is ended whether or not it was adopted yet: the token
-// is refused for as long as it could be presented.
-func (is *Issuer) revokeRefreshed(ctx context.Context, token []byte, cl *Claims) error {
+// RevokeAny ends the session a token names, a refresh token or an access
+// token (RFC 7009): its refresh tokens stop working, and its access tokens
+// go on the denylist of every instance. An expired token still names its
+// session; a token that is neither revokes nothing and is no error.
+//
+// g is the client asking (RFC 7009 §2.1) and its DPoP proof (Key, Proof,
+// ProofTTL) where it sent one: a token issued to another client is
+// session.ErrWrongClient, and a session bound to a DPoP key is ended only
+// with a proof by that key (session.ErrKeyRequired, ErrWrongKey); the
+// session's own client and binding are checked in the store's atomic
+// step, the token's claims here. Each refusal ends nothing.
+func (is *Issuer) RevokeAny(ctx context.Context, token []byte, g Grant) error {
+	var cl Claims
+	now := is.codec.clock.Now()
+	err := is.refresh.ParseRefresh(token, now, &cl)
+	switch {
+	case err == nil, errors.Is(err, ErrExpired):
+		return is.revokeAs(ctx, token, &cl, now, g)
+	}
+	err = is.codec.ParseAt(token, Access, now, &cl)
+	if (err != nil && !errors.Is(err, ErrExpired)) || cl.Session == "" {
+		return nil
+	}
+	return is.revokeAs(ctx, token, &cl, now, g)
+}
+
+// revokeAs ends the session of token, parsed into cl, for g: the client
+// and DPoP key the token names must be g's, then the store checks the
+// session's own.
+func (is *Issuer) revokeAs(ctx context.Context, token []byte, cl *Claims, now time.Time, g Grant) error {
 	if cl.Legacy {
-		st := session.Step{ID: legacySessionID(token), Gen: -1, Now: is.codec.clock.Now(), Subject: cl.Subject}
+		// ended whether or not it was adopted yet: the token is refused for
+		// as long as it could be presented (a legacy token names no client
+		// and no key)
+		st := session.Step{ID: legacySessionID(token), Gen: -1, Now: now, Subject: cl.Subject}
 		st.TokenIssued, st.TokenExpires = legacyTimes(cl)
 		return is.store.RevokeLegacy(ctx, st)
 	}
-	if cl.Session == "" {
+	id := cl.Session
+	if id == "" {
 		return nil
 	}
-	return is.store.Revoke(ctx, cl.Session)
+	var err error
+	switch jkt := cl.Confirmation.JKT; {
+	case g.Client != "" && cl.ClientID != "" && cl.ClientID != g.Client:
+		// a session of no client names in its tokens the client that refreshed it
+		return fmt.Errorf("session %s: %w", id, session.ErrWrongClient)
+	case jkt != "" && g.Key == "":
+		err = fmt.Errorf("session %s: %w", id, session.ErrKeyRequired)
+	case jkt != "" && g.Key != jkt:
+		err = fmt.Errorf("session %s: %w", id, session.ErrWrongKey)
+	default:
+		err = is.store.RevokeAs(ctx, session.Step{ID: id, Now: now, Client: g.Client, Key: g.Key, Proof: g.Proof, ProofTTL: g.ProofTTL})
+	}
+	if errors.Is(err, session.ErrWrongKey) || errors.Is(err, session.ErrKeyRequired) {
+		is.log.Warn("revocation of a DPoP-bound session without a proof by its key; refused", "sid", id)
+	}
+	return err
 }
 
 // legacySkew is how long past its exp a legacy token's adoption is
@@ -293,25 +356,6 @@ func legacyTimes(cl *Claims) (issued, expires time.Time) {
 		issued = time.Unix(cl.IssuedAt, 0)
 	}
 	return issued, time.Unix(cl.Expires, 0).Add(legacySkew)
-}
-
-// RevokeAny ends the session a token names, a refresh token or an access
-// token (RFC 7009): its refresh tokens stop working, and its access tokens
-// go on the denylist of every instance. An expired token still names its
-// session; a token that is neither revokes nothing and is no error.
-func (is *Issuer) RevokeAny(ctx context.Context, token []byte) error {
-	var cl Claims
-	now := is.codec.clock.Now()
-	err := is.refresh.ParseRefresh(token, now, &cl)
-	switch {
-	case err == nil, errors.Is(err, ErrExpired):
-		return is.revokeRefreshed(ctx, token, &cl)
-	}
-	err = is.codec.ParseAt(token, Access, now, &cl)
-	if (err != nil && !errors.Is(err, ErrExpired)) || cl.Session == "" {
-		return nil
-	}
-	return is.store.Revoke(ctx, cl.Session)
 }
 
 // RevokeSubject ends every session of sub; deleted makes refreshes of them
@@ -365,6 +409,12 @@ func (is *Issuer) issue(s session.Session, g Grant, p *Pair) error {
 	p.Access, p.Refresh = buf[:mid], buf[mid:]
 	p.AccessExpiresIn = accessExp.Sub(s.Rotated)
 	p.RefreshExpiresIn = refreshExp.Sub(s.Rotated)
+	if p.Retry {
+		// the tokens of an earlier rotation: what is left of their lives,
+		// not the full lifetimes the rotation announced
+		p.AccessExpiresIn = max(0, s.Rotated.Add(is.cfg.AccessTTL).Sub(p.At))
+		p.RefreshExpiresIn = max(0, refreshExp.Sub(p.At))
+	}
 	p.Session, p.Scope = s, cl.Scope
 	return nil
 }

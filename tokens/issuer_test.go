@@ -49,6 +49,12 @@ func TestIssuerRotation(t *testing.T) {
 	if !bytes.Equal(retry.Access, second.Access) || !bytes.Equal(retry.Refresh, second.Refresh) {
 		t.Fatal("a retry inside the grace window must hand back the same pair")
 	}
+	// the same tokens, 3 s older: their lifetimes are announced as they are
+	if second.AccessExpiresIn != 30*time.Minute || retry.AccessExpiresIn != 30*time.Minute-3*time.Second ||
+		retry.RefreshExpiresIn != second.RefreshExpiresIn-3*time.Second {
+		t.Fatalf("retry 3 s after the rotation announces %v and %v; the rotation announced %v and %v",
+			retry.AccessExpiresIn, retry.RefreshExpiresIn, second.AccessExpiresIn, second.RefreshExpiresIn)
+	}
 	// an access token is never a refresh token
 	if err := is.Refresh(ctx, second.Access, nil, &retry); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("access token as refresh token: %v", err)

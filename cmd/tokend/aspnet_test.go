@@ -255,7 +255,7 @@ func TestAspnetOutcomes(t *testing.T) {
 				{"empty body", "application/json", ``, 400, []aspnetEntry{validation("The request body is not valid JSON.")}},
 				{"JSON array", "application/json", `[` + body(tok, rt) + `]`, 400, []aspnetEntry{validation("The request body must be a JSON object.")}},
 				{"wrong content type", "text/plain", body(tok, rt), 400, []aspnetEntry{validation("The request body must be JSON (Content-Type: application/json).")}},
-				{"body over 4 KiB", "application/json", body(tok, strings.Repeat("A", 4100)), 400, []aspnetEntry{validation("The request body is too large.")}},
+				{"body over 12 KiB", "application/json", body(tok, strings.Repeat("A", 12<<10)), 400, []aspnetEntry{validation("The request body is too large.")}},
 
 				{"Token garbage", "application/json", body("garbage", rt), 401, []aspnetEntry{invalidToken}},
 				{"Token bad signature", "application/json", body(parts[0]+"."+parts[1]+"."+base64.RawURLEncoding.EncodeToString(make([]byte, 64)), rt), 401, []aspnetEntry{invalidToken}},

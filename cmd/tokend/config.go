@@ -306,6 +306,10 @@ func (c config) check() error {
 		return errors.New("TOKEND_SIGNING_KID: names a key of TOKEND_KEYS_FILE, which is not set")
 	case c.AccessTTL >= c.RefreshTTL:
 		return fmt.Errorf("TOKEND_ACCESS_TTL: %s must be shorter than TOKEND_REFRESH_TTL (%s)", c.AccessTTL, c.RefreshTTL)
+	case c.ReuseGrace+time.Second > c.AccessTTL:
+		// a retry hands back the rotation's access token, whose exp is in
+		// whole seconds: it must outlive the grace window
+		return fmt.Errorf("TOKEND_REUSE_GRACE: %s must be at least 1s shorter than TOKEND_ACCESS_TTL (%s): a retry hands back the access token of the rotation it retries", c.ReuseGrace, c.AccessTTL)
 	case c.ReuseGrace >= c.RefreshTTL:
 		return fmt.Errorf("TOKEND_REUSE_GRACE: %s must be shorter than TOKEND_REFRESH_TTL (%s)", c.ReuseGrace, c.RefreshTTL)
 	case c.RefreshKeys != nil && c.Dialect != "aspnet":

@@ -157,7 +157,7 @@ func TestOAuth2Errors(t *testing.T) {
 	}{
 		{"JSON body", "application/json", `{"grant_type":"refresh_token"}`, 400, "invalid_request", "the body must be application/x-www-form-urlencoded"},
 		{"no content type", "", form("grant_type", "refresh_token"), 400, "invalid_request", "the body must be application/x-www-form-urlencoded"},
-		{"over 4 KiB", "application/x-www-form-urlencoded", form("grant_type", "refresh_token", "pad", strings.Repeat("x", 5000)), 400, "invalid_request", "the body is over the size limit"},
+		{"over 12 KiB", "application/x-www-form-urlencoded", form("grant_type", "refresh_token", "pad", strings.Repeat("x", 12<<10)), 400, "invalid_request", "the body is over the size limit"},
 		{"no grant_type", "application/x-www-form-urlencoded", form("refresh_token", rt, "client_id", "ios-app"), 400, "invalid_request", "grant_type is missing"},
 		{"empty grant_type", "application/x-www-form-urlencoded", form("grant_type", "", "refresh_token", rt, "client_id", "ios-app"), 400, "invalid_request", "grant_type is missing"},
 		{"password grant", "application/x-www-form-urlencoded", form("grant_type", "password", "client_id", "ios-app"), 400, "unsupported_grant_type", "only grant_type=refresh_token is supported"},

@@ -227,6 +227,10 @@ func TestSettings(t *testing.T) {
 		{map[string]string{"TOKEND_ADMIN_ADDR": "0.0.0.0:8081"}, "TOKEND_ADMIN_ADDR"},
 		{map[string]string{"TOKEND_REDIS_ADDR": "nocolon"}, "TOKEND_REDIS_ADDR"},
 		{map[string]string{"TOKEND_ACCESS_TTL": "48h", "TOKEND_REFRESH_TTL": "24h"}, "TOKEND_ACCESS_TTL"},
+		// a retry hands back the rotation's access token: it must still be valid
+		{map[string]string{"TOKEND_ACCESS_TTL": "10s", "TOKEND_REUSE_GRACE": "10s"}, "TOKEND_REUSE_GRACE"},
+		{map[string]string{"TOKEND_ACCESS_TTL": "5s", "TOKEND_REUSE_GRACE": "30s"}, "TOKEND_REUSE_GRACE"},
+		{map[string]string{"TOKEND_ACCESS_TTL": "1s", "TOKEND_REUSE_GRACE": "500ms"}, "TOKEND_REUSE_GRACE"},
 		{map[string]string{"TOKEND_STORE": "redis", "TOKEND_REDIS_ADDR": fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))}, "TOKEND_REDIS_ADDR"},
 		{map[string]string{"TOKEND_DIALECT": "aspnet", "TOKEND_REFRESH_KEY": "too-short"}, "TOKEND_REFRESH_KEY"},
 		{map[string]string{"TOKEND_DIALECT": "aspnet", "TOKEND_REFRESH_KEY": strings.Repeat("k", 32) + ",short"}, "TOKEND_REFRESH_KEY"},
@@ -507,4 +511,21 @@ func eq(want float64) func(float64) bool     { return func(v float64) bool { ret
 func atLeast(min float64) func(float64) bool { return func(v float64) bool { return v >= min } }
 func between(lo, hi float64) func(float64) bool {
 	return func(v float64) bool { return v >= lo && v <= hi }
+}
+
+// TestGraceShorterThanAccessTTL: a retry inside the grace window hands back
+// the access token of the rotation it retries, so a grace window that is
+// not shorter than its lifetime (by the second exp is counted in) is
+// refused; one that is, is taken.
+func TestGraceShorterThanAccessTTL(t *testing.T) {
+	for _, tc := range []struct {
+		access, grace string
+		ok            bool
+	}{{"10s", "10s", false}, {"5s", "30s", false}, {"1s", "500ms", false}, {"2s", "1s", true}, {"1s", "0s", true}, {"30m", "10s", true}} {
+		env := map[string]string{"TOKEND_ACCESS_TTL": tc.access, "TOKEND_REUSE_GRACE": tc.grace}
+		_, err := parseConfig(nil, func(k string) string { return env[k] }, &bytes.Buffer{})
+		if (err == nil) != tc.ok || err != nil && !strings.HasPrefix(err.Error(), "TOKEND_REUSE_GRACE") {
+			t.Errorf("access %s, grace %s: %v; want ok=%v", tc.access, tc.grace, err, tc.ok)
+		}
+	}
 }

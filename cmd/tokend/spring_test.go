@@ -153,7 +153,7 @@ func TestSpringErrors(t *testing.T) {
 				{"field a number", "application/json", `{"refreshToken":42}`, 400, "Invalid request body"},
 				{"field an object", "application/json", `{"refreshToken":{"a":1}}`, 400, "Invalid request body"},
 				{"trailing garbage", "application/json", `{"refreshToken":"` + rt + `"} x`, 400, "Invalid request body"},
-				{"body over 4 KiB", "application/json", `{"refreshToken":"` + strings.Repeat("a", 4100) + `"}`, 400, "Invalid request body"},
+				{"body over 12 KiB", "application/json", `{"refreshToken":"` + strings.Repeat("a", 12<<10) + `"}`, 400, "Invalid request body"},
 				{"wrong content type", "text/plain", `{"refreshToken":"` + rt + `"}`, 400, "Invalid request body"},
 				{"no content type", "", `{"refreshToken":"` + rt + `"}`, 400, "Invalid request body"},
 				{"expired", "application/json", `{"refreshToken":"` + expired + `"}`, 401, "JWT token has expired"},
@@ -211,6 +211,13 @@ func TestSpringRotation(t *testing.T) {
 				a2, r2 := pair(t, again)
 				if a1 != a2 || r1 != r2 {
 					t.Fatal("a retry must hand back the pair already issued")
+				}
+				// 9 s later the same tokens have 9 s less to live
+				ttl := func(r reply, k string) any { return r.body["result"].(map[string]any)[k] }
+				if ttl(first, "accessTokenExpiresIn") != float64(1800000) || ttl(again, "accessTokenExpiresIn") != float64(1800000-9000) ||
+					ttl(again, "refreshTokenExpiresIn") != ttl(first, "refreshTokenExpiresIn").(float64)-9000 {
+					t.Fatalf("retry announces %v and %v; the rotation announced %v and %v", ttl(again, "accessTokenExpiresIn"),
+						ttl(again, "refreshTokenExpiresIn"), ttl(first, "accessTokenExpiresIn"), ttl(first, "refreshTokenExpiresIn"))
 				}
 				// the session did not move: the newest token still works once
 				if r := in.refresh(r1); r.status != 200 {

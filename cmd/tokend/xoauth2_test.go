@@ -15,7 +15,7 @@ import (
 func TestGolangOAuth2Client(t *testing.T) {
 	for _, store := range stores {
 		t.Run(store, func(t *testing.T) {
-			in := start(t, store, oauthEnv("TOKEND_ACCESS_TTL", "1s", "TOKEND_CLIENTS", "go-client"))
+			in := start(t, store, oauthEnv("TOKEND_ACCESS_TTL", "1s", "TOKEND_REUSE_GRACE", "0s", "TOKEND_CLIENTS", "go-client"))
 			_, rt := in.startFor("alice", "go-client", "openid orders:read", "")
 			conf := &oauth2.Config{
 				ClientID: "go-client",

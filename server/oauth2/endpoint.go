@@ -22,7 +22,7 @@ import (
 // Issuer is what the endpoints need of tokens.Issuer.
 type Issuer interface {
 	RefreshGrant(ctx context.Context, refresh []byte, g tokens.Grant, p *tokens.Pair) error
-	RevokeAny(ctx context.Context, token []byte) error
+	RevokeAny(ctx context.Context, token []byte, g tokens.Grant) error
 }
 
 // Config wires an Endpoint.
@@ -39,19 +39,21 @@ type Config struct {
 	DPoP *dpop.Verifier
 	// Nonces, when set, makes every proof carry a server nonce (§8).
 	Nonces *dpop.Nonces
-	// MaxBody is the largest form read (4 KiB).
+	// MaxBody is the largest form read (server.MaxBody: a token of the
+	// largest size tokend reads, and the rest).
 	MaxBody int
 }
 
 // Endpoint serves the standard endpoints; see server.OAuth2.
 type Endpoint struct {
-	issuer   Issuer
-	clients  map[string]string // id to itself; nil: any
-	dpop     *dpop.Verifier
-	nonces   *dpop.Nonces
-	tokenURL string
-	maxBody  int
-	metadata []byte
+	issuer    Issuer
+	clients   map[string]string // id to itself; nil: any
+	dpop      *dpop.Verifier
+	nonces    *dpop.Nonces
+	tokenURL  string
+	revokeURL string
+	maxBody   int
+	metadata  []byte
 }
 
 // Paths of the endpoints, under Config.PublicURL.
@@ -69,9 +71,10 @@ func New(cfg Config) (*Endpoint, error) {
 		return nil, fmt.Errorf("public URL %q: want an absolute http(s) URL without query or fragment", cfg.PublicURL)
 	}
 	base := strings.TrimSuffix(cfg.PublicURL, "/")
-	e := &Endpoint{issuer: cfg.Issuer, dpop: cfg.DPoP, nonces: cfg.Nonces, tokenURL: base + TokenPath, maxBody: cfg.MaxBody}
+	e := &Endpoint{issuer: cfg.Issuer, dpop: cfg.DPoP, nonces: cfg.Nonces, tokenURL: base + TokenPath, revokeURL: base + RevokePath,
+		maxBody: cfg.MaxBody}
 	if e.maxBody == 0 {
-		e.maxBody = 4 << 10
+		e.maxBody = server.MaxBody
 	}
 	if cfg.Clients != nil {
 		e.clients = map[string]string{}
@@ -140,7 +143,7 @@ func (e *Endpoint) Token(ctx *fasthttp.RequestCtx, p *tokens.Pair) error {
 	var req tokenRequest
 	err := e.decodeToken(ctx, st, &req)
 	if err == nil {
-		err = e.proof(ctx, &req.grant)
+		err = e.proof(ctx, e.tokenURL, &req.grant)
 	}
 	if err == nil {
 		err = e.issuer.RefreshGrant(storeCtx, req.refresh, req.grant, p)
@@ -252,9 +255,9 @@ func normalScope(b []byte) (string, error) {
 	return strings.Join(out, " "), nil
 }
 
-// proof checks the request's DPoP header, if any (§4.3), and puts the
-// proof's key and jti in g.
-func (e *Endpoint) proof(ctx *fasthttp.RequestCtx, g *tokens.Grant) error {
+// proof checks the request's DPoP header, if any (§4.3), for a POST to
+// url, and puts the proof's key and jti in g.
+func (e *Endpoint) proof(ctx *fasthttp.RequestCtx, url string, g *tokens.Grant) error {
 	headers := ctx.Request.Header.PeekAll(headerDPoP)
 	switch {
 	case len(headers) == 0:
@@ -264,7 +267,7 @@ func (e *Endpoint) proof(ctx *fasthttp.RequestCtx, g *tokens.Grant) error {
 	case e.dpop == nil:
 		return fmt.Errorf("%w: DPoP is not enabled", dpop.ErrInvalidProof)
 	}
-	p, err := e.dpop.Verify(headers[0], dpop.Request{Method: fasthttp.MethodPost, URL: e.tokenURL})
+	p, err := e.dpop.Verify(headers[0], dpop.Request{Method: fasthttp.MethodPost, URL: url})
 	if err != nil {
 		return err
 	}
@@ -308,21 +311,29 @@ func noStore(ctx *fasthttp.RequestCtx) {
 
 // Revoke implements server.OAuth2 (RFC 7009): any token is answered 200,
 // whether it named a session or not; a refresh token ends its session, an
-// access token too, which puts it on every instance's denylist.
+// access token too, which puts it on every instance's denylist. A token
+// issued to another client is invalid_grant (§2.1; RFC 6749 §5.2), and a
+// session bound to a DPoP key is ended only with a proof by that key for
+// this endpoint (RFC 9449 §5 lets a server ask for one): whoever saw a
+// token cannot log its user out. Each refusal ends nothing.
 func (e *Endpoint) Revoke(ctx *fasthttp.RequestCtx) error {
 	st := statePool.Get().(*scratch)
 	defer statePool.Put(st)
 	var v formValues
+	var g tokens.Grant
 	err := e.readForm(ctx, st, revokeParams, &v)
 	token := v[0]
 	if err == nil && token == nil {
 		err = missing("token")
 	}
 	if err == nil {
-		_, err = e.client(v[1])
+		g.Client, err = e.client(v[1])
 	}
 	if err == nil {
-		err = e.issuer.RevokeAny(storeCtx, token)
+		err = e.proof(ctx, e.revokeURL, &g)
+	}
+	if err == nil {
+		err = e.issuer.RevokeAny(storeCtx, token, g)
 	}
 	if err != nil {
 		e.Fail(ctx, err)

@@ -154,6 +154,15 @@ type Store interface {
 	Rotate(ctx context.Context, st Step) (Rotation, error)
 	// Revoke ends one session. Revoking a missing session is not an error.
 	Revoke(ctx context.Context, id string) error
+	// RevokeAs ends session st.ID for whoever presents one of its tokens
+	// (RFC 7009 §2.1), checked as a rotation's step: st.Client is the
+	// client asking ("": an endpoint that names none), st.Key the
+	// thumbprint of its DPoP proof's key ("": no proof), st.Proof its jti,
+	// accepted once for st.ProofTTL. Another client's session is
+	// ErrWrongClient; a session bound to a key is ErrKeyRequired without a
+	// proof and ErrWrongKey with another key's; a used proof is ErrReplay.
+	// Each refusal changes nothing; a missing session is not an error.
+	RevokeAs(ctx context.Context, st Step) error
 	// RevokeSubject ends every session of sub and returns how many it ended;
 	// deleted marks them so that later refreshes report ErrDeleted.
 	RevokeSubject(ctx context.Context, sub string, deleted bool) (int, error)

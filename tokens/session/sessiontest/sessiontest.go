@@ -43,6 +43,12 @@ func Run(t *testing.T, newStore func(t *testing.T) (Store, Rewind)) {
 			tc.run(t, st)
 		})
 	}
+	for _, tc := range revokeAsCases {
+		t.Run(tc.name, func(t *testing.T) {
+			st, _ := newStore(t)
+			tc.run(t, st)
+		})
+	}
 	for _, tc := range lentCases {
 		t.Run(tc.name, func(t *testing.T) {
 			st, _ := newStore(t)
