@@ -32,10 +32,26 @@ func TestRedisContract(t *testing.T) {
 	})
 }
 
+// The suite on sessions still in the hash record of an earlier tokend
+// (tokend:s:{id}, rotate.lua and revoke.lua): owner, expiry, grace, reuse,
+// revocations, the feed and lost rotations, as for the packed record.
+func TestRedisEarlierContract(t *testing.T) {
+	srv := redistest.Start(t)
+	sessiontest.RunEarlier(t, func(t *testing.T) (sessiontest.Store, sessiontest.Rewind, sessiontest.Earlier) {
+		srv.Flush(t)
+		st := dial(t, srv.Addr)
+		return st, rewindKey(session.LegacyKey, srv.Addr), st.CreateHashRecord
+	})
+}
+
 // rewind is the Rewind of a Redis store: DUMP and PTTL of the session's key
 // now, RESTORE … REPLACE (or DEL) later. The record comes back byte for
 // byte, as on a replica that missed the writes in between.
-func rewind(addrs ...string) sessiontest.Rewind {
+func rewind(addrs ...string) sessiontest.Rewind { return rewindKey(session.RecordKey, addrs...) }
+
+// rewindKey is rewind of the key named by key: the hash record's for
+// sessions an earlier tokend wrote.
+func rewindKey(key func(id string) string, addrs ...string) sessiontest.Rewind {
 	return func(t *testing.T, id string) func() {
 		t.Helper()
 		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
@@ -43,7 +59,7 @@ func rewind(addrs ...string) sessiontest.Rewind {
 			t.Fatal(err)
 		}
 		t.Cleanup(c.Close)
-		ctx, key := context.Background(), session.RecordKey(id)
+		ctx, key := context.Background(), key(id)
 		dump, err := c.Do(ctx, c.B().Dump().Key(key).Build()).ToString()
 		missing := rueidis.IsRedisNil(err)
 		if err != nil && !missing {
@@ -73,6 +89,16 @@ func TestRedisClusterContract(t *testing.T) {
 	sessiontest.Run(t, func(t *testing.T) (sessiontest.Store, sessiontest.Rewind) {
 		cl.Flush(t)
 		return dial(t, cl.Addrs()...), rewind(cl.Addrs()...)
+	})
+}
+
+// The hash-record suite on the Cluster: each hash record in its own slot.
+func TestRedisClusterEarlierContract(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	sessiontest.RunEarlier(t, func(t *testing.T) (sessiontest.Store, sessiontest.Rewind, sessiontest.Earlier) {
+		cl.Flush(t)
+		st := dial(t, cl.Addrs()...)
+		return st, rewindKey(session.LegacyKey, cl.Addrs()...), st.CreateHashRecord
 	})
 }
 
