@@ -1,5 +1,12 @@
 package session
 
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+)
+
 // Snapshot remembers session id's record as it is now; the returned
 // function puts it back (or removes it, if there was none): the memory
 // store's rewind for the contract suite's lost-write cases.
@@ -29,3 +36,29 @@ var Put48 = put48
 
 // Unacked reports whether a packed record is marked unacknowledged.
 var Unacked = unacked
+
+// LegacyKey is the key of session id's hash record (before the packed one).
+var LegacyKey = legacyKey
+
+// CreateHashRecord writes s as tokend wrote sessions before the packed
+// record: a hash of six fields at generation 0, active, expiring with its
+// first refresh token, and indexed under its subject as Create indexes.
+// The conformance suite's Earlier for Redis (sessiontest.RunEarlier).
+func (r *Redis) CreateHashRecord(ctx context.Context, s Session, idle time.Duration) error {
+	key := legacyKey(s.ID)
+	n := func(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+	res := r.client.DoMulti(ctx,
+		r.client.B().Hsetnx().Key(key).Field("u").Value(s.Subject).Build(),
+		r.client.B().Hset().Key(key).FieldValue().FieldValue("g", "0").FieldValue("c", n(s.Created)).
+			FieldValue("e", n(s.Expires)).FieldValue("r", n(s.Rotated)).FieldValue("x", "0").Build(),
+		r.client.B().Pexpireat().Key(key).MillisecondsTimestamp(until(s.Rotated, idle, s.Expires).UnixMilli()).Build())
+	for i, re := range res {
+		if err := re.Error(); err != nil {
+			return fmt.Errorf("hash record %s: %w", s.ID, err)
+		}
+		if v, _ := re.AsInt64(); i == 0 && v == 0 {
+			return fmt.Errorf("hash record %s: already exists", s.ID)
+		}
+	}
+	return r.index(ctx, s)
+}

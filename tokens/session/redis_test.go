@@ -32,10 +32,26 @@ func TestRedisContract(t *testing.T) {
 	})
 }
 
+// The suite on sessions still in the hash record of an earlier tokend
+// (tokend:s:{id}, rotate.lua and revoke.lua): owner, expiry, grace, reuse,
+// revocations, the feed and lost rotations, as for the packed record.
+func TestRedisEarlierContract(t *testing.T) {
+	srv := redistest.Start(t)
+	sessiontest.RunEarlier(t, func(t *testing.T) (sessiontest.Store, sessiontest.Rewind, sessiontest.Earlier) {
+		srv.Flush(t)
+		st := dial(t, srv.Addr)
+		return st, rewindKey(session.LegacyKey, srv.Addr), st.CreateHashRecord
+	})
+}
+
 // rewind is the Rewind of a Redis store: DUMP and PTTL of the session's key
 // now, RESTORE … REPLACE (or DEL) later. The record comes back byte for
 // byte, as on a replica that missed the writes in between.
-func rewind(addrs ...string) sessiontest.Rewind {
+func rewind(addrs ...string) sessiontest.Rewind { return rewindKey(session.RecordKey, addrs...) }
+
+// rewindKey is rewind of the key named by key: the hash record's for
+// sessions an earlier tokend wrote.
+func rewindKey(key func(id string) string, addrs ...string) sessiontest.Rewind {
 	return func(t *testing.T, id string) func() {
 		t.Helper()
 		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
@@ -43,7 +59,7 @@ func rewind(addrs ...string) sessiontest.Rewind {
 			t.Fatal(err)
 		}
 		t.Cleanup(c.Close)
-		ctx, key := context.Background(), session.RecordKey(id)
+		ctx, key := context.Background(), key(id)
 		dump, err := c.Do(ctx, c.B().Dump().Key(key).Build()).ToString()
 		missing := rueidis.IsRedisNil(err)
 		if err != nil && !missing {
@@ -76,8 +92,19 @@ func TestRedisClusterContract(t *testing.T) {
 	})
 }
 
+// The hash-record suite on the Cluster: each hash record in its own slot.
+func TestRedisClusterEarlierContract(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	sessiontest.RunEarlier(t, func(t *testing.T) (sessiontest.Store, sessiontest.Rewind, sessiontest.Earlier) {
+		cl.Flush(t)
+		st := dial(t, cl.Addrs()...)
+		return st, rewindKey(session.LegacyKey, cl.Addrs()...), st.CreateHashRecord
+	})
+}
+
 // The record of a session lives as long as its newest refresh token, and
-// never past the end of the session.
+// never past the end of the session: the packed record and the hash record
+// of an earlier tokend alike (rotate.lua sets the hash's expiry itself).
 func TestRedisRecordTTL(t *testing.T) {
 	srv := redistest.Start(t)
 	st := dial(t, srv.Addr)
@@ -87,27 +114,46 @@ func TestRedisRecordTTL(t *testing.T) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	now := time.Now()
-	s := session.Session{ID: "ttl", Subject: "alice", Created: now, Rotated: now, Expires: now.Add(2 * time.Hour)}
-	if err := st.Create(ctx, s, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	pttl := func() time.Duration {
-		v, err := c.Do(ctx, c.B().Pttl().Key(session.RecordKey("ttl")).Build()).AsInt64()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return time.Duration(v) * time.Millisecond
-	}
-	if d := pttl(); d < 59*time.Minute || d > time.Hour {
-		t.Fatalf("TTL after create = %v; want about 1h (the refresh TTL)", d)
-	}
-	if _, err := st.Rotate(ctx, session.Step{ID: "ttl", Gen: 0, Now: now.Add(90 * time.Minute), Idle: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
-	// +90m plus the 1h refresh TTL would be +150m: capped at the end, +2h
-	if d := pttl(); d < 119*time.Minute || d > 2*time.Hour {
-		t.Fatalf("TTL after rotation near the end = %v; want about 2h (capped at the session's end)", d)
+	for _, tc := range []struct {
+		name   string
+		create func(context.Context, session.Session, time.Duration) error
+		key    func(string) string
+	}{
+		{"packed", st.Create, session.RecordKey},
+		{"hash", st.CreateHashRecord, session.LegacyKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Now()
+			id := "ttl-" + tc.name
+			s := session.Session{ID: id, Subject: "alice", Created: now, Rotated: now, Expires: now.Add(2 * time.Hour)}
+			if err := tc.create(ctx, s, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			pttl := func() time.Duration {
+				v, err := c.Do(ctx, c.B().Pttl().Key(tc.key(id)).Build()).AsInt64()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return time.Duration(v) * time.Millisecond
+			}
+			if d := pttl(); d < 59*time.Minute || d > time.Hour {
+				t.Fatalf("TTL after create = %v; want about 1h (the refresh TTL)", d)
+			}
+			// a rotation moves the expiry to its own refresh token's end
+			if _, err := st.Rotate(ctx, session.Step{ID: id, Gen: 0, Now: now.Add(30 * time.Minute), Idle: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			if d := pttl(); d < 89*time.Minute || d > 90*time.Minute {
+				t.Fatalf("TTL after a rotation at +30m = %v; want about 1h30m (+30m plus the refresh TTL)", d)
+			}
+			if _, err := st.Rotate(ctx, session.Step{ID: id, Gen: 1, Now: now.Add(90 * time.Minute), Idle: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			// +90m plus the 1h refresh TTL would be +150m: capped at the end, +2h
+			if d := pttl(); d < 119*time.Minute || d > 2*time.Hour {
+				t.Fatalf("TTL after rotation near the end = %v; want about 2h (capped at the session's end)", d)
+			}
+		})
 	}
 }
 

@@ -127,7 +127,7 @@ func TestRedisWaitReplicas(t *testing.T) {
 // record of an earlier tokend, whose rotation stops at the packed record's
 // lookup (its WAIT fails as well) before anything is written.
 func TestRedisWaitReplicasLegacy(t *testing.T) {
-	primary, replica, st := waiting(t)
+	primary, replica, st := waitingFor(t, time.Second) // two WAITs in a row (the packed lookup, then the hash script): a loaded machine's margin
 	ctx := context.Background()
 	const id, key = "legacy000000000000000W", "tokend:s:{legacy000000000000000W}"
 	now := time.Now().Truncate(time.Millisecond)

@@ -31,54 +31,39 @@ type Rewind func(t *testing.T, id string) (restore func())
 // revocation feed and lost writes. newStore returns a fresh, empty store for
 // each subtest, and the Rewind of that store.
 func Run(t *testing.T, newStore func(t *testing.T) (Store, Rewind)) {
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			st, _ := newStore(t)
-			tc.run(t, st)
-		})
-	}
-	for _, tc := range oauthCases {
-		t.Run(tc.name, func(t *testing.T) {
-			st, _ := newStore(t)
-			tc.run(t, st)
-		})
-	}
-	for _, tc := range revokeAsCases {
-		t.Run(tc.name, func(t *testing.T) {
-			st, _ := newStore(t)
-			tc.run(t, st)
-		})
-	}
-	for _, tc := range lentCases {
-		t.Run(tc.name, func(t *testing.T) {
-			st, _ := newStore(t)
-			tc.run(t, st)
-		})
-	}
-	for _, tc := range legacyCases {
-		t.Run(tc.name, func(t *testing.T) {
-			st, _ := newStore(t)
-			tc.run(t, st)
-		})
-	}
-	for _, tc := range edgeCases {
-		t.Run(tc.name, func(t *testing.T) {
-			st, _ := newStore(t)
-			tc.run(t, st)
-		})
-	}
-	for _, tc := range feedCases {
-		t.Run(tc.name, func(t *testing.T) {
-			st, _ := newStore(t)
-			tc.run(t, st)
-		})
-	}
-	for _, tc := range lossCases {
+	for _, tc := range suite() {
 		t.Run(tc.name, func(t *testing.T) {
 			st, rewind := newStore(t)
 			tc.run(t, st, rewind)
 		})
 	}
+}
+
+// A suiteCase is a case of any group, in the form of lossCases.
+type suiteCase struct {
+	name string
+	run  func(t *testing.T, st Store, rewind Rewind)
+}
+
+// suite is every case of every group, in the order Run runs them: Run and
+// RunEarlier walk the same list, so a new case runs on both by default.
+func suite() []suiteCase {
+	var all []suiteCase
+	for _, group := range [][]struct {
+		name string
+		run  func(t *testing.T, st session.Store)
+	}{cases, oauthCases, revokeAsCases, lentCases, legacyCases, edgeCases} {
+		for _, tc := range group {
+			all = append(all, suiteCase{tc.name, func(t *testing.T, st Store, _ Rewind) { tc.run(t, st) }})
+		}
+	}
+	for _, tc := range feedCases {
+		all = append(all, suiteCase{tc.name, func(t *testing.T, st Store, _ Rewind) { tc.run(t, st) }})
+	}
+	for _, tc := range lossCases {
+		all = append(all, suiteCase{tc.name, tc.run})
+	}
+	return all
 }
 
 const (
