@@ -61,6 +61,22 @@ var mutations = []mutation{
 		Breaks: "a 503'd rotation's retry after the grace window is reuse: honest users logged out when a replica lags",
 		Run:    "TestRedisWait", Packages: []string{"./tokens/session"}},
 
+	// Sessions still in the hash record of an earlier tokend (rotate.lua)
+	{Name: "hash-record-owner-check-removed", File: "tokens/session/lua/rotate.lua",
+		From: "if owner ~= '' and owner ~= s[1] then return {7} end\n", To: "",
+		Breaks: "another user's refresh token accepted on an earlier session (aspnet)",
+		Run:    "TestRedisEarlierContract", Packages: []string{"./tokens/session"}},
+	{Name: "hash-record-expiry-check-removed", File: "tokens/session/lua/rotate.lua",
+		From: "if now >= exp then return {6} end\n", To: "",
+		Breaks: "an earlier session refreshed past its absolute end",
+		Run:    "TestRedisEarlierContract", Packages: []string{"./tokens/session"}},
+
+	// Revocation checked like a refresh (record_revoke_as.lua)
+	{Name: "revoke-any-client", File: "tokens/session/lua/record_revoke_as.lua",
+		From: "if ARGV[1] ~= '' and cl ~= '' and ARGV[1] ~= cl then return 8 end", To: "",
+		Breaks: "a session ended by a client it was not issued to (RFC 7009 §2.1)",
+		Run:    "TestRedisContract/RevokeAs", Packages: []string{"./tokens/session"}},
+
 	// Subjects, deletions, legacy tokens
 	{Name: "uuid-dashes-anywhere", File: "tokens/session/record.go",
 		From: "if i == 8 || i == 13 || i == 18 || i == 23 {", To: "if s[i] == '-' {",
