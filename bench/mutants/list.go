@@ -108,7 +108,7 @@ var mutations = []mutation{
 		Run:    "TestNotBeforeLeeway", Packages: []string{"./tokens"}},
 
 	// The dialects' error tables
-	{Name: "spring-reuse-answered-200-shape", File: "server/spring/spring.go",
+	{Name: "spring-reuse-answered-400", File: "server/spring/spring.go",
 		From: `row(session.ErrReuse, 401, "Unauthorized", "Invalid JWT token"),`, To: `row(session.ErrReuse, 400, "Bad Request", "Invalid request body"),`,
 		Breaks: "spring's answer to a replayed token differs from the old backend's",
 		Run:    "TestSpring", Packages: []string{"./cmd/tokend"}},

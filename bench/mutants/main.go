@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -165,11 +166,15 @@ func firstLine(s string) string {
 	return strings.ReplaceAll(s, "|", "/")
 }
 
+// testLine is a test's own message: file.go:line: text (the conformance
+// suite's lines are in sessiontest's .go files, not _test.go ones).
+var testLine = regexp.MustCompile(`^[\w.-]+\.go:\d+: `)
+
 // firstFailure is the first line that says which test failed and why.
 func firstFailure(out string) string {
 	for _, l := range strings.Split(out, "\n") {
 		l = strings.TrimSpace(l)
-		if strings.Contains(l, "_test.go:") || strings.HasPrefix(l, "panic:") {
+		if testLine.MatchString(l) || strings.HasPrefix(l, "panic:") {
 			if len(l) > 160 {
 				l = l[:160] + "…"
 			}
