@@ -237,6 +237,7 @@ func (a *app) oauth2(issuer *tokens.Issuer, ks *tokens.KeySet, clock tokens.Cloc
 	}
 	e, err := oauth2.New(oauth2.Config{
 		Issuer: issuer, PublicURL: a.cfg.PublicURL, Clients: a.cfg.Clients, DPoP: verifier, Nonces: a.nonces,
+		Logger: a.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("OAuth 2.0 endpoints: %w", err)

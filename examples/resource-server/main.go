@@ -148,7 +148,8 @@ func requireToken(v *tokens.Verifier, publicURL string, log *slog.Logger, next h
 		case err == nil:
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, cl)))
 		case errors.Is(err, dpop.ErrInvalidProof):
-			refuse(w, "invalid_dpop_proof", err.Error())
+			log.Debug("DPoP proof refused", "err", err)
+			refuse(w, "invalid_dpop_proof", dpop.Reason(err)) // fixed text: RFC 6749 §5.2's characters
 		case errors.Is(err, tokens.ErrMalformed), errors.Is(err, tokens.ErrInvalid),
 			errors.Is(err, tokens.ErrExpired), errors.Is(err, tokens.ErrRevoked):
 			refuse(w, "invalid_token", "")

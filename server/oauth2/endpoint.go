@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strconv"
@@ -41,6 +42,9 @@ type Config struct {
 	Nonces *dpop.Nonces
 	// MaxBody is the largest form read (4 KiB).
 	MaxBody int
+	// Logger takes, at debug, what a refusal's fixed description leaves
+	// out (the proof's values, a library's error); nil logs nothing.
+	Logger *slog.Logger
 }
 
 // Endpoint serves the standard endpoints; see server.OAuth2.
@@ -52,6 +56,7 @@ type Endpoint struct {
 	tokenURL string
 	maxBody  int
 	metadata []byte
+	log      *slog.Logger
 }
 
 // Paths of the endpoints, under Config.PublicURL.
@@ -69,7 +74,7 @@ func New(cfg Config) (*Endpoint, error) {
 		return nil, fmt.Errorf("public URL %q: want an absolute http(s) URL without query or fragment", cfg.PublicURL)
 	}
 	base := strings.TrimSuffix(cfg.PublicURL, "/")
-	e := &Endpoint{issuer: cfg.Issuer, dpop: cfg.DPoP, nonces: cfg.Nonces, tokenURL: base + TokenPath, maxBody: cfg.MaxBody}
+	e := &Endpoint{issuer: cfg.Issuer, dpop: cfg.DPoP, nonces: cfg.Nonces, tokenURL: base + TokenPath, maxBody: cfg.MaxBody, log: cfg.Logger}
 	if e.maxBody == 0 {
 		e.maxBody = 4 << 10
 	}
@@ -262,7 +267,7 @@ func (e *Endpoint) proof(ctx *fasthttp.RequestCtx, g *tokens.Grant) error {
 	case len(headers) > 1:
 		return ErrTwoProofs
 	case e.dpop == nil:
-		return fmt.Errorf("%w: DPoP is not enabled", dpop.ErrInvalidProof)
+		return errDPoPOff
 	}
 	p, err := e.dpop.Verify(headers[0], dpop.Request{Method: fasthttp.MethodPost, URL: e.tokenURL})
 	if err != nil {
