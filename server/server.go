@@ -25,6 +25,7 @@ import (
 
 	"github.com/tokend/tokend/server/watchdog"
 	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/tokens/dpop"
 )
 
 // pprofIndex lists the live instance's profiles at /debug/pprof/.
@@ -110,6 +111,11 @@ type Server struct {
 // MaxBody is the default limit on request bodies (DESIGN §8).
 const MaxBody = 4 << 10
 
+// MaxHeader bounds a public request's headers (the listener's read
+// buffer): a DPoP proof of dpop.MaxSize, as the OpenAPI document allows,
+// on top of the 4 KiB every other request had.
+const MaxHeader = dpop.MaxSize + 4<<10
+
 // New builds a Server; call Serve to start it.
 func New(cfg Config) *Server {
 	if cfg.MaxBody == 0 {
@@ -133,6 +139,7 @@ func New(cfg Config) *Server {
 	}, func() float64 { return float64(s.inflight.Load()) }))
 	s.prom = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
 	s.public = s.newHTTP("tokend", s.servePublic)
+	s.public.ReadBufferSize = MaxHeader
 	s.public.ErrorHandler = s.publicHTTPError
 	s.admin = s.newHTTP("tokend-admin", s.serveAdmin)
 	s.admin.ErrorHandler = s.adminHTTPError
@@ -151,7 +158,8 @@ func (s *Server) newHTTP(name string, h fasthttp.RequestHandler) *fasthttp.Serve
 		// is cut off by those limits at its next request.
 		// Bodies over MaxBody get a 400 in the dialect's shape from the
 		// handler; over 64 KiB fasthttp stops reading, and publicHTTPError
-		// answers the same 400. Headers must fit 4 KiB (ReadBufferSize).
+		// answers the same 400. Headers must fit ReadBufferSize
+		// (4 KiB; MaxHeader on the public listener).
 		MaxRequestBodySize: 64 << 10,
 		Logger:             slogPrinter{s.cfg.Logger.With("listener", name)},
 	}

@@ -67,6 +67,8 @@ var table = []wireError{
 	{ErrTooLarge, 400, "invalid_request", "the body is over the size limit"},
 	{server.ErrTooLarge, 400, "invalid_request", "the body is over the size limit"},
 	{ErrForm, 400, "invalid_request", "the body is not a valid form (a bad percent escape)"},
+	{server.ErrHeaderTooLarge, 431, "invalid_request", "the request headers are over the size limit"},
+	{server.ErrHTTP, 400, "invalid_request", "malformed HTTP request"},
 	{server.ErrBadRequest, 400, "invalid_request", ""},
 	{tokens.ErrMalformed, 400, "invalid_grant", invalidGrant},
 	{tokens.ErrInvalid, 400, "invalid_grant", invalidGrant},
