@@ -33,7 +33,7 @@ func httpError(err error) error {
 // client reads the answer instead of a reset.
 func (s *Server) publicHTTPError(ctx *fasthttp.RequestCtx, err error) {
 	linger(ctx)
-	if s.cfg.OAuth2 != nil && oauth2Request(err) {
+	if s.cfg.OAuth2 != nil && oauth2Request(err, s.cfg.OAuth2.MetadataPath()) {
 		s.cfg.OAuth2.Fail(ctx, httpError(err)) // RFC 6749 §5.2's shape, as the endpoint's own refusals
 	} else {
 		s.fail(ctx, httpError(err))
@@ -45,7 +45,7 @@ func (s *Server) publicHTTPError(ctx *fasthttp.RequestCtx, err error) {
 // OAuth 2.0 endpoint. fasthttp resets the header it could not read; only
 // its error's excerpt of the buffer (SecureErrorLogMessage off, the
 // default) still holds the request line.
-func oauth2Request(err error) bool {
+func oauth2Request(err error, metadataPath string) bool {
 	_, line, ok := strings.Cut(err.Error(), `contents: "`)
 	if !ok {
 		return false
@@ -54,7 +54,7 @@ func oauth2Request(err error) bool {
 	target, _, _ = strings.Cut(target, " ")
 	target, _, _ = strings.Cut(target, "?")
 	_, known := oauth2Routes[target]
-	return known
+	return known || (metadataPath != "" && target == metadataPath)
 }
 
 // adminHTTPError does the same in the admin listener's JSON shape.

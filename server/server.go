@@ -87,8 +87,13 @@ type OAuth2 interface {
 	Token(ctx *fasthttp.RequestCtx, p *tokens.Pair) error
 	// Revoke serves POST /oauth2/revoke (RFC 7009).
 	Revoke(ctx *fasthttp.RequestCtx) error
-	// Metadata serves GET /.well-known/oauth-authorization-server.
+	// Metadata serves GET /.well-known/oauth-authorization-server, and
+	// GET MetadataPath.
 	Metadata(ctx *fasthttp.RequestCtx)
+	// MetadataPath is where RFC 8414 §3.1 puts the metadata of an issuer
+	// with a path (/.well-known/oauth-authorization-server/auth); "" when
+	// the issuer has none.
+	MetadataPath() string
 	// Fail answers one of this package's errors (ErrMethod,
 	// ErrOverloaded, ErrInternal …) in RFC 6749's shape.
 	Fail(ctx *fasthttp.RequestCtx, err error)
@@ -269,6 +274,11 @@ func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
 		route = oauth2Routes[string(ctx.Path())]
 		s.oauth2(ctx, route)
 	default:
+		if o := s.cfg.OAuth2; o != nil && o.MetadataPath() != "" && string(ctx.Path()) == o.MetadataPath() {
+			route = routeOAMeta
+			s.oauth2(ctx, route)
+			break
+		}
 		s.fail(ctx, ErrNoRoute)
 	}
 }

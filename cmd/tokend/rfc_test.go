@@ -242,3 +242,35 @@ func TestDPoPProofSize(t *testing.T) {
 	// nothing refused above burned the session
 	oauthPair(t, in.token(refreshForm(rt, "ios-app"), "DPoP", rsaProof(t, priv, in.clock.Now(), 0)), "DPoP", "")
 }
+
+// RFC 8414 §3.1: an issuer with a path (https://api.example.com/auth) has
+// its metadata at /.well-known/oauth-authorization-server/auth, the
+// well-known part first; tokend serves it there, and at the plain path for
+// a gateway that maps the well-known URL to tokend's root.
+func TestOAuth2MetadataPath(t *testing.T) {
+	for _, public := range []string{"https://api.example.com/auth", "https://api.example.com/auth/"} {
+		t.Run(public, func(t *testing.T) {
+			in := start(t, "memory", map[string]string{"TOKEND_PUBLIC_URL": public})
+			for _, path := range []string{"/.well-known/oauth-authorization-server/auth", "/.well-known/oauth-authorization-server"} {
+				r := in.do(http.MethodGet, in.public+path, "", nil)
+				if r.status != 200 || r.body["issuer"] != "https://api.example.com/auth" ||
+					r.body["token_endpoint"] != "https://api.example.com/auth/oauth2/token" {
+					t.Fatalf("GET %s = %d %s; want the metadata of issuer https://api.example.com/auth", path, r.status, r.raw)
+				}
+			}
+			for _, path := range []string{"/.well-known/oauth-authorization-server/other", "/.well-known/oauth-authorization-server/auth/x",
+				"/auth/.well-known/oauth-authorization-server"} {
+				if r := in.do(http.MethodGet, in.public+path, "", nil); r.status != 404 {
+					t.Fatalf("GET %s = %d %s; want 404", path, r.status, r.raw)
+				}
+			}
+			r := in.do(http.MethodPost, in.public+"/.well-known/oauth-authorization-server/auth", "", nil)
+			oauthError(t, r, 405, "invalid_request", "method not allowed")
+		})
+	}
+	// no path in the issuer: nothing under the well-known path
+	in := start(t, "memory", oauthEnv())
+	if r := in.do(http.MethodGet, in.public+"/.well-known/oauth-authorization-server/auth", "", nil); r.status != 404 {
+		t.Fatalf("suffix path without an issuer path = %d", r.status)
+	}
+}

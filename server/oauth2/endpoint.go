@@ -56,6 +56,7 @@ type Endpoint struct {
 	tokenURL string
 	maxBody  int
 	metadata []byte
+	metaPath string
 	log      *slog.Logger
 }
 
@@ -74,7 +75,7 @@ func New(cfg Config) (*Endpoint, error) {
 		return nil, fmt.Errorf("public URL %q: want an absolute http(s) URL without query or fragment", cfg.PublicURL)
 	}
 	base := strings.TrimSuffix(cfg.PublicURL, "/")
-	e := &Endpoint{issuer: cfg.Issuer, dpop: cfg.DPoP, nonces: cfg.Nonces, tokenURL: base + TokenPath, maxBody: cfg.MaxBody, log: cfg.Logger}
+	e := &Endpoint{metaPath: metadataPath(u), issuer: cfg.Issuer, dpop: cfg.DPoP, nonces: cfg.Nonces, tokenURL: base + TokenPath, maxBody: cfg.MaxBody, log: cfg.Logger}
 	if e.maxBody == 0 {
 		e.maxBody = 4 << 10
 	}
@@ -337,6 +338,20 @@ func (e *Endpoint) Revoke(ctx *fasthttp.RequestCtx) error {
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	return nil
 }
+
+// metadataPath is RFC 8414 §3.1's metadata path of an issuer with a path:
+// the well-known part inserted before the issuer's path, its trailing "/"
+// dropped; "" when the issuer is a bare origin.
+func metadataPath(issuer *url.URL) string {
+	p := strings.TrimSuffix(issuer.EscapedPath(), "/")
+	if p == "" {
+		return ""
+	}
+	return MetadataPath + p
+}
+
+// MetadataPath implements server.OAuth2.
+func (e *Endpoint) MetadataPath() string { return e.metaPath }
 
 // Metadata implements server.OAuth2 (RFC 8414).
 func (e *Endpoint) Metadata(ctx *fasthttp.RequestCtx) {
