@@ -70,6 +70,12 @@ func (v *Verifier) SetDenylist(d Denylist) { v.deny = d }
 // negative is 0). exp takes no leeway: a token is refused once expired.
 func (v *Verifier) SetLeeway(d time.Duration) { v.leeway.Store(int64(max(d, 0))) }
 
+// AcceptIssuers makes tokens of former issuers acceptable beside the
+// Verifier's own, across an upgrade or a change of issuer: tokend wrote
+// iss "tokend" before its iss became the metadata's issuer (RFC 9068
+// §2.2). Call it before use.
+func (v *Verifier) AcceptIssuers(iss ...string) { v.codec.AcceptIssuers(iss...) }
+
 // SetKeys replaces the keys in force.
 func (v *Verifier) SetKeys(ks *KeySet) { v.codec.SetKeys(ks) }
 

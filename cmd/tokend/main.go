@@ -144,6 +144,11 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 		return nil, err
 	}
 	a := &app{cfg: cfg, log: log, codec: tokens.NewCodec(ks, cfg.Issuer, clock)}
+	a.codec.AcceptIssuers(cfg.Accepted...)
+	if cfg.formerIssuer != "" {
+		log.Warn("TOKEND_ISSUER is not the issuer, TOKEND_PUBLIC_URL: tokens are issued with iss of TOKEND_PUBLIC_URL, and those with the former one still accepted; move it to TOKEND_ACCEPTED_ISSUERS",
+			"issuer", cfg.Issuer, "former", cfg.formerIssuer)
+	}
 	metrics := server.NewMetrics()
 	v := buildVersion()
 	metrics.BuildInfo(v.Version, v.Revision, v.Go)

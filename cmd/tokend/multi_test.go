@@ -40,7 +40,7 @@ func TestIntrospect(t *testing.T) {
 			_, claims := decodeJWT(t, access)
 			r := in.introspect(access)
 			want := map[string]any{"active": true, "sub": "alice", "sid": claims["sid"], "exp": claims["exp"],
-				"iat": claims["iat"], "iss": "tokend", "token_type": "Bearer"}
+				"iat": claims["iat"], "iss": "http://localhost:0", "token_type": "Bearer"} // TOKEND_PUBLIC_URL's default
 			if r.status != 200 || len(r.body) != len(want) {
 				t.Fatalf("introspection = %d %s; want exactly %v", r.status, r.raw, want)
 			}

@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/tokens"
 	"github.com/tokend/tokend/tokens/dpop/prover"
+	"github.com/tokend/tokend/tokens/session/redistest"
 )
 
 // descChar is RFC 6749 §5.2's error_description (and error_uri, error)
@@ -273,4 +275,89 @@ func TestOAuth2MetadataPath(t *testing.T) {
 	if r := in.do(http.MethodGet, in.public+"/.well-known/oauth-authorization-server/auth", "", nil); r.status != 404 {
 		t.Fatalf("suffix path without an issuer path = %d", r.status)
 	}
+}
+
+// reissue re-signs token with iss set to iss: a token of an earlier
+// version or issuer, signed with the same keys.
+func reissue(t *testing.T, token string, typ tokens.Type, iss string) string {
+	t.Helper()
+	ks, err := tokens.HMACKeySet([]byte(testSecret), "HS256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec := tokens.NewCodec(ks, "", tokens.SystemClock)
+	var cl tokens.Claims
+	if err := codec.Parse([]byte(token), typ, &cl); err != nil {
+		t.Fatal(err)
+	}
+	cl.Issuer = iss
+	b, err := codec.AppendToken(nil, typ, &cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// RFC 9068 §2.2 and RFC 8414 §3.3: the access tokens' iss is the
+// metadata's issuer, in every configuration; tokens issued before an
+// upgrade (iss "tokend") or under a former issuer keep working until they
+// expire.
+func TestIssuerIsMetadataIssuer(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"default", map[string]string{}, "http://localhost:0"},
+		{"public URL", oauthEnv(), publicURL},
+		{"trailing slash", map[string]string{"TOKEND_PUBLIC_URL": publicURL + "/"}, publicURL},
+		{"with a path", map[string]string{"TOKEND_PUBLIC_URL": "https://api.example.com/auth"}, "https://api.example.com/auth"},
+		{"aspnet", map[string]string{"TOKEND_PUBLIC_URL": publicURL, "TOKEND_DIALECT": "aspnet"}, publicURL},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := start(t, "memory", tc.env)
+			md := in.do(http.MethodGet, in.public+"/.well-known/oauth-authorization-server", "", nil)
+			access, rt := in.startFor("alice", "ios-app", "", "")
+			_, dialect := decodeJWT(t, access)
+			oauthAccess, _ := oauthPair(t, in.token(refreshForm(rt, "ios-app")), "Bearer", "")
+			_, oauth := decodeJWT(t, oauthAccess)
+			intro := in.introspect(oauthAccess)
+			if md.body["issuer"] != tc.want || dialect["iss"] != tc.want || oauth["iss"] != tc.want || intro.body["iss"] != tc.want {
+				t.Fatalf("metadata issuer %v, dialect token iss %v, /oauth2/token iss %v, introspection iss %v; want all %q",
+					md.body["issuer"], dialect["iss"], oauth["iss"], intro.body["iss"], tc.want)
+			}
+		})
+	}
+	t.Run("upgrade and change of issuer", func(t *testing.T) {
+		redis := redistest.Start(t)
+		old := start(t, "redis", oauthEnv("TOKEND_REDIS_ADDR", redis.Addr))
+		access, rt := old.startFor("alice", "ios-app", "", "")
+		// what the previous version issued: iss "tokend"
+		access0, rt0 := old.startFor("bob", "ios-app", "", "")
+		access0, rt0 = reissue(t, access0, tokens.Access, "tokend"), reissue(t, rt0, tokens.Refresh, "tokend")
+		for _, in := range []*instance{old, start(t, "redis", map[string]string{
+			"TOKEND_REDIS_ADDR": redis.Addr, "TOKEND_PUBLIC_URL": "https://new.example.test",
+			"TOKEND_ACCEPTED_ISSUERS": "tokend," + publicURL,
+		})} {
+			for _, a := range []string{access, access0} {
+				if r := in.introspect(a); r.body["active"] != true {
+					t.Fatalf("%s: a token of an earlier issuer is refused: %s", in.public, r.raw)
+				}
+			}
+		}
+		in := start(t, "redis", map[string]string{
+			"TOKEND_REDIS_ADDR": redis.Addr, "TOKEND_PUBLIC_URL": "https://new.example.test",
+			"TOKEND_ACCEPTED_ISSUERS": "tokend," + publicURL,
+		})
+		a, _ := oauthPair(t, in.token(refreshForm(rt, "ios-app")), "Bearer", "")
+		if _, cl := decodeJWT(t, a); cl["iss"] != "https://new.example.test" {
+			t.Fatalf("iss %v after the change", cl["iss"])
+		}
+		oauthPair(t, in.token(refreshForm(rt0, "ios-app")), "Bearer", "")
+		// an issuer never accepted is still refused
+		forged := reissue(t, access, tokens.Access, "https://evil.example.test")
+		if r := in.introspect(forged); r.body["active"] != false {
+			t.Fatalf("a token of another issuer is accepted: %s", r.raw)
+		}
+	})
 }
