@@ -45,6 +45,8 @@ type config struct {
 	DenylistSize  int
 	Issuer        string
 	Accepted      []string
+	Audience      []string
+	DialectAud    bool
 	AccessTTL     time.Duration
 	RefreshTTL    time.Duration
 	SessionMax    time.Duration
@@ -211,6 +213,8 @@ var settings = []setting{
 	{"TOKEND_DENYLIST_SIZE", "1000000", "revocations the local denylist holds per access-token lifetime at a 0.1% false-positive rate (0: no denylist)", count(func(c *config) *int { return &c.DenylistSize }, 1_000_000_000), false},
 	{"TOKEND_ISSUER", "", "the issuer: iss of every token and the metadata's issuer, one string (RFC 9068 §2.2); default and only value TOKEND_PUBLIC_URL without a trailing /; a former value set here is accepted on read, with a warning", str(func(c *config) *string { return &c.Issuer }), false},
 	{"TOKEND_ACCEPTED_ISSUERS", "tokend", "iss values of tokens issued before an upgrade or a change of issuer, comma-separated: accepted until they expire, never written (tokend wrote \"tokend\" before)", list(func(c *config) *[]string { return &c.Accepted }), false},
+	{"TOKEND_AUDIENCE", "", "the resource servers' identifiers, comma-separated: aud of /oauth2/token's access tokens, the first unless the request's resource parameter names another (RFC 8707); empty: the issuer", list(func(c *config) *[]string { return &c.Audience }), false},
+	{"TOKEND_DIALECT_AUDIENCE", "false", "the dialect endpoints' access tokens carry aud too (TOKEND_AUDIENCE's first); false keeps them byte-compatible with the old backends'", boolean(func(c *config) *bool { return &c.DialectAud }), false},
 	{"TOKEND_ACCESS_TTL", "30m", "access token lifetime", duration(func(c *config) *time.Duration { return &c.AccessTTL }, time.Second), false},
 	{"TOKEND_REFRESH_TTL", "720h", "refresh token lifetime", duration(func(c *config) *time.Duration { return &c.RefreshTTL }, time.Second), false},
 	{"TOKEND_SESSION_MAX", "2160h", "absolute session lifetime", duration(func(c *config) *time.Duration { return &c.SessionMax }, time.Second), false},

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"maps"
 	"net"
 	"net/http"
@@ -358,6 +359,78 @@ func TestIssuerIsMetadataIssuer(t *testing.T) {
 		forged := reissue(t, access, tokens.Access, "https://evil.example.test")
 		if r := in.introspect(forged); r.body["active"] != false {
 			t.Fatalf("a token of another issuer is accepted: %s", r.raw)
+		}
+	})
+}
+
+// RFC 9068 §2.2 and §4, RFC 8707 §2: /oauth2/token's access tokens carry
+// aud, TOKEND_AUDIENCE's first by default, the one `resource` names if it
+// is one of them, invalid_target otherwise; the dialect's tokens carry none
+// unless TOKEND_DIALECT_AUDIENCE asks; tokens.Verifier checks the audience
+// it is given.
+func TestAudience(t *testing.T) {
+	const api, billing = "https://api.example.test", "https://billing.example.test"
+	in := start(t, "memory", oauthEnv("TOKEND_AUDIENCE", api+", "+billing))
+	access, rt := in.startFor("alice", "ios-app", "", "")
+	if _, cl := decodeJWT(t, access); cl["aud"] != nil {
+		t.Fatalf("the dialect's token carries aud %v; want none, as the old backends'", cl["aud"])
+	}
+	a, rt := oauthPair(t, in.token(refreshForm(rt, "ios-app")), "Bearer", "")
+	if _, cl := decodeJWT(t, a); cl["aud"] != api {
+		t.Fatalf("aud %v; want the first of TOKEND_AUDIENCE, %s", cl["aud"], api)
+	}
+	form := refreshForm(rt, "ios-app")
+	form.Set("resource", billing)
+	a, rt = oauthPair(t, in.token(form), "Bearer", "")
+	if _, cl := decodeJWT(t, a); cl["aud"] != billing {
+		t.Fatalf("aud %v; want the resource asked, %s", cl["aud"], billing)
+	}
+	for _, tc := range []struct{ name, body, code, desc string }{
+		{"unknown resource", "resource=" + url.QueryEscape("https://evil.example.test"), "invalid_target", "the resource is not one of this server's audiences"},
+		{"a prefix of one", "resource=" + url.QueryEscape("https://api.example.test/x"), "invalid_target", "the resource is not one of this server's audiences"},
+		{"two resources", "resource=" + url.QueryEscape(api) + "&resource=" + url.QueryEscape(billing), "invalid_target", "one resource per request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := refreshForm(rt, "ios-app").Encode() + "&" + tc.body
+			oauthError(t, in.do(http.MethodPost, in.public+"/oauth2/token", "application/x-www-form-urlencoded", []byte(body)), 400, tc.code, tc.desc)
+		})
+	}
+	// a refusal burned nothing; the Verifier a resource server runs
+	// accepts the token for its own audience only
+	a, _ = oauthPair(t, in.token(refreshForm(rt, "ios-app")), "Bearer", "")
+	ks, err := tokens.HMACKeySet([]byte(testSecret), "HS256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for aud, ok := range map[string]bool{api: true, billing: false, "": true} {
+		v := tokens.NewVerifier(ks, publicURL, in.clock)
+		v.SetAudience(aud)
+		var cl tokens.Claims
+		if err := v.Verify(t.Context(), []byte(a), &cl); (err == nil) != ok {
+			t.Fatalf("Verifier of audience %q: %v; want accepted %v", aud, err, ok)
+		}
+	}
+	// the dialect's tokens carry none for a Verifier that asks for one
+	v := tokens.NewVerifier(ks, publicURL, in.clock)
+	v.SetAudience(api)
+	var cl tokens.Claims
+	if err := v.Verify(t.Context(), []byte(access), &cl); !errors.Is(err, tokens.ErrInvalid) {
+		t.Fatalf("a token without aud: %v; want ErrInvalid", err)
+	}
+
+	t.Run("no TOKEND_AUDIENCE: the issuer", func(t *testing.T) {
+		in := start(t, "memory", oauthEnv())
+		_, rt := in.startFor("alice", "ios-app", "", "")
+		a, _ := oauthPair(t, in.token(refreshForm(rt, "ios-app")), "Bearer", "")
+		if _, cl := decodeJWT(t, a); cl["aud"] != publicURL {
+			t.Fatalf("aud %v; want %s", cl["aud"], publicURL)
+		}
+	})
+	t.Run("TOKEND_DIALECT_AUDIENCE", func(t *testing.T) {
+		in := start(t, "memory", oauthEnv("TOKEND_AUDIENCE", api, "TOKEND_DIALECT_AUDIENCE", "true"))
+		access, _ := in.startFor("alice", "ios-app", "", "")
+		if _, cl := decodeJWT(t, access); cl["aud"] != api {
+			t.Fatalf("dialect aud %v; want %s", cl["aud"], api)
 		}
 	})
 }

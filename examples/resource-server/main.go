@@ -40,7 +40,10 @@ type config struct {
 	Issuer string // tokend's issuer (its TOKEND_PUBLIC_URL); empty accepts any
 	// Former are iss values of tokens issued before an upgrade or a change
 	// of issuer (tokend's TOKEND_ACCEPTED_ISSUERS).
-	Former   []string
+	Former []string
+	// Audience is this API's identifier, one of tokend's TOKEND_AUDIENCE:
+	// tokens for another resource server are refused (RFC 9068 §4).
+	Audience string
 	Redis    string        // tokend's Redis, for the denylist; empty: none
 	Every    time.Duration // JWKS refresh period
 	MinWait  time.Duration // least time between two fetches for unknown keys
@@ -56,6 +59,7 @@ func main() {
 	flag.StringVar(&c.Addr, "addr", ":9000", "listen address")
 	flag.StringVar(&c.JWKS, "jwks", "http://127.0.0.1:8080/.well-known/jwks.json", "tokend's JWKS URL")
 	flag.StringVar(&c.Issuer, "issuer", "", "iss the tokens must carry: tokend's issuer, its TOKEND_PUBLIC_URL (empty: any signed by the JWKS's keys)")
+	flag.StringVar(&c.Audience, "audience", "", "this API's identifier, one of tokend's TOKEND_AUDIENCE: the aud tokens must carry (empty: no check)")
 	former := flag.String("accepted-issuers", "tokend", "former iss values still accepted, comma-separated (tokend's TOKEND_ACCEPTED_ISSUERS)")
 	flag.StringVar(&c.Redis, "redis", "", "tokend's Redis (host:port) for the denylist of revoked sessions; empty: tokens live until they expire")
 	flag.DurationVar(&c.Every, "jwks-refresh", 15*time.Minute, "how often the JWKS is fetched again")
@@ -93,6 +97,7 @@ func main() {
 func newHandler(ctx context.Context, c config, log *slog.Logger) (http.Handler, error) {
 	verifier := tokens.NewVerifier(nil, c.Issuer, tokens.SystemClock)
 	verifier.AcceptIssuers(c.Former...)
+	verifier.SetAudience(c.Audience)
 	follower := &tokens.JWKSFollower{URL: c.JWKS, Every: c.Every, MinWait: c.MinWait, Logger: log}
 	if err := follower.Follow(ctx, verifier); err != nil {
 		return nil, fmt.Errorf("tokend's JWKS at %s: %w", c.JWKS, err)

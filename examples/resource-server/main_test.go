@@ -115,6 +115,21 @@ func TestResourceServer(t *testing.T) {
 		t.Fatalf("GET /me with alice's token: %d %s", status, body)
 	}
 
+	// RFC 9068 §4: an API with an audience refuses tokens for none or
+	// another (the dialect's tokens carry no aud)
+	strict, err := newHandler(ctx, config{
+		JWKS: td.public + "/.well-known/jwks.json", Issuer: tokendIssuer, Audience: "https://orders.example.test",
+		Every: time.Hour, MinWait: 50 * time.Millisecond,
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	strictAPI := httptest.NewServer(strict)
+	defer strictAPI.Close()
+	if status, body := call(t, "GET", strictAPI.URL+"/me", alice, ""); status != 401 {
+		t.Fatalf("a token without aud at an API with an audience: %d %s; want 401", status, body)
+	}
+
 	for name, token := range map[string]string{"no token": "", "not a token": "x.y.z", "tampered": tamper(alice)} {
 		status, body := call(t, "GET", api.URL+"/me", token, "")
 		if status != 401 {

@@ -42,6 +42,11 @@ type Config struct {
 	Nonces *dpop.Nonces
 	// MaxBody is the largest form read (4 KiB).
 	MaxBody int
+	// Audiences are the resource servers' identifiers a token may be for
+	// (TOKEND_AUDIENCE): the first is the aud of a request naming no
+	// resource, the one a `resource` parameter names otherwise (RFC 8707).
+	// Empty: the issuer, PublicURL.
+	Audiences []string
 	// Logger takes, at debug, what a refusal's fixed description leaves
 	// out (the proof's values, a library's error); nil logs nothing.
 	Logger *slog.Logger
@@ -58,6 +63,7 @@ type Endpoint struct {
 	metadata []byte
 	metaPath string
 	log      *slog.Logger
+	aud      []string // Config.Audiences, never empty
 }
 
 // Paths of the endpoints, under Config.PublicURL.
@@ -75,9 +81,12 @@ func New(cfg Config) (*Endpoint, error) {
 		return nil, fmt.Errorf("public URL %q: want an absolute http(s) URL without query or fragment", cfg.PublicURL)
 	}
 	base := strings.TrimSuffix(cfg.PublicURL, "/")
-	e := &Endpoint{metaPath: metadataPath(u), issuer: cfg.Issuer, dpop: cfg.DPoP, nonces: cfg.Nonces, tokenURL: base + TokenPath, maxBody: cfg.MaxBody, log: cfg.Logger}
+	e := &Endpoint{metaPath: metadataPath(u), aud: cfg.Audiences, issuer: cfg.Issuer, dpop: cfg.DPoP, nonces: cfg.Nonces, tokenURL: base + TokenPath, maxBody: cfg.MaxBody, log: cfg.Logger}
 	if e.maxBody == 0 {
 		e.maxBody = 4 << 10
+	}
+	if len(e.aud) == 0 {
+		e.aud = []string{base}
 	}
 	if cfg.Clients != nil {
 		e.clients = map[string]string{}
@@ -125,7 +134,7 @@ var statePool = sync.Pool{New: func() any { return &scratch{out: make([]byte, 0,
 
 // The parameters each endpoint reads, by position.
 var (
-	tokenParams  = []string{"grant_type", "refresh_token", "client_id", "scope"}
+	tokenParams  = []string{"grant_type", "refresh_token", "client_id", "scope", "resource"}
 	revokeParams = []string{"token", "client_id", "token_type_hint"}
 )
 
@@ -172,7 +181,7 @@ func (e *Endpoint) decodeToken(ctx *fasthttp.RequestCtx, st *scratch, req *token
 	if err := e.readForm(ctx, st, tokenParams, &v); err != nil {
 		return err
 	}
-	grantType, client, scope := v[0], v[2], v[3]
+	grantType, client, scope, resource := v[0], v[2], v[3], v[4]
 	req.refresh = v[1]
 	switch {
 	case grantType == nil:
@@ -194,7 +203,23 @@ func (e *Endpoint) decodeToken(ctx *fasthttp.RequestCtx, st *scratch, req *token
 		}
 		req.grant.Scope = s
 	}
-	return nil
+	req.grant.Audience, err = e.audience(resource)
+	return err
+}
+
+// audience is the aud a token request gets: the default, or the one its
+// resource parameter names exactly (RFC 8707 §2), as configured, so that
+// it costs no allocation.
+func (e *Endpoint) audience(resource []byte) (string, error) {
+	if resource == nil {
+		return e.aud[0], nil
+	}
+	for _, a := range e.aud {
+		if string(resource) == a {
+			return a, nil
+		}
+	}
+	return "", ErrInvalidTarget
 }
 
 // readForm checks the body's type and size and decodes the form.

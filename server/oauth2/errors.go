@@ -21,7 +21,10 @@ var (
 	ErrTooLarge         = fmt.Errorf("%w: the body is over the size limit", server.ErrBadRequest)
 	ErrUnsupportedGrant = errors.New("only grant_type=refresh_token is supported")
 	ErrUnknownClient    = errors.New("unknown client_id")
-	ErrBadScope         = errors.New("scope is not a list of scope tokens (RFC 6749 section 3.3)")
+	// ErrInvalidTarget: a resource parameter names no audience of this
+	// server (RFC 8707 §2).
+	ErrInvalidTarget = errors.New("the resource is not one of this server's audiences")
+	ErrBadScope      = errors.New("scope is not a list of scope tokens (RFC 6749 section 3.3)")
 	// ErrTwoProofs: a token request with more than one DPoP header (RFC
 	// 9449 §4.3).
 	ErrTwoProofs error = &dpop.Refusal{Reason: "more than one DPoP header"}
@@ -53,6 +56,9 @@ type wireError struct {
 var table = []wireError{
 	{ErrUnsupportedGrant, 400, "unsupported_grant_type", "only grant_type=refresh_token is supported"},
 	{ErrUnknownClient, 401, "invalid_client", "unknown client_id"},
+	{ErrInvalidTarget, 400, "invalid_target", "the resource is not one of this server's audiences"},
+	// RFC 8707 allows several; tokend issues a token for one audience
+	{requestError{"resource", "is repeated"}, 400, "invalid_target", "one resource per request"},
 	{ErrBadScope, 400, "invalid_scope", "scope is not a list of scope tokens (RFC 6749 section 3.3)"},
 	{session.ErrScope, 400, "invalid_scope", "the scope requested exceeds the session's"},
 	{dpop.ErrUseNonce, 400, "use_dpop_nonce", "the DPoP proof must carry the server's nonce (DPoP-Nonce header)"},
