@@ -253,7 +253,10 @@ func TestTwoInstances(t *testing.T) {
 	bin := buildTokend(t)
 	for name, redis := range redises {
 		t.Run(name, func(t *testing.T) {
-			env := map[string]string{"TOKEND_STORE": "redis", "TOKEND_REDIS_ADDR": redis(t), "TOKEND_REUSE_GRACE": "0s"}
+			// one service behind one URL: the instances share the issuer,
+			// which the default (from each one's port) would not
+			env := map[string]string{"TOKEND_STORE": "redis", "TOKEND_REDIS_ADDR": redis(t), "TOKEND_REUSE_GRACE": "0s",
+				"TOKEND_PUBLIC_URL": publicURL}
 			a, b := startProcess(t, bin, env), startProcess(t, bin, env)
 
 			// rotated on A, replayed on B: reuse, and the session is over everywhere
