@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -32,8 +33,28 @@ func httpError(err error) error {
 // client reads the answer instead of a reset.
 func (s *Server) publicHTTPError(ctx *fasthttp.RequestCtx, err error) {
 	linger(ctx)
-	s.fail(ctx, httpError(err))
+	if s.cfg.OAuth2 != nil && oauth2Request(err, s.cfg.OAuth2.MetadataPath()) {
+		s.cfg.OAuth2.Fail(ctx, httpError(err)) // RFC 6749 §5.2's shape, as the endpoint's own refusals
+	} else {
+		s.fail(ctx, httpError(err))
+	}
 	s.cfg.Metrics.request(routeNone, ctx.Response.StatusCode(), 0)
+}
+
+// oauth2Request tells whether a request the HTTP layer refused was for an
+// OAuth 2.0 endpoint. fasthttp resets the header it could not read; only
+// its error's excerpt of the buffer (SecureErrorLogMessage off, the
+// default) still holds the request line.
+func oauth2Request(err error, metadataPath string) bool {
+	_, line, ok := strings.Cut(err.Error(), `contents: "`)
+	if !ok {
+		return false
+	}
+	_, target, _ := strings.Cut(line, " ")
+	target, _, _ = strings.Cut(target, " ")
+	target, _, _ = strings.Cut(target, "?")
+	_, known := oauth2Routes[target]
+	return known || (metadataPath != "" && target == metadataPath)
 }
 
 // adminHTTPError does the same in the admin listener's JSON shape.

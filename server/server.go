@@ -25,6 +25,7 @@ import (
 
 	"github.com/tokend/tokend/server/watchdog"
 	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/tokens/dpop"
 )
 
 // pprofIndex lists the live instance's profiles at /debug/pprof/.
@@ -86,8 +87,13 @@ type OAuth2 interface {
 	Token(ctx *fasthttp.RequestCtx, p *tokens.Pair) error
 	// Revoke serves POST /oauth2/revoke (RFC 7009).
 	Revoke(ctx *fasthttp.RequestCtx) error
-	// Metadata serves GET /.well-known/oauth-authorization-server.
+	// Metadata serves GET /.well-known/oauth-authorization-server, and
+	// GET MetadataPath.
 	Metadata(ctx *fasthttp.RequestCtx)
+	// MetadataPath is where RFC 8414 §3.1 puts the metadata of an issuer
+	// with a path (/.well-known/oauth-authorization-server/auth); "" when
+	// the issuer has none.
+	MetadataPath() string
 	// Fail answers one of this package's errors (ErrMethod,
 	// ErrOverloaded, ErrInternal …) in RFC 6749's shape.
 	Fail(ctx *fasthttp.RequestCtx, err error)
@@ -113,6 +119,11 @@ type Server struct {
 // tokend issues can be presented back.
 const MaxBody = tokens.MaxTokenSize + 4<<10
 
+// MaxHeader bounds a public request's headers (the listener's read
+// buffer): a DPoP proof of dpop.MaxSize, as the OpenAPI document allows,
+// on top of the 4 KiB every other request had.
+const MaxHeader = dpop.MaxSize + 4<<10
+
 // New builds a Server; call Serve to start it.
 func New(cfg Config) *Server {
 	if cfg.MaxBody == 0 {
@@ -136,6 +147,7 @@ func New(cfg Config) *Server {
 	}, func() float64 { return float64(s.inflight.Load()) }))
 	s.prom = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
 	s.public = s.newHTTP("tokend", s.servePublic)
+	s.public.ReadBufferSize = MaxHeader
 	s.public.ErrorHandler = s.publicHTTPError
 	s.admin = s.newHTTP("tokend-admin", s.serveAdmin)
 	s.admin.ErrorHandler = s.adminHTTPError
@@ -154,8 +166,8 @@ func (s *Server) newHTTP(name string, h fasthttp.RequestHandler) *fasthttp.Serve
 		// is cut off by those limits at its next request.
 		// Bodies over MaxBody (12 KiB) get a 400 in the dialect's shape from
 		// the handler; over 64 KiB fasthttp stops reading, and
-		// publicHTTPError answers the same 400. Headers must fit 4 KiB
-		// (ReadBufferSize).
+		// publicHTTPError answers the same 400. Headers must fit
+		// ReadBufferSize (4 KiB; MaxHeader, 12 KiB, on the public listener).
 		MaxRequestBodySize: 64 << 10,
 		// A drain marks the answers it still sends Connection: close (and so
 		// flushes them): the client knows a pipelined request behind one
@@ -269,6 +281,11 @@ func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
 		route = oauth2Routes[string(ctx.Path())]
 		s.oauth2(ctx, route)
 	default:
+		if o := s.cfg.OAuth2; o != nil && o.MetadataPath() != "" && string(ctx.Path()) == o.MetadataPath() {
+			route = routeOAMeta
+			s.oauth2(ctx, route)
+			break
+		}
 		s.fail(ctx, ErrNoRoute)
 	}
 }

@@ -107,6 +107,7 @@ type panicOAuth2 struct{}
 func (panicOAuth2) Token(*fasthttp.RequestCtx, *tokens.Pair) error { panic("boom") }
 func (panicOAuth2) Revoke(*fasthttp.RequestCtx) error              { panic("boom") }
 func (panicOAuth2) Metadata(*fasthttp.RequestCtx)                  {}
+func (panicOAuth2) MetadataPath() string                           { return "" }
 func (panicOAuth2) Fail(ctx *fasthttp.RequestCtx, err error)       { ctx.SetStatusCode(500) }
 
 // inflight reads the tokend_requests_in_flight gauge.

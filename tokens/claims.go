@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 	"unsafe"
 
@@ -24,14 +25,39 @@ type Claims struct {
 	NotBefore int64  `json:"nbf,omitempty"`
 	Expires   int64  `json:"exp"`
 
-	// OAuth 2.0 access tokens (RFC 9068 §2.2, RFC 9449 §6): the client
-	// refreshing, the scope granted, and the DPoP key the token is bound to.
+	// OAuth 2.0 access tokens (RFC 9068 §2.2, RFC 9449 §6): the resource
+	// server meant (one, as a string), the client refreshing, the scope
+	// granted, and the DPoP key the token is bound to.
+	Audience     Audience     `json:"aud,omitempty"`
 	ClientID     string       `json:"client_id,omitempty"`
 	Scope        string       `json:"scope,omitempty"`
 	Confirmation Confirmation `json:"cnf"`
 
 	// Legacy marks a refresh token minted by the old spring backend.
 	Legacy bool `json:"-"`
+}
+
+// Audience is the aud claim: tokend writes one identifier, as a string;
+// another issuer's array reads as its members space-separated, which no
+// single identifier equals (RFC 7519 §4.1.3).
+type Audience string
+
+// UnmarshalJSON reads aud as a string or an array of strings.
+func (a *Audience) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '[' {
+		var list []string
+		if err := json.Unmarshal(b, &list); err != nil {
+			return err
+		}
+		*a = Audience(strings.Join(list, " "))
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*a = Audience(s)
+	return nil
 }
 
 // Confirmation is the cnf claim of a sender-constrained token (RFC 7800).
@@ -124,6 +150,8 @@ func scanClaimsIn(p []byte, c *Claims, alias bool) bool {
 			num = &c.NotBefore
 		case "exp":
 			num = &c.Expires
+		case "aud":
+			dst = (*string)(&c.Audience)
 		case "client_id":
 			dst = &c.ClientID
 		case "scope":
@@ -272,6 +300,10 @@ func appendClaims(b []byte, c *Claims, t Type) []byte {
 	b = strconv.AppendInt(b, c.Expires, 10)
 	if t != Access {
 		return append(b, '}')
+	}
+	if c.Audience != "" {
+		b = append(b, `,"aud":`...)
+		b = AppendJSONString(b, string(c.Audience))
 	}
 	if c.ClientID != "" {
 		b = append(b, `,"client_id":`...)

@@ -141,7 +141,9 @@ func TestScanClaims(t *testing.T) {
 		{`{"sub":"a\u0062"}`, false, Claims{Subject: "ab", Gen: -1}, nil},
 		{`{ "sub" : "a" }`, false, Claims{Subject: "a", Gen: -1}, nil},
 		{`{"SUB":"a"}`, false, Claims{Subject: "a", Gen: -1}, nil}, // go-json matches names case-insensitively
-		{`{"sub":"a","aud":["x"]}`, false, Claims{Subject: "a", Gen: -1}, nil},
+		{`{"sub":"a","aud":["x"]}`, false, Claims{Subject: "a", Audience: "x", Gen: -1}, nil},
+		{`{"sub":"a","aud":["x","y"]}`, false, Claims{Subject: "a", Audience: "x y", Gen: -1}, nil}, // no single audience
+		{`{"sub":"a","aud":"x"}`, true, Claims{Subject: "a", Audience: "x", Gen: -1}, nil},
 		{`{"sub":"Ã©"}`, false, Claims{Subject: "Ã©", Gen: -1}, nil},
 		{`{"exp":1e3}`, false, Claims{Gen: -1}, ErrInvalid},
 		{`{"exp":"1"}`, false, Claims{Gen: -1}, ErrInvalid},

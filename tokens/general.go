@@ -91,10 +91,8 @@ func (c *Codec) ParseLegacy(token []byte, cl *Claims) error {
 		)
 		switch {
 		case err == nil:
-			if c.issuer != "" {
-				if iss, ok := tok.Issuer(); ok && iss != c.issuer {
-					return fmt.Errorf("%w: issuer %q", ErrInvalid, iss)
-				}
+			if iss, ok := tok.Issuer(); ok && !c.issuerOK(iss) {
+				return fmt.Errorf("%w: issuer %q", ErrInvalid, iss)
 			}
 			cl.Legacy = true
 			return nil

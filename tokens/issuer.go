@@ -23,6 +23,9 @@ type Config struct {
 	Grace      time.Duration // retry window of the immediate parent
 	Legacy     bool          // accept the old spring backend's refresh tokens once
 	NameID     bool          // access tokens carry `nameid` (aspnet)
+	// Audience is the aud of access tokens whose Grant names none (the
+	// dialect endpoints'); "" writes none, as the old backends did.
+	Audience string
 }
 
 // RefreshFormat is how refresh tokens look on the wire: JWTs for spring,
@@ -110,6 +113,9 @@ type Grant struct {
 	// Proof is the proof's jti, accepted once for ProofTTL.
 	Proof    string
 	ProofTTL time.Duration
+	// Audience, on a refresh, is the new access token's aud (RFC 9068
+	// §2.2, RFC 8707): one resource server's identifier ("": Config's).
+	Audience string
 }
 
 // tokenRoom is what a session's tokens may grow by after its login: a
@@ -394,6 +400,7 @@ func (is *Issuer) issue(s session.Session, g Grant, p *Pair) error {
 		cl.NameID = s.Subject
 	}
 	cl.ClientID, cl.Scope, cl.Confirmation.JKT = cmp.Or(g.Client, s.Client), cmp.Or(g.Scope, s.Scope), s.Key
+	cl.Audience = Audience(cmp.Or(g.Audience, is.cfg.Audience))
 	buf, err := is.codec.AppendToken(p.buf[:0], Access, cl)
 	if err != nil {
 		return err

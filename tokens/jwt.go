@@ -23,6 +23,9 @@ type Codec struct {
 	keys   atomic.Pointer[KeySet]
 	clock  Clock
 	issuer string
+	// accepted are former issuers still accepted on read: tokens issued
+	// before an upgrade or a change of issuer work until they expire.
+	accepted []string
 }
 
 // NewCodec returns a codec over ks. issuer, when not empty, is written into
@@ -44,6 +47,16 @@ func (c *Codec) SetKeys(ks *KeySet) { c.keys.Store(ks) }
 
 // Issuer returns the configured `iss`.
 func (c *Codec) Issuer() string { return c.issuer }
+
+// AcceptIssuers makes tokens with these iss values acceptable beside the
+// codec's own issuer, which alone is written. Call it before use.
+func (c *Codec) AcceptIssuers(iss ...string) { c.accepted = append(c.accepted, iss...) }
+
+// issuerOK reports whether a token's iss is the codec's or an accepted
+// one (any iss when the codec has none).
+func (c *Codec) issuerOK(iss string) bool {
+	return c.issuer == "" || iss == c.issuer || slices.Contains(c.accepted, iss)
+}
 
 // Clock returns the codec's clock.
 func (c *Codec) Clock() Clock { return c.clock }
@@ -253,7 +266,7 @@ func (c *Codec) validate(cl *Claims, t Type, at time.Time, leeway time.Duration)
 	switch {
 	case cl.Expires == 0:
 		return fmt.Errorf("%w: no exp", ErrInvalid)
-	case c.issuer != "" && cl.Issuer != c.issuer:
+	case !c.issuerOK(cl.Issuer):
 		return fmt.Errorf("%w: issuer %q", ErrInvalid, cl.Issuer)
 	case cl.Session == "" || cl.Subject == "":
 		return fmt.Errorf("%w: no sid or sub", ErrInvalid)

@@ -29,6 +29,7 @@ type Denylist interface {
 type Verifier struct {
 	codec *Codec
 	deny  Denylist
+	aud   string        // SetAudience
 	stale chan struct{} // a token named an unknown kid: fetch the JWKS again
 	// leeway is how far nbf may be ahead of the clock (SetLeeway); its
 	// own, not the codec's, which tokend's issuer may share.
@@ -70,6 +71,17 @@ func (v *Verifier) SetDenylist(d Denylist) { v.deny = d }
 // negative is 0). exp takes no leeway: a token is refused once expired.
 func (v *Verifier) SetLeeway(d time.Duration) { v.leeway.Store(int64(max(d, 0))) }
 
+// AcceptIssuers makes tokens of former issuers acceptable beside the
+// Verifier's own, across an upgrade or a change of issuer: tokend wrote
+// iss "tokend" before its iss became the metadata's issuer (RFC 9068
+// §2.2). Call it before use.
+func (v *Verifier) AcceptIssuers(iss ...string) { v.codec.AcceptIssuers(iss...) }
+
+// SetAudience makes Verify refuse tokens whose aud is not aud, this
+// resource server's identifier, as RFC 9068 §4 asks ("": no check). Call
+// it before use.
+func (v *Verifier) SetAudience(aud string) { v.aud = aud }
+
 // SetKeys replaces the keys in force.
 func (v *Verifier) SetKeys(ks *KeySet) { v.codec.SetKeys(ks) }
 
@@ -89,6 +101,9 @@ func (v *Verifier) Verify(ctx context.Context, token []byte, cl *Claims) error {
 			}
 		}
 		return err
+	}
+	if v.aud != "" && string(cl.Audience) != v.aud {
+		return fmt.Errorf("%w: aud %q is not this resource server's", ErrInvalid, cl.Audience)
 	}
 	if v.deny == nil {
 		return nil

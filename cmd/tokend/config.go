@@ -44,6 +44,9 @@ type config struct {
 	FlushDelay    time.Duration
 	DenylistSize  int
 	Issuer        string
+	Accepted      []string
+	Audience      []string
+	DialectAud    bool
 	AccessTTL     time.Duration
 	RefreshTTL    time.Duration
 	SessionMax    time.Duration
@@ -56,6 +59,10 @@ type config struct {
 	DPoPAlgs      []string
 	DPoPWindow    time.Duration
 	DPoPNonce     bool
+
+	// formerIssuer is a TOKEND_ISSUER that is not the issuer: accepted on
+	// read, and warned about at startup.
+	formerIssuer string
 
 	// given are the settings set by flag or environment, secrets redacted,
 	// for the start line.
@@ -204,7 +211,10 @@ var settings = []setting{
 	{"TOKEND_STORE_TIMEOUT", "200ms", "longest wait for the store before answering 503", duration(func(c *config) *time.Duration { return &c.StoreTimeout }, time.Millisecond), false},
 	{"TOKEND_REDIS_FLUSH_DELAY", "20us", "how long a write to Redis may wait for concurrent refreshes' commands to go with it (0: at once)", duration(func(c *config) *time.Duration { return &c.FlushDelay }, 0), false},
 	{"TOKEND_DENYLIST_SIZE", "1000000", "revocations the local denylist holds per access-token lifetime at a 0.1% false-positive rate (0: no denylist)", count(func(c *config) *int { return &c.DenylistSize }, 1_000_000_000), false},
-	{"TOKEND_ISSUER", "tokend", "iss of every token", str(func(c *config) *string { return &c.Issuer }), false},
+	{"TOKEND_ISSUER", "", "the issuer: iss of every token and the metadata's issuer, one string (RFC 9068 §2.2); default and only value TOKEND_PUBLIC_URL without a trailing /; a former value set here is accepted on read, with a warning", str(func(c *config) *string { return &c.Issuer }), false},
+	{"TOKEND_ACCEPTED_ISSUERS", "tokend", "iss values of tokens issued before an upgrade or a change of issuer, comma-separated: accepted until they expire, never written (tokend wrote \"tokend\" before)", list(func(c *config) *[]string { return &c.Accepted }), false},
+	{"TOKEND_AUDIENCE", "", "the resource servers' identifiers, comma-separated: aud of /oauth2/token's access tokens, the first unless the request's resource parameter names another (RFC 8707); empty: the issuer", list(func(c *config) *[]string { return &c.Audience }), false},
+	{"TOKEND_DIALECT_AUDIENCE", "false", "the dialect endpoints' access tokens carry aud too (TOKEND_AUDIENCE's first); false keeps them byte-compatible with the old backends'", boolean(func(c *config) *bool { return &c.DialectAud }), false},
 	{"TOKEND_ACCESS_TTL", "30m", "access token lifetime", duration(func(c *config) *time.Duration { return &c.AccessTTL }, time.Second), false},
 	{"TOKEND_REFRESH_TTL", "720h", "refresh token lifetime", duration(func(c *config) *time.Duration { return &c.RefreshTTL }, time.Second), false},
 	{"TOKEND_SESSION_MAX", "2160h", "absolute session lifetime", duration(func(c *config) *time.Duration { return &c.SessionMax }, time.Second), false},
@@ -277,10 +287,21 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 			c.given = append(c.given, s.env+"="+v)
 		}
 	}
+	if c.PublicURL == "" && validPublicURL(c.Issuer) {
+		c.PublicURL = c.Issuer
+	}
 	if c.PublicURL == "" {
 		_, port, _ := net.SplitHostPort(c.Addr)
 		c.PublicURL = "http://localhost:" + port
 	}
+	// one issuer identifier for the tokens and the metadata (RFC 9068 §2.2,
+	// RFC 8414 §3.3); another TOKEND_ISSUER is a former one, still read
+	iss := strings.TrimSuffix(c.PublicURL, "/")
+	if c.Issuer != "" && c.Issuer != iss && !slices.Contains(c.Accepted, c.Issuer) {
+		c.Accepted = append(c.Accepted, c.Issuer)
+		c.formerIssuer = c.Issuer
+	}
+	c.Issuer = iss
 	return c, c.check()
 }
 

@@ -144,6 +144,11 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 		return nil, err
 	}
 	a := &app{cfg: cfg, log: log, codec: tokens.NewCodec(ks, cfg.Issuer, clock)}
+	a.codec.AcceptIssuers(cfg.Accepted...)
+	if cfg.formerIssuer != "" {
+		log.Warn("TOKEND_ISSUER is not the issuer, TOKEND_PUBLIC_URL: tokens are issued with iss of TOKEND_PUBLIC_URL, and those with the former one still accepted; move it to TOKEND_ACCEPTED_ISSUERS",
+			"issuer", cfg.Issuer, "former", cfg.formerIssuer)
+	}
 	metrics := server.NewMetrics()
 	v := buildVersion()
 	metrics.BuildInfo(v.Version, v.Revision, v.Go)
@@ -193,6 +198,7 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 	issuer := tokens.NewIssuer(a.codec, refresh, metrics.Store(a.store), tokens.Config{
 		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, SessionMax: cfg.SessionMax,
 		Grace: cfg.ReuseGrace, Legacy: cfg.LegacyTokens, NameID: cfg.Dialect == "aspnet",
+		Audience: dialectAudience(cfg),
 	})
 	issuer.SetLogger(log)
 	if a.deny != nil {
@@ -237,6 +243,7 @@ func (a *app) oauth2(issuer *tokens.Issuer, ks *tokens.KeySet, clock tokens.Cloc
 	}
 	e, err := oauth2.New(oauth2.Config{
 		Issuer: issuer, PublicURL: a.cfg.PublicURL, Clients: a.cfg.Clients, DPoP: verifier, Nonces: a.nonces,
+		Logger: a.log, Audiences: a.cfg.Audience,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("OAuth 2.0 endpoints: %w", err)
@@ -245,6 +252,18 @@ func (a *app) oauth2(issuer *tokens.Issuer, ks *tokens.KeySet, clock tokens.Cloc
 }
 
 const nonceSecret = "dpop nonce v1"
+
+// dialectAudience is the aud of the dialect endpoints' access tokens: none
+// unless TOKEND_DIALECT_AUDIENCE asks, the old backends wrote none.
+func dialectAudience(cfg config) string {
+	if !cfg.DialectAud {
+		return ""
+	}
+	if len(cfg.Audience) > 0 {
+		return cfg.Audience[0]
+	}
+	return cfg.Issuer
+}
 
 // loadKeys builds the key set the settings ask for.
 func loadKeys(cfg config) (*tokens.KeySet, error) {

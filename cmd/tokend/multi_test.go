@@ -41,7 +41,7 @@ func TestIntrospect(t *testing.T) {
 			_, claims := decodeJWT(t, access)
 			r := in.introspect(access)
 			want := map[string]any{"active": true, "sub": "alice", "sid": claims["sid"], "exp": claims["exp"],
-				"iat": claims["iat"], "iss": "tokend", "token_type": "Bearer"}
+				"iat": claims["iat"], "iss": "http://localhost:0", "token_type": "Bearer"} // TOKEND_PUBLIC_URL's default
 			if r.status != 200 || len(r.body) != len(want) {
 				t.Fatalf("introspection = %d %s; want exactly %v", r.status, r.raw, want)
 			}
@@ -256,7 +256,10 @@ func TestTwoInstances(t *testing.T) {
 	bin := buildTokend(t)
 	for name, redis := range redises {
 		t.Run(name, func(t *testing.T) {
-			env := map[string]string{"TOKEND_STORE": "redis", "TOKEND_REDIS_ADDR": redis(t), "TOKEND_REUSE_GRACE": "0s"}
+			// one service behind one URL: the instances share the issuer,
+			// which the default (from each one's port) would not
+			env := map[string]string{"TOKEND_STORE": "redis", "TOKEND_REDIS_ADDR": redis(t), "TOKEND_REUSE_GRACE": "0s",
+				"TOKEND_PUBLIC_URL": publicURL}
 			a, b := startProcess(t, bin, env), startProcess(t, bin, env)
 
 			// rotated on A, replayed on B: reuse, and the session is over everywhere

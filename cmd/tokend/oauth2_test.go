@@ -170,7 +170,7 @@ func TestOAuth2Errors(t *testing.T) {
 		{"garbage token", "application/x-www-form-urlencoded", form("grant_type", "refresh_token", "refresh_token", "garbage", "client_id", "ios-app"), 400, "invalid_grant", invalidGrant},
 		{"another client's session", "application/x-www-form-urlencoded", form("grant_type", "refresh_token", "refresh_token", other, "client_id", "ios-app"), 400, "invalid_grant", invalidGrant},
 		{"scope beyond the session's", "application/x-www-form-urlencoded", form("grant_type", "refresh_token", "refresh_token", rt, "client_id", "ios-app", "scope", "openid admin"), 400, "invalid_scope", "the scope requested exceeds the session's"},
-		{"scope not scope tokens", "application/x-www-form-urlencoded", form("grant_type", "refresh_token", "refresh_token", rt, "client_id", "ios-app", "scope", `open"id`), 400, "invalid_scope", "scope is not a list of scope tokens (RFC 6749 §3.3)"},
+		{"scope not scope tokens", "application/x-www-form-urlencoded", form("grant_type", "refresh_token", "refresh_token", rt, "client_id", "ios-app", "scope", `open"id`), 400, "invalid_scope", "scope is not a list of scope tokens (RFC 6749 section 3.3)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			oauthError(t, in.do(http.MethodPost, in.public+"/oauth2/token", tc.ctype, []byte(tc.body)), tc.status, tc.code, tc.desc)
@@ -297,20 +297,20 @@ func TestDPoP(t *testing.T) {
 				{"no proof for a bound session", nil, "the session is bound to a DPoP key: a proof signed by it is required"},
 				{"another key", []string{proof(thief, prover.Options{})}, "the DPoP proof is signed by another key than the one the session is bound to"},
 				{"two DPoP headers", []string{proof(device, prover.Options{}), proof(device, prover.Options{})}, "DPoP proof: more than one DPoP header"},
-				{"wrong htm", []string{mustProof(t, device, "GET", tokenURL, in.clock.Now())}, "DPoP proof: htm \"GET\" is not the request's method POST"},
-				{"wrong htu", []string{mustProof(t, device, "POST", in.public+"/oauth2/token", in.clock.Now())}, "DPoP proof: htu …"},
-				{"htu of the revocation endpoint", []string{mustProof(t, device, "POST", publicURL+"/oauth2/revoke", in.clock.Now())}, "DPoP proof: htu …"},
-				{"stale iat", []string{proof(device, prover.Options{IssuedAt: in.clock.Now().Add(-61 * time.Second)})}, "DPoP proof: iat …"},
-				{"future iat", []string{proof(device, prover.Options{IssuedAt: in.clock.Now().Add(61 * time.Second)})}, "DPoP proof: iat …"},
-				{"alg none", []string{unsigned(proof(device, edit(func(h, c map[string]any) { h["alg"] = "none" })))}, "DPoP proof: alg \"none\" is not accepted"},
-				{"HS256", []string{proof(device, edit(func(h, c map[string]any) { h["alg"] = "HS256" }))}, "DPoP proof: alg \"HS256\" is not accepted"},
+				{"wrong htm", []string{mustProof(t, device, "GET", tokenURL, in.clock.Now())}, "DPoP proof: htm is not the request's method"},
+				{"wrong htu", []string{mustProof(t, device, "POST", in.public+"/oauth2/token", in.clock.Now())}, "DPoP proof: htu is not the request's URL"},
+				{"htu of the revocation endpoint", []string{mustProof(t, device, "POST", publicURL+"/oauth2/revoke", in.clock.Now())}, "DPoP proof: htu is not the request's URL"},
+				{"stale iat", []string{proof(device, prover.Options{IssuedAt: in.clock.Now().Add(-61 * time.Second)})}, "DPoP proof: iat is not within the accepted window of now"},
+				{"future iat", []string{proof(device, prover.Options{IssuedAt: in.clock.Now().Add(61 * time.Second)})}, "DPoP proof: iat is not within the accepted window of now"},
+				{"alg none", []string{unsigned(proof(device, edit(func(h, c map[string]any) { h["alg"] = "none" })))}, "DPoP proof: alg is not accepted"},
+				{"HS256", []string{proof(device, edit(func(h, c map[string]any) { h["alg"] = "HS256" }))}, "DPoP proof: alg is not accepted"},
 				{"private key in the jwk", []string{proof(device, edit(func(h, c map[string]any) {
 					k := maps.Clone(device.JWK)
 					k["d"] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 					h["jwk"] = k
-				}))}, "DPoP proof: jwk holds a private or symmetric key (\"d\")"},
-				{"typ JWT", []string{proof(device, edit(func(h, c map[string]any) { h["typ"] = "JWT" }))}, "DPoP proof: typ \"JWT\" is not dpop+jwt"},
-				{"not a JWT", []string{"not.a.proof"}, "DPoP proof: header: not base64url"},
+				}))}, "DPoP proof: jwk holds a private or symmetric key"},
+				{"typ JWT", []string{proof(device, edit(func(h, c map[string]any) { h["typ"] = "JWT" }))}, "DPoP proof: typ is not dpop+jwt"},
+				{"not a JWT", []string{"not.a.proof"}, "DPoP proof: header is not base64url JSON"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					var h []string

@@ -329,7 +329,7 @@ func TestSecretFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cl tokens.Claims
-	if err := tokens.NewCodec(ks, "tokend", in.clock).Parse([]byte(refresh), tokens.Refresh, &cl); err != nil {
+	if err := tokens.NewCodec(ks, "http://localhost:0", in.clock).Parse([]byte(refresh), tokens.Refresh, &cl); err != nil { // the default issuer
 		t.Fatalf("refresh token does not verify with the file's secret: %v", err)
 	}
 	logs := in.logs.String()

@@ -47,8 +47,13 @@ func redisFault(cfg config, err error) error {
 			return fmt.Errorf("TOKEND_REDIS_TLS: Redis at %s speaks TLS: set TOKEND_REDIS_TLS=true (and TOKEND_REDIS_TLS_CA_FILE for a private CA): %w", addr, err)
 		}
 	}
-	if tlsOn && cfg.RedisCertFile == "" && closedByPeer(err) {
+	// TLS 1.3 tells the client of a missing certificate after the
+	// handshake: an alert ("certificate required") or a closed connection
+	switch msg := err.Error(); {
+	case tlsOn && cfg.RedisCertFile == "" && (strings.Contains(msg, "certificate required") || closedByPeer(err)):
 		return fmt.Errorf("TOKEND_REDIS_TLS_CERT_FILE: Redis closed the TLS connection, as it does when it demands a client certificate (set TOKEND_REDIS_TLS_CERT_FILE and TOKEND_REDIS_TLS_KEY_FILE): %w", err)
+	case tlsOn && cfg.RedisCertFile != "" && (strings.Contains(msg, "remote error: tls: bad certificate") || strings.Contains(msg, "remote error: tls: unknown certificate authority")):
+		return fmt.Errorf("TOKEND_REDIS_TLS_CERT_FILE: Redis refused the client certificate: %w", err)
 	}
 	return fmt.Errorf("TOKEND_REDIS_ADDR: %w", err)
 }

@@ -35,9 +35,15 @@ import (
 
 // config is what the example needs to know.
 type config struct {
-	Addr     string
-	JWKS     string        // tokend's /.well-known/jwks.json
-	Issuer   string        // tokend's TOKEND_ISSUER; empty accepts any
+	Addr   string
+	JWKS   string // tokend's /.well-known/jwks.json
+	Issuer string // tokend's issuer (its TOKEND_PUBLIC_URL); empty accepts any
+	// Former are iss values of tokens issued before an upgrade or a change
+	// of issuer (tokend's TOKEND_ACCEPTED_ISSUERS).
+	Former []string
+	// Audience is this API's identifier, one of tokend's TOKEND_AUDIENCE:
+	// tokens for another resource server are refused (RFC 9068 §4).
+	Audience string
 	Redis    string        // tokend's Redis, for the denylist; empty: none
 	Every    time.Duration // JWKS refresh period
 	MinWait  time.Duration // least time between two fetches for unknown keys
@@ -52,7 +58,9 @@ func main() {
 	var c config
 	flag.StringVar(&c.Addr, "addr", ":9000", "listen address")
 	flag.StringVar(&c.JWKS, "jwks", "http://127.0.0.1:8080/.well-known/jwks.json", "tokend's JWKS URL")
-	flag.StringVar(&c.Issuer, "issuer", "tokend", "iss the tokens must carry (tokend's TOKEND_ISSUER; empty: any)")
+	flag.StringVar(&c.Issuer, "issuer", "", "iss the tokens must carry: tokend's issuer, its TOKEND_PUBLIC_URL (empty: any signed by the JWKS's keys)")
+	flag.StringVar(&c.Audience, "audience", "", "this API's identifier, one of tokend's TOKEND_AUDIENCE: the aud tokens must carry (empty: no check)")
+	former := flag.String("accepted-issuers", "tokend", "former iss values still accepted, comma-separated (tokend's TOKEND_ACCEPTED_ISSUERS)")
 	flag.StringVar(&c.Redis, "redis", "", "tokend's Redis (host:port) for the denylist of revoked sessions; empty: tokens live until they expire")
 	flag.DurationVar(&c.Every, "jwks-refresh", 15*time.Minute, "how often the JWKS is fetched again")
 	flag.DurationVar(&c.MinWait, "jwks-min-wait", 10*time.Second, "least time between fetches caused by tokens of unknown keys")
@@ -60,6 +68,7 @@ func main() {
 	flag.DurationVar(&c.Window, "access-ttl", 30*time.Minute, "the longest access-token life (tokend's TOKEND_ACCESS_TTL)")
 	flag.StringVar(&c.PublicURL, "public-url", "http://localhost:9000", "this API's URL as clients call it (what DPoP proofs name)")
 	flag.Parse()
+	c.Former = strings.Split(*former, ",")
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -87,6 +96,8 @@ func main() {
 // background work stops when ctx ends.
 func newHandler(ctx context.Context, c config, log *slog.Logger) (http.Handler, error) {
 	verifier := tokens.NewVerifier(nil, c.Issuer, tokens.SystemClock)
+	verifier.AcceptIssuers(c.Former...)
+	verifier.SetAudience(c.Audience)
 	follower := &tokens.JWKSFollower{URL: c.JWKS, Every: c.Every, MinWait: c.MinWait, Logger: log}
 	if err := follower.Follow(ctx, verifier); err != nil {
 		return nil, fmt.Errorf("tokend's JWKS at %s: %w", c.JWKS, err)
@@ -148,7 +159,8 @@ func requireToken(v *tokens.Verifier, publicURL string, log *slog.Logger, next h
 		case err == nil:
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, cl)))
 		case errors.Is(err, dpop.ErrInvalidProof):
-			refuse(w, "invalid_dpop_proof", err.Error())
+			log.Debug("DPoP proof refused", "err", err)
+			refuse(w, "invalid_dpop_proof", dpop.Reason(err)) // fixed text: RFC 6749 §5.2's characters
 		case errors.Is(err, tokens.ErrMalformed), errors.Is(err, tokens.ErrInvalid),
 			errors.Is(err, tokens.ErrExpired), errors.Is(err, tokens.ErrRevoked):
 			refuse(w, "invalid_token", "")

@@ -24,6 +24,10 @@ import (
 // tokend is a real tokend process, built from this repository.
 type tokend struct{ public, admin, keys, bin string }
 
+// tokendIssuer is the test tokend's issuer, its TOKEND_PUBLIC_URL: the iss
+// of its tokens (RFC 9068 §2.2).
+const tokendIssuer = "https://tokend.example.test"
+
 func startTokend(t *testing.T, redisAddr string) *tokend {
 	t.Helper()
 	dir := t.TempDir()
@@ -46,7 +50,7 @@ func startTokend(t *testing.T, redisAddr string) *tokend {
 	td.public, td.admin = "http://"+pub, "http://"+adm
 	cmd := exec.Command(td.bin)
 	cmd.Env = append(os.Environ(), "TOKEND_ADDR="+pub, "TOKEND_ADMIN_ADDR="+adm, "TOKEND_KEYS_FILE="+td.keys,
-		"TOKEND_STORE=redis", "TOKEND_REDIS_ADDR="+redisAddr)
+		"TOKEND_STORE=redis", "TOKEND_REDIS_ADDR="+redisAddr, "TOKEND_PUBLIC_URL="+tokendIssuer)
 	logs := &strings.Builder{}
 	cmd.Stderr = &lockedWriter{w: logs}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -95,7 +99,7 @@ func TestResourceServer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	h, err := newHandler(ctx, config{
-		JWKS: td.public + "/.well-known/jwks.json", Issuer: "tokend", Redis: redis.Addr,
+		JWKS: td.public + "/.well-known/jwks.json", Issuer: tokendIssuer, Redis: redis.Addr,
 		Every: time.Hour, MinWait: 50 * time.Millisecond, Capacity: 1000, Window: 30 * time.Minute,
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -109,6 +113,21 @@ func TestResourceServer(t *testing.T) {
 	var me struct{ Sub, Sid string }
 	if json.Unmarshal([]byte(body), &me); status != 200 || me.Sub != "alice" || me.Sid == "" {
 		t.Fatalf("GET /me with alice's token: %d %s", status, body)
+	}
+
+	// RFC 9068 §4: an API with an audience refuses tokens for none or
+	// another (the dialect's tokens carry no aud)
+	strict, err := newHandler(ctx, config{
+		JWKS: td.public + "/.well-known/jwks.json", Issuer: tokendIssuer, Audience: "https://orders.example.test",
+		Every: time.Hour, MinWait: 50 * time.Millisecond,
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	strictAPI := httptest.NewServer(strict)
+	defer strictAPI.Close()
+	if status, body := call(t, "GET", strictAPI.URL+"/me", alice, ""); status != 401 {
+		t.Fatalf("a token without aud at an API with an audience: %d %s; want 401", status, body)
 	}
 
 	for name, token := range map[string]string{"no token": "", "not a token": "x.y.z", "tampered": tamper(alice)} {
@@ -149,7 +168,7 @@ func TestResourceServerDPoP(t *testing.T) {
 	defer cancel()
 	const public = "https://api.example.test"
 	h, err := newHandler(ctx, config{
-		JWKS: td.public + "/.well-known/jwks.json", Issuer: "tokend", Every: time.Hour, MinWait: time.Second,
+		JWKS: td.public + "/.well-known/jwks.json", Issuer: tokendIssuer, Every: time.Hour, MinWait: time.Second,
 		Capacity: 1000, Window: 30 * time.Minute, PublicURL: public,
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {

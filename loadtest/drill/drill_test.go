@@ -134,7 +134,8 @@ func startTokend(t *testing.T, env map[string]string) *tokend {
 	p.logs = logs
 	p.cmd = exec.Command(bin)
 	p.cmd.Env = append(os.Environ(), "TOKEND_ADDR="+p.public, "TOKEND_ADMIN_ADDR="+p.admin,
-		"TOKEND_HMAC_SECRET=drill-secret-0123456789abcdef-0123456789", "TOKEND_STORE=redis")
+		"TOKEND_HMAC_SECRET=drill-secret-0123456789abcdef-0123456789", "TOKEND_STORE=redis",
+		"TOKEND_PUBLIC_URL=https://tokend.drill.test") // one issuer for every instance, as behind one URL
 	for k, v := range env {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strconv"
@@ -42,6 +43,14 @@ type Config struct {
 	// MaxBody is the largest form read (server.MaxBody: a token of the
 	// largest size tokend reads, and the rest).
 	MaxBody int
+	// Audiences are the resource servers' identifiers a token may be for
+	// (TOKEND_AUDIENCE): the first is the aud of a request naming no
+	// resource, the one a `resource` parameter names otherwise (RFC 8707).
+	// Empty: the issuer, PublicURL.
+	Audiences []string
+	// Logger takes, at debug, what a refusal's fixed description leaves
+	// out (the proof's values, a library's error); nil logs nothing.
+	Logger *slog.Logger
 }
 
 // Endpoint serves the standard endpoints; see server.OAuth2.
@@ -54,6 +63,9 @@ type Endpoint struct {
 	revokeURL string
 	maxBody   int
 	metadata  []byte
+	metaPath  string
+	log       *slog.Logger
+	aud       []string // Config.Audiences, never empty
 }
 
 // Paths of the endpoints, under Config.PublicURL.
@@ -71,10 +83,13 @@ func New(cfg Config) (*Endpoint, error) {
 		return nil, fmt.Errorf("public URL %q: want an absolute http(s) URL without query or fragment", cfg.PublicURL)
 	}
 	base := strings.TrimSuffix(cfg.PublicURL, "/")
-	e := &Endpoint{issuer: cfg.Issuer, dpop: cfg.DPoP, nonces: cfg.Nonces, tokenURL: base + TokenPath, revokeURL: base + RevokePath,
-		maxBody: cfg.MaxBody}
+	e := &Endpoint{metaPath: metadataPath(u), aud: cfg.Audiences, issuer: cfg.Issuer, dpop: cfg.DPoP, nonces: cfg.Nonces,
+		tokenURL: base + TokenPath, revokeURL: base + RevokePath, maxBody: cfg.MaxBody, log: cfg.Logger}
 	if e.maxBody == 0 {
 		e.maxBody = server.MaxBody
+	}
+	if len(e.aud) == 0 {
+		e.aud = []string{base}
 	}
 	if cfg.Clients != nil {
 		e.clients = map[string]string{}
@@ -122,7 +137,7 @@ var statePool = sync.Pool{New: func() any { return &scratch{out: make([]byte, 0,
 
 // The parameters each endpoint reads, by position.
 var (
-	tokenParams  = []string{"grant_type", "refresh_token", "client_id", "scope"}
+	tokenParams  = []string{"grant_type", "refresh_token", "client_id", "scope", "resource"}
 	revokeParams = []string{"token", "client_id", "token_type_hint"}
 )
 
@@ -169,7 +184,7 @@ func (e *Endpoint) decodeToken(ctx *fasthttp.RequestCtx, st *scratch, req *token
 	if err := e.readForm(ctx, st, tokenParams, &v); err != nil {
 		return err
 	}
-	grantType, client, scope := v[0], v[2], v[3]
+	grantType, client, scope, resource := v[0], v[2], v[3], v[4]
 	req.refresh = v[1]
 	switch {
 	case grantType == nil:
@@ -191,7 +206,23 @@ func (e *Endpoint) decodeToken(ctx *fasthttp.RequestCtx, st *scratch, req *token
 		}
 		req.grant.Scope = s
 	}
-	return nil
+	req.grant.Audience, err = e.audience(resource)
+	return err
+}
+
+// audience is the aud a token request gets: the default, or the one its
+// resource parameter names exactly (RFC 8707 §2), as configured, so that
+// it costs no allocation.
+func (e *Endpoint) audience(resource []byte) (string, error) {
+	if resource == nil {
+		return e.aud[0], nil
+	}
+	for _, a := range e.aud {
+		if string(resource) == a {
+			return a, nil
+		}
+	}
+	return "", ErrInvalidTarget
 }
 
 // readForm checks the body's type and size and decodes the form.
@@ -265,7 +296,7 @@ func (e *Endpoint) proof(ctx *fasthttp.RequestCtx, url string, g *tokens.Grant) 
 	case len(headers) > 1:
 		return ErrTwoProofs
 	case e.dpop == nil:
-		return fmt.Errorf("%w: DPoP is not enabled", dpop.ErrInvalidProof)
+		return errDPoPOff
 	}
 	p, err := e.dpop.Verify(headers[0], dpop.Request{Method: fasthttp.MethodPost, URL: url})
 	if err != nil {
@@ -343,6 +374,20 @@ func (e *Endpoint) Revoke(ctx *fasthttp.RequestCtx) error {
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	return nil
 }
+
+// metadataPath is RFC 8414 §3.1's metadata path of an issuer with a path:
+// the well-known part inserted before the issuer's path, its trailing "/"
+// dropped; "" when the issuer is a bare origin.
+func metadataPath(issuer *url.URL) string {
+	p := strings.TrimSuffix(issuer.EscapedPath(), "/")
+	if p == "" {
+		return ""
+	}
+	return MetadataPath + p
+}
+
+// MetadataPath implements server.OAuth2.
+func (e *Endpoint) MetadataPath() string { return e.metaPath }
 
 // Metadata implements server.OAuth2 (RFC 8414).
 func (e *Endpoint) Metadata(ctx *fasthttp.RequestCtx) {

@@ -48,7 +48,7 @@ func endpoint(t testing.TB) (*oauth2.Endpoint, string) {
 }
 
 var codes = []string{"invalid_request", "invalid_client", "invalid_grant", "unsupported_grant_type", "invalid_scope",
-	"invalid_dpop_proof", "use_dpop_nonce", "temporarily_unavailable"}
+	"invalid_dpop_proof", "use_dpop_nonce", "temporarily_unavailable", "invalid_target"}
 
 // FuzzToken: whatever the form and the DPoP header, the token endpoint
 // answers 200 only for the session's own refresh token, and otherwise an

@@ -3,7 +3,7 @@ package oauth2
 import (
 	"errors"
 	"fmt"
-	"strings"
+	"log/slog"
 
 	"github.com/valyala/fasthttp"
 
@@ -14,15 +14,21 @@ import (
 )
 
 // Errors of this package's own checks. Each request error wraps
-// server.ErrBadRequest and says what is wrong in its message, which is the
+// server.ErrBadRequest; the table below gives each its fixed
 // error_description.
 var (
 	ErrContentType      = fmt.Errorf("%w: the body must be application/x-www-form-urlencoded", server.ErrBadRequest)
 	ErrTooLarge         = fmt.Errorf("%w: the body is over the size limit", server.ErrBadRequest)
 	ErrUnsupportedGrant = errors.New("only grant_type=refresh_token is supported")
 	ErrUnknownClient    = errors.New("unknown client_id")
-	ErrBadScope         = errors.New("scope is not a list of scope tokens (RFC 6749 §3.3)")
-	ErrTwoProofs        = fmt.Errorf("%w: more than one DPoP header", dpop.ErrInvalidProof)
+	// ErrInvalidTarget: a resource parameter names no audience of this
+	// server (RFC 8707 §2).
+	ErrInvalidTarget = errors.New("the resource is not one of this server's audiences")
+	ErrBadScope      = errors.New("scope is not a list of scope tokens (RFC 6749 section 3.3)")
+	// ErrTwoProofs: a token request with more than one DPoP header (RFC
+	// 9449 §4.3).
+	ErrTwoProofs error = &dpop.Refusal{Reason: "more than one DPoP header"}
+	errDPoPOff   error = &dpop.Refusal{Reason: "DPoP is not enabled"}
 )
 
 // requestError is an invalid_request naming the parameter at fault.
@@ -35,7 +41,8 @@ func missing(param string) error  { return requestError{param, "is missing"} }
 func repeated(param string) error { return requestError{param, "is repeated"} }
 
 // wireError is one row of the table: an error's status, RFC 6749 code and
-// description ("" takes the error's own message).
+// description, fixed text of RFC 6749 §5.2's characters ("" only where
+// describe finds the fixed text: a requestError's, a dpop.Refusal's).
 type wireError struct {
 	err    error
 	status int
@@ -47,9 +54,12 @@ type wireError struct {
 // grant is one answer whatever the reason: the endpoint is no oracle of a
 // session's state or owner.
 var table = []wireError{
-	{ErrUnsupportedGrant, 400, "unsupported_grant_type", ""},
-	{ErrUnknownClient, 401, "invalid_client", ""},
-	{ErrBadScope, 400, "invalid_scope", ""},
+	{ErrUnsupportedGrant, 400, "unsupported_grant_type", "only grant_type=refresh_token is supported"},
+	{ErrUnknownClient, 401, "invalid_client", "unknown client_id"},
+	{ErrInvalidTarget, 400, "invalid_target", "the resource is not one of this server's audiences"},
+	// RFC 8707 allows several; tokend issues a token for one audience
+	{requestError{"resource", "is repeated"}, 400, "invalid_target", "one resource per request"},
+	{ErrBadScope, 400, "invalid_scope", "scope is not a list of scope tokens (RFC 6749 section 3.3)"},
 	{session.ErrScope, 400, "invalid_scope", "the scope requested exceeds the session's"},
 	{dpop.ErrUseNonce, 400, "use_dpop_nonce", "the DPoP proof must carry the server's nonce (DPoP-Nonce header)"},
 	{session.ErrKeyRequired, 400, "invalid_dpop_proof", "the session is bound to a DPoP key: a proof signed by it is required"},
@@ -59,6 +69,12 @@ var table = []wireError{
 	{session.ErrUnavailable, 503, "temporarily_unavailable", "the token service is temporarily unavailable; retry"},
 	{server.ErrMethod, 405, "invalid_request", "method not allowed"},
 	{server.ErrNoRoute, 404, "invalid_request", "no such endpoint"},
+	{ErrContentType, 400, "invalid_request", "the body must be application/x-www-form-urlencoded"},
+	{ErrTooLarge, 400, "invalid_request", "the body is over the size limit"},
+	{server.ErrTooLarge, 400, "invalid_request", "the body is over the size limit"},
+	{ErrForm, 400, "invalid_request", "the body is not a valid form (a bad percent escape)"},
+	{server.ErrHeaderTooLarge, 431, "invalid_request", "the request headers are over the size limit"},
+	{server.ErrHTTP, 400, "invalid_request", "malformed HTTP request"},
 	{server.ErrBadRequest, 400, "invalid_request", ""},
 	{tokens.ErrMalformed, 400, "invalid_grant", invalidGrant},
 	{tokens.ErrInvalid, 400, "invalid_grant", invalidGrant},
@@ -89,32 +105,30 @@ func lookup(err error) wireError {
 // appendError appends err's RFC 6749 §5.2 body and returns its status.
 func appendError(b []byte, err error) (int, []byte) {
 	w := lookup(err)
-	desc := w.desc
-	if desc == "" {
-		desc = describe(err)
-	}
 	b = append(b, `{"error":"`...)
 	b = append(b, w.code...)
-	b = append(b, `","error_description":`...)
-	b = tokens.AppendJSONString(b, desc)
-	return w.status, append(b, '}')
+	b = append(b, `","error_description":"`...)
+	b = append(b, describe(err, w)...) // fixed text: nothing to escape
+	return w.status, append(b, `"}`...)
 }
 
-// describe is an error's message without the package prefixes a client
-// has no use for.
-func describe(err error) string {
+// describe is err's error_description, always fixed text: the row's, a
+// requestError's (its parameter is one of the endpoint's names) or a
+// dpop.Refusal's reason. Never the request's or a library's words, which
+// RFC 6749 §5.2's character set would not hold and a client has no use
+// for; the server logs err itself at debug.
+func describe(err error, w wireError) string {
+	if w.desc != "" {
+		return w.desc
+	}
 	var re requestError
 	if errors.As(err, &re) {
 		return re.Error()
 	}
-	msg := err.Error()
-	if m, ok := strings.CutPrefix(msg, server.ErrBadRequest.Error()+": "); ok {
-		return m
+	if errors.Is(err, dpop.ErrInvalidProof) {
+		return "DPoP proof: " + dpop.Reason(err)
 	}
-	if m, ok := strings.CutPrefix(msg, dpop.ErrInvalidProof.Error()+": "); ok {
-		return "DPoP proof: " + m
-	}
-	return msg
+	return "the request is invalid"
 }
 
 var headerRetry = []byte("Retry-After")
@@ -125,6 +139,9 @@ func (e *Endpoint) Fail(ctx *fasthttp.RequestCtx, err error) {
 	defer statePool.Put(st)
 	status, body := appendError(st.out[:0], err)
 	st.out = body
+	if e.log != nil && status < 500 && e.log.Enabled(storeCtx, slog.LevelDebug) {
+		e.log.Debug("oauth2 request refused", "request_id", ctx.ID(), "path", string(ctx.Path()), "status", status, "err", err)
+	}
 	switch status {
 	case fasthttp.StatusServiceUnavailable:
 		ctx.Response.Header.SetBytesKV(headerRetry, []byte("1"))

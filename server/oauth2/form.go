@@ -13,7 +13,7 @@ var ErrForm = fmt.Errorf("%w: the body is not a valid form (a bad percent escape
 
 // formValues are the parameters an endpoint reads, in the order of its
 // names.
-type formValues [4][]byte
+type formValues [5][]byte
 
 // readForm decodes an application/x-www-form-urlencoded body, keeping the
 // values of names: a name sent twice is an error, one sent empty counts as

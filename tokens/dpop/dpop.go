@@ -29,8 +29,41 @@ var (
 	ErrUseNonce = errors.New("dpop: the server's nonce is required")
 	// ErrWrongKey: a valid proof, by another key than the one the token or
 	// session is bound to.
-	ErrWrongKey = fmt.Errorf("%w: signed by another key than the bound one", ErrInvalidProof)
+	ErrWrongKey error = &Refusal{Reason: "signed by another key than the bound one"}
 )
+
+// Refusal is a proof refused; it wraps ErrInvalidProof. Reason is fixed
+// text naming the check that failed, safe to show a client (RFC 6749 §5.2
+// allows only %x20-21 / %x23-5B / %x5D-7E); Detail, for logs only, may
+// quote the proof or a library's error.
+type Refusal struct {
+	Reason string
+	Detail error
+}
+
+// Error is the reason and, for logs, the detail.
+func (r *Refusal) Error() string {
+	if r.Detail == nil {
+		return ErrInvalidProof.Error() + ": " + r.Reason
+	}
+	return ErrInvalidProof.Error() + ": " + r.Reason + ": " + r.Detail.Error()
+}
+
+// Unwrap makes every Refusal an ErrInvalidProof.
+func (r *Refusal) Unwrap() error { return ErrInvalidProof }
+
+// Reason is what a client may be told of err: a Refusal's fixed reason,
+// else a fixed sentence; never text from the request or a library.
+func Reason(err error) string {
+	var r *Refusal
+	if errors.As(err, &r) {
+		return r.Reason
+	}
+	if errors.Is(err, ErrUseNonce) {
+		return "the proof must carry the server's nonce"
+	}
+	return "the proof is invalid"
+}
 
 // MaxSize bounds a proof: a JWT with a public key in its header is well
 // under it.
@@ -179,22 +212,22 @@ var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 // and nonce when r asks for them, and the bound key when r names one.
 func (v *Verifier) Verify(proof []byte, r Request) (Proof, error) {
 	if len(proof) == 0 || len(proof) > MaxSize {
-		return Proof{}, invalid("missing or over %d bytes", MaxSize)
+		return Proof{}, refuse("missing or over 8192 bytes", nil)
 	}
 	parts := strings.Split(string(proof), ".")
 	if len(parts) != 3 {
-		return Proof{}, invalid("not a JWS in compact form")
+		return Proof{}, refuse("not a JWS in compact form", nil)
 	}
 	var h header
 	if err := decodeSegment(parts[0], &h); err != nil {
-		return Proof{}, invalid("header: %v", err)
+		return Proof{}, refuse("header is not base64url JSON", err)
 	}
 	if h.Typ != "dpop+jwt" {
-		return Proof{}, invalid("typ %q is not dpop+jwt", h.Typ)
+		return Proof{}, refuse("typ is not dpop+jwt", fmt.Errorf("typ %q", h.Typ))
 	}
 	hash, ok := asymmetric[h.Alg]
 	if !ok || !slices.Contains(v.algs, h.Alg) {
-		return Proof{}, invalid("alg %q is not accepted", h.Alg)
+		return Proof{}, refuse("alg is not accepted", fmt.Errorf("alg %q", h.Alg))
 	}
 	key, cached := v.keys.get(h.JWK)
 	if !cached {
@@ -207,36 +240,36 @@ func (v *Verifier) Verify(proof []byte, r Request) (Proof, error) {
 	pub, thumb := key.pub, key.thumb
 	sig, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
 	if err != nil {
-		return Proof{}, invalid("signature is not base64url")
+		return Proof{}, refuse("signature is not base64url", nil)
 	}
 	if err := verify(h.Alg, hash, pub, proof[:len(parts[0])+1+len(parts[1])], sig); err != nil {
-		return Proof{}, invalid("signature: %v", err)
+		return Proof{}, refuse("signature does not verify", err)
 	}
 	if !cached { // a key that verified a signature: worth remembering
 		v.keys.put(h.JWK, key)
 	}
 	var c claims
 	if err := decodeSegment(parts[1], &c); err != nil {
-		return Proof{}, invalid("claims: %v", err)
+		return Proof{}, refuse("claims are not base64url JSON", err)
 	}
 	switch {
 	case c.JTI == "" || len(c.JTI) > 256:
-		return Proof{}, invalid("jti missing or over 256 bytes")
+		return Proof{}, refuse("jti missing or over 256 bytes", nil)
 	case c.HTM != r.Method:
-		return Proof{}, invalid("htm %q is not the request's method %s", c.HTM, r.Method)
+		return Proof{}, refuse("htm is not the request's method", fmt.Errorf("htm %q, want %s", c.HTM, r.Method))
 	case !sameURL(c.HTU, r.URL):
-		return Proof{}, invalid("htu %q is not the request's URL", c.HTU)
+		return Proof{}, refuse("htu is not the request's URL", fmt.Errorf("htu %q, want %s", c.HTU, r.URL))
 	case c.IAT == nil:
-		return Proof{}, invalid("iat missing")
+		return Proof{}, refuse("iat missing", nil)
 	}
 	iat := time.Unix(int64(*c.IAT), 0)
 	if d := v.clock.Now().Sub(iat); d > v.window || d < -v.window {
-		return Proof{}, invalid("iat %s is not within %s of now", iat.UTC().Format(time.RFC3339), v.window)
+		return Proof{}, refuse("iat is not within the accepted window of now", fmt.Errorf("iat %s, window %s", iat.UTC().Format(time.RFC3339), v.window))
 	}
 	if r.AccessToken != nil {
 		sum := sha256.Sum256(r.AccessToken)
 		if subtle.ConstantTimeCompare([]byte(c.ATH), []byte(base64.RawURLEncoding.EncodeToString(sum[:]))) != 1 {
-			return Proof{}, invalid("ath is not the hash of the access token")
+			return Proof{}, refuse("ath is not the hash of the access token", nil)
 		}
 	}
 	if r.Nonce != "" && c.Nonce != r.Nonce {
@@ -248,8 +281,10 @@ func (v *Verifier) Verify(proof []byte, r Request) (Proof, error) {
 	return Proof{Thumbprint: thumb, ID: c.JTI, IssuedAt: iat, Nonce: c.Nonce}, nil
 }
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalidProof, fmt.Sprintf(format, args...))
+// refuse is a Refusal: reason from the fixed texts above, detail (may be
+// nil) for logs.
+func refuse(reason string, detail error) error {
+	return &Refusal{Reason: reason, Detail: detail}
 }
 
 func decodeSegment(seg string, v any) error {
@@ -267,31 +302,31 @@ func decodeSegment(seg string, v any) error {
 // and returns the raw public key and its thumbprint.
 func publicKey(raw json.RawMessage) (any, string, error) {
 	if len(raw) == 0 || raw[0] != '{' {
-		return nil, "", invalid("no jwk in the header")
+		return nil, "", refuse("no jwk in the header", nil)
 	}
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &members); err != nil {
-		return nil, "", invalid("jwk: %v", err)
+		return nil, "", refuse("jwk is not a public key", err)
 	}
 	for _, m := range privateMembers {
 		if _, ok := members[m]; ok {
-			return nil, "", invalid("jwk holds a private or symmetric key (%q)", m)
+			return nil, "", refuse("jwk holds a private or symmetric key", fmt.Errorf("member %q", m))
 		}
 	}
 	key, err := jwk.ParseKey(raw)
 	if err != nil {
-		return nil, "", invalid("jwk: %v", err)
+		return nil, "", refuse("jwk is not a public key", err)
 	}
 	var pub any
 	if err := jwk.Export(key, &pub); err != nil {
-		return nil, "", invalid("jwk: %v", err)
+		return nil, "", refuse("jwk is not a public key", err)
 	}
 	if p, ok := pub.(*ed25519.PublicKey); ok {
 		pub = *p
 	}
 	thumb, err := Thumbprint(key)
 	if err != nil {
-		return nil, "", invalid("jwk: %v", err)
+		return nil, "", refuse("jwk is not a public key", err)
 	}
 	return pub, thumb, nil
 }

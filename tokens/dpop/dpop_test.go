@@ -191,6 +191,13 @@ func TestVerify(t *testing.T) {
 			}
 			if tc.want != nil {
 				t.Log(err) // which check refused it
+				// RFC 6749 §5.2: what a client is told is fixed text of
+				// %x20-21 / %x23-5B / %x5D-7E
+				for _, c := range []byte(dpop.Reason(err)) {
+					if c < 0x20 || c > 0x7E || c == '"' || c == '\\' {
+						t.Fatalf("Reason %q: %q outside RFC 6749 §5.2's characters", dpop.Reason(err), c)
+					}
+				}
 				return
 			}
 			var h struct {
