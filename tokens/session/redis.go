@@ -639,12 +639,18 @@ func (r *Redis) Revoke(ctx context.Context, id string) error {
 	if n, err := res.AsInt64(); err == nil && n == 0 {
 		res, unacked = r.execWaited(ctx, legacyRevokeScript, []string{legacyKey(id)}, []string{"1"})
 	}
+	return r.publishRevoked(ctx, id, res, unacked)
+}
+
+// publishRevoked decodes a revoke script's answer res and publishes the
+// session it names, then reports unacked (ErrNotReplicated) if set:
+// published even when the replicas fell short, since the primary revoked
+// it and the 503's retry may never come; kept for the outbox on failure.
+func (r *Redis) publishRevoked(ctx context.Context, id string, res rueidis.RedisResult, unacked error) error {
 	rev, ok, _, err := revokeReply(id, res)
 	if err != nil || !ok {
 		return err
 	}
-	// published even when the replicas fell short: the primary revoked it,
-	// and the 503's retry may never come
 	err = r.publishOrKeep(ctx, rev)
 	if unacked != nil {
 		return unavailable("revoke", unacked)
@@ -671,11 +677,8 @@ func (r *Redis) revokeLegacy(ctx context.Context, st Step, to string) error {
 	if st.TokenExpires.After(st.Now) {
 		keys, args = append(keys, adoptKey(rec, st.ID, r.cluster)), append(args, ms(st.TokenExpires))
 	}
-	rev, ok, _, err := revokeReply(st.ID, r.exec(ctx, revokeScript, keys, args))
-	if err != nil || !ok {
-		return err
-	}
-	return r.publish(ctx, rev)
+	res, unacked := r.execWaited(ctx, revokeScript, keys, args)
+	return r.publishRevoked(ctx, st.ID, res, unacked)
 }
 
 // RevokeLegacySubject implements Store.

@@ -742,3 +742,44 @@ func TestRedisRevokeUnacknowledgedPublished(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisRevokeAsUnacknowledgedPublished: RevokeAs (/oauth2/revoke) and
+// RevokeLegacy (a legacy token's logout) whose WAIT falls short are a 503,
+// but the primary has revoked the session: the revocation is published all
+// the same, as Revoke's is, or no denylist hears of it unless the client
+// retries.
+func TestRedisRevokeAsUnacknowledgedPublished(t *testing.T) {
+	_, replica, st := waitingFor(t, time.Second) // a slow machine's margin
+	ctx := context.Background()
+	hears := heard(t, st)
+	now := time.Now()
+	newSession(t, st, "as")
+	adopt := session.Step{ID: "legacy-revoked", Gen: -1, Now: now, Idle: time.Hour, Grace: time.Second,
+		Subject: "alice", Expires: now.Add(time.Hour), TokenExpires: now.Add(time.Hour)}
+	if _, err := st.Rotate(ctx, adopt); err != nil {
+		t.Fatalf("adoption: %v", err)
+	}
+	// the scripts loaded while the replica is up, as in a running tokend
+	newSession(t, st, "warm")
+	if err := st.RevokeAs(ctx, session.Step{ID: "warm", Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RevokeLegacy(ctx, session.Step{ID: "legacy-warm", Gen: -1, Now: now, Subject: "alice", TokenExpires: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	replica.Kill(syscall.SIGSTOP)
+	defer replica.Kill(syscall.SIGCONT)
+	if err := st.RevokeAs(ctx, session.Step{ID: "as", Now: now}); !errors.Is(err, session.ErrNotReplicated) {
+		t.Errorf("RevokeAs with the replica stopped: %v; want ErrNotReplicated", err)
+	}
+	adopt.Now = now.Add(time.Millisecond)
+	if err := st.RevokeLegacy(ctx, adopt); !errors.Is(err, session.ErrNotReplicated) {
+		t.Errorf("RevokeLegacy with the replica stopped: %v; want ErrNotReplicated", err)
+	}
+	replica.Kill(syscall.SIGCONT)
+	for _, id := range []string{"as", "legacy-revoked"} {
+		if !hears(id, 5*time.Second) {
+			t.Errorf("the revocation of %s, made on the primary and answered 503, was never published", id)
+		}
+	}
+}
