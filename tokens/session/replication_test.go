@@ -783,3 +783,43 @@ func TestRedisRevokeAsUnacknowledgedPublished(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisRevokeAsUnacknowledgedRecord: a plain session whose rotation is
+// still marked unacknowledged (kind bit 2: its WAIT fell short, or its ack
+// was lost) is revoked by RevokeAs as any plain session is. The mark is not
+// the OAuth extension's bit: read as one, the subject's bytes became a
+// bound key and a client, and the user's logout was refused.
+func TestRedisRevokeAsUnacknowledgedRecord(t *testing.T) {
+	primary, replica, st := waitingFor(t, time.Second) // a slow machine's margin
+	ctx := context.Background()
+	w := newSession(t, st, "warm") // the rotate script loaded while the replica is up, as in a running tokend
+	if _, err := st.Rotate(ctx, session.Step{ID: w.ID, Gen: 0, Now: w.Created, Idle: time.Hour, Grace: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"alice", "6f1c8e2a-4b3d-4e5f-8a9b-0c1d2e3f4a5b"} {
+		for _, client := range []string{"", "web"} {
+			id := "unacked-" + sub[:5] + "-" + client
+			now := time.Now()
+			if err := st.Create(ctx, session.Session{ID: id, Subject: sub, Created: now, Rotated: now, Expires: now.Add(time.Hour)}, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			replica.Kill(syscall.SIGSTOP)
+			_, err := st.Rotate(ctx, session.Step{ID: id, Gen: 0, Now: now.Add(time.Millisecond), Idle: time.Hour, Grace: time.Second})
+			replica.Kill(syscall.SIGCONT)
+			if !errors.Is(err, session.ErrUnavailable) {
+				t.Fatalf("rotation with the replica stopped: %v; want ErrNotReplicated", err)
+			}
+			if v := primary.Do(t, "GET", session.RecordKey(id)); len(v) < 24 || v[23]&4 == 0 {
+				t.Fatalf("record %q not marked unacknowledged", v)
+			}
+			if err := st.RevokeAs(ctx, session.Step{ID: id, Now: now.Add(2 * time.Millisecond), Client: client}); err != nil {
+				t.Errorf("RevokeAs(subject %s, client %q) of an unacknowledged plain session: %v; want it revoked", sub, client, err)
+				continue
+			}
+			_, err = st.Rotate(ctx, session.Step{ID: id, Gen: 1, Now: now.Add(3 * time.Millisecond), Idle: time.Hour, Grace: time.Second})
+			if !errors.Is(err, session.ErrRevoked) {
+				t.Errorf("refresh after RevokeAs: %v; want ErrRevoked", err)
+			}
+		}
+	}
+}
