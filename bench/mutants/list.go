@@ -76,6 +76,14 @@ var mutations = []mutation{
 		From: "if ARGV[1] ~= '' and cl ~= '' and ARGV[1] ~= cl then return 8 end", To: "",
 		Breaks: "a session ended by a client it was not issued to (RFC 7009 §2.1)",
 		Run:    "TestRedisContract/RevokeAs", Packages: []string{"./tokens/session"}},
+	{Name: "revoke-as-unacked-read-as-extension", File: "tokens/session/lua/record_revoke_as.lua",
+		From: "if string.byte(v, 24) % 4 >= 2 then", To: "if string.byte(v, 24) >= 2 then",
+		Breaks: "a plain session whose rotation is unacknowledged cannot be logged out (a Lua error, a 500)",
+		Run:    "TestRedisRevokeAsUnacknowledgedRecord", Packages: []string{"./tokens/session"}},
+	{Name: "legacy-revoke-binding-ignored", File: "tokens/session/lua/record_revoke.lua",
+		From: "if v and ARGV[3] then", To: "if false then",
+		Breaks: "a used legacy token, seen in a log, logs out the DPoP-bound session it adopted",
+		Run:    "TestRedisContract/LegacyRevokeBoundNeedsItsKey", Packages: []string{"./tokens/session"}},
 
 	// Subjects, deletions, legacy tokens
 	{Name: "uuid-dashes-anywhere", File: "tokens/session/record.go",

@@ -442,7 +442,7 @@ func (r *Redis) indexAdopted(ctx context.Context, st Step, s Session) error {
 	case code != 4 && code != 5:
 		return fmt.Errorf("redis index: unknown code %d", code)
 	}
-	if err := r.revokeLegacy(ctx, st, strconv.FormatInt(code-3, 10)); err != nil {
+	if err := r.revokeLegacy(ctx, st, strconv.FormatInt(code-3, 10), false); err != nil {
 		return err
 	}
 	return refusal(s.ID, code)
@@ -664,20 +664,41 @@ func (r *Redis) RevokeLegacy(ctx context.Context, st Step) error {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
 	st = st.copied()
-	return r.revokeLegacy(ctx, st, "1")
+	return r.revokeLegacy(ctx, st, "1", true)
 }
 
 // revokeLegacy marks the session legacy token st starts, and its adoption
 // mark, revoked (to "1") or deleted ("2"), and publishes a session that
-// was there.
-func (r *Redis) revokeLegacy(ctx context.Context, st Step, to string) error {
+// was there. holder: the token's holder asks (RevokeLegacy), and a session
+// bound to a DPoP key needs st's proof by it; else the store itself does
+// (a subject's cutoff met by the adoption).
+func (r *Redis) revokeLegacy(ctx context.Context, st Step, to string, holder bool) error {
 	rec := recordKey(st.ID)
 	// an expired token is refused by its own exp: nothing to remember
-	keys, args := []string{rec}, []string{to}
+	mark := ""
 	if st.TokenExpires.After(st.Now) {
-		keys, args = append(keys, adoptKey(rec, st.ID, r.cluster)), append(args, ms(st.TokenExpires))
+		mark = ms(st.TokenExpires)
+	}
+	keys, args := []string{rec}, []string{to}
+	if holder || mark != "" {
+		keys, args = append(keys, adoptKey(rec, st.ID, r.cluster)), append(args, mark)
+	}
+	if holder {
+		// oauthArgs gives client, scope, key, ttl (and the proof's key after
+		// the mark's): this script takes the key, and the ttl with a proof
+		k, a, err := oauthArgs(st, keys, nil, r.cluster)
+		if err != nil {
+			return err
+		}
+		keys, args = k, append(args, a[2])
+		if st.Proof != "" {
+			args = append(args, a[3])
+		}
 	}
 	res, unacked := r.execWaited(ctx, revokeScript, keys, args)
+	if n, err := res.AsInt64(); err == nil && n != 0 {
+		return refusal(st.ID, n) // a refusal wrote nothing
+	}
 	return r.publishRevoked(ctx, st.ID, res, unacked)
 }
 
