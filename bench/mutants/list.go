@@ -62,6 +62,10 @@ var mutations = []mutation{
 		Run:    "TestRedisWait", Packages: []string{"./tokens/session"}},
 
 	// Sessions still in the hash record of an earlier tokend (rotate.lua)
+	{Name: "hash-record-unacked-ignored", File: "tokens/session/lua/rotate.lua",
+		From: "if cur == gen + 1 and unacked then", To: "if false then",
+		Breaks: "a 503'd rotation of an earlier session is reuse after the grace window: its user logged out when a replica lags",
+		Run:    "TestRedisWaitHashRecordUnacknowledged", Packages: []string{"./tokens/session"}},
 	{Name: "hash-record-owner-check-removed", File: "tokens/session/lua/rotate.lua",
 		From: "if owner ~= '' and owner ~= s[1] then return {7} end\n", To: "",
 		Breaks: "another user's refresh token accepted on an earlier session (aspnet)",

@@ -35,6 +35,8 @@ var (
 	legacyRotateLua string
 	//go:embed lua/revoke.lua
 	legacyRevokeLua string
+	//go:embed lua/legacy_ack.lua
+	legacyAckLua string
 	//go:embed lua/legacy_cutoff.lua
 	cutoffLua string
 
@@ -46,6 +48,7 @@ var (
 	// the hash records of sessions created before the packed record
 	legacyRotateScript = newScript(legacyRotateLua)
 	legacyRevokeScript = newScript(legacyRevokeLua)
+	legacyAckScript    = newScript(legacyAckLua)
 )
 
 // script is a Lua script with its SHA-1, which the WAIT path needs to send
@@ -578,8 +581,12 @@ func (r *Redis) legacyRotate(ctx context.Context, st Step) (Rotation, error) {
 	if !inScope(st.Scope, "") {
 		scope = "1"
 	}
+	mark := "" // waiting for replicas: marked unacknowledged, as the packed record is
+	if r.replicas > 0 {
+		mark = "1"
+	}
 	args := []string{strconv.FormatInt(st.Gen, 10), strconv.FormatInt(st.Gen+1, 10), ms(st.Now),
-		strconv.FormatInt(st.Grace.Milliseconds(), 10), ms(st.Now.Add(st.Idle)), st.Owner, scope}
+		strconv.FormatInt(st.Grace.Milliseconds(), 10), ms(st.Now.Add(st.Idle)), st.Owner, scope, mark}
 	answer, unacked := r.execWaited(ctx, legacyRotateScript, []string{legacyKey(st.ID)}, args)
 	res, err := answer.ToArray()
 	if err != nil {
@@ -599,6 +606,11 @@ func (r *Redis) legacyRotate(ctx context.Context, st Step) (Rotation, error) {
 	case 1, 2:
 		rot, err := rotation(st.ID, res)
 		rot.Retry = code == 2
+		if err == nil && r.replicas > 0 {
+			// WAIT confirmed: acknowledged, as Redis.ack (a no-op when it was)
+			_ = legacyAckScript.Exec(ctx, r.client, []string{legacyKey(st.ID)},
+				[]string{strconv.FormatInt(rot.Gen, 10), ms(rot.Rotated)}).Error()
+		}
 		return rot, err
 	case 3:
 		if sub, err := res[1].ToString(); err == nil {

@@ -823,3 +823,50 @@ func TestRedisRevokeAsUnacknowledgedRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisWaitHashRecordUnacknowledged: a session still in the hash
+// record of an earlier tokend meets WAIT as a packed one does. Its
+// rotation's own WAIT falls short (the packed lookup's was answered, then
+// the replica stalled): a 503, the hash advanced on the primary. The
+// client's retry of the same token after the grace window, once the
+// replica is back, is the rotation made again, not reuse; once an answer
+// went out (acknowledged), the parent is reuse after the grace window again.
+func TestRedisWaitHashRecordUnacknowledged(t *testing.T) {
+	primary, replica, st := waitingFor(t, time.Second) // a slow machine's margin
+	ctx := context.Background()
+	const grace = 10 * time.Second
+	now := time.Now().Truncate(time.Millisecond)
+	for _, id := range []string{"hash-unacked", "hash-warm"} {
+		s := session.Session{ID: id, Subject: "alice", Created: now, Rotated: now, Expires: now.Add(24 * time.Hour)}
+		if err := st.CreateHashRecord(ctx, s, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step := session.Step{ID: "hash-unacked", Gen: 0, Now: now.Add(time.Second), Idle: time.Hour, Grace: grace}
+	// the script loaded while the replica is up, as in a running tokend
+	if _, err := st.RotateHashRecord(ctx, session.Step{ID: "hash-warm", Gen: 0, Now: step.Now, Idle: time.Hour, Grace: grace}); err != nil {
+		t.Fatal(err)
+	}
+	replica.Kill(syscall.SIGSTOP)
+	_, err := st.RotateHashRecord(ctx, step)
+	replica.Kill(syscall.SIGCONT)
+	if !errors.Is(err, session.ErrNotReplicated) {
+		t.Fatalf("hash rotation with the replica stopped: %v; want ErrNotReplicated", err)
+	}
+	if g := primary.Do(t, "HGET", session.LegacyKey("hash-unacked"), "g"); g != "1" {
+		t.Fatalf("the primary's hash after the unacknowledged rotation: g %s; want 1", g)
+	}
+	replica.WaitInfo(t, "replication", "master_link_status:up", 10*time.Second)
+	late := step
+	late.Now = step.Now.Add(2 * grace)
+	rot, err := st.Rotate(ctx, late)
+	if err != nil || rot.Gen != 1 || rot.Retry || !rot.Rotated.Equal(late.Now) {
+		t.Fatalf("the 503'd token after the grace window: %+v, %v; want the rotation made again (gen 1, rotated now)", rot, err)
+	}
+	// answered: acknowledged, so the parent is reuse after the grace window
+	later := late
+	later.Now = late.Now.Add(2 * grace)
+	if _, err := st.Rotate(ctx, later); !errors.Is(err, session.ErrReuse) {
+		t.Fatalf("the parent after an acknowledged answer and the grace window: %v; want ErrReuse", err)
+	}
+}
