@@ -153,6 +153,12 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 			sh.mu.Unlock()
 			return Rotation{}, fmt.Errorf("session %s: legacy token used or revoked: %w", st.ID, adoptionErr(a.state))
 		}
+		// the new session has no scope (a legacy token carries none): any
+		// item asked is refused before anything changes, as Redis does
+		if !inScope(st.Scope, "") {
+			sh.mu.Unlock()
+			return Rotation{}, fmt.Errorf("session %s: %w", st.ID, ErrScope)
+		}
 		if st.Proof != "" && !m.useProof(st) {
 			sh.mu.Unlock()
 			return Rotation{}, fmt.Errorf("session %s: %w", st.ID, ErrReplay)

@@ -211,6 +211,29 @@ var legacyCases = []struct {
 		_, err = rotate(t, st, again)
 		wantErr(t, err, session.ErrRevoked)
 	}},
+	{"LegacyAdoptionScope", func(t *testing.T, st session.Store) {
+		// a legacy token carries no scope, and its session has none: an
+		// adoption asking for one is refused (ErrScope) as any refresh of a
+		// session without it, before anything changes, or the token endpoint
+		// would sign an access token with whatever scope was asked
+		s := legacyStep(newID(t), "6f1c8e2a-4b3d-4e5f-8a9b-0c1d2e3f4a5b", 0)
+		s.Scope = "admin"
+		s.Key, s.Proof, s.ProofTTL = thumb("device"), proof(), time.Minute
+		r, err := rotate(t, st, s)
+		if !errors.Is(err, session.ErrScope) {
+			t.Fatalf("adoption asking for a scope = %+v, %v; want ErrScope", r, err)
+		}
+		// refused before its mark and its proof: the same request without
+		// the scope adopts it
+		s.Scope = " "
+		if r, err := rotate(t, st, after(s, time.Second)); err != nil || r.Gen != 0 || r.Retry {
+			t.Fatalf("adoption after a refused scope = %+v, %v; want generation 0", r, err)
+		}
+		again := after(s, 2*time.Second)
+		again.Scope, again.Proof = "admin", proof()
+		_, err = rotate(t, st, again)
+		wantErr(t, err, session.ErrScope)
+	}},
 	{"LegacyRevokeBoundNeedsItsKey", func(t *testing.T, st session.Store) {
 		// a legacy token whose adoption bound its session to a DPoP key
 		// logs it out only with a proof by that key, as RevokeAs: the used
