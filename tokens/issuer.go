@@ -324,10 +324,15 @@ func (is *Issuer) revokeAs(ctx context.Context, token []byte, cl *Claims, now ti
 	if cl.Legacy {
 		// ended whether or not it was adopted yet: the token is refused for
 		// as long as it could be presented (a legacy token names no client
-		// and no key)
-		st := session.Step{ID: legacySessionID(token), Gen: -1, Now: now, Subject: cl.Subject}
+		// and no key; an adoption with a proof bound its session to that
+		// key, which the store checks as RevokeAs does)
+		st := session.Step{ID: legacySessionID(token), Gen: -1, Now: now, Subject: cl.Subject, Key: g.Key, Proof: g.Proof, ProofTTL: g.ProofTTL}
 		st.TokenIssued, st.TokenExpires = legacyTimes(cl)
-		return is.store.RevokeLegacy(ctx, st)
+		err := is.store.RevokeLegacy(ctx, st)
+		if errors.Is(err, session.ErrWrongKey) || errors.Is(err, session.ErrKeyRequired) {
+			is.log.Warn("revocation of a DPoP-bound session without a proof by its key; refused", "sid", st.ID)
+		}
+		return err
 	}
 	id := cl.Session
 	if id == "" {

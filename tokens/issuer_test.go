@@ -3,6 +3,8 @@ package tokens
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"testing"
 	"time"
@@ -210,5 +212,37 @@ func TestIssuerAccessCappedAtSessionEnd(t *testing.T) {
 				t.Fatalf("the access token at the session's end: %v; want ErrExpired", err)
 			}
 		})
+	}
+}
+
+// TestIssuerLegacyRevokeBound: a legacy token adopted with a DPoP proof
+// bound its session to the proof's key; the token's logout passes the
+// revoking request's proof to the store, which ends the session only with
+// a proof by that key (the dialects' revoke, with none, is refused).
+func TestIssuerLegacyRevokeBound(t *testing.T) {
+	is, clock, ks := newIssuer(t, true)
+	ctx := context.Background()
+	thumb := func(s string) string {
+		sum := sha256.Sum256([]byte(s))
+		return base64.RawURLEncoding.EncodeToString(sum[:])
+	}
+	key, other := thumb("device"), thumb("attacker")
+	legacy := forge(t, ks.Signing(), `{"alg":"HS256"}`, `{"sub":"7f36a89d","iat":`+itoa(now.Unix())+`,"exp":`+itoa(now.Add(time.Hour).Unix())+`}`)
+	var p Pair
+	if err := is.RefreshGrant(ctx, legacy, Grant{Key: key, Proof: "adopt", ProofTTL: time.Minute}, &p); err != nil || p.Session.Key != key {
+		t.Fatalf("adoption with a proof = %v, %+v; want it bound", err, p.Session)
+	}
+	clock.t = clock.t.Add(time.Second)
+	if err := is.Revoke(ctx, legacy); !errors.Is(err, session.ErrKeyRequired) {
+		t.Fatalf("dialect revoke of the bound adopted session: %v; want ErrKeyRequired", err)
+	}
+	if err := is.RevokeAny(ctx, legacy, Grant{Key: other, Proof: "thief", ProofTTL: time.Minute}); !errors.Is(err, session.ErrWrongKey) {
+		t.Fatalf("revoke with another key's proof: %v; want ErrWrongKey", err)
+	}
+	if err := is.RevokeAny(ctx, legacy, Grant{Key: key, Proof: "logout", ProofTTL: time.Minute}); err != nil {
+		t.Fatalf("revoke with a proof by the session's key: %v", err)
+	}
+	if err := is.RefreshGrant(ctx, legacy, Grant{Key: key, Proof: "again", ProofTTL: time.Minute}, &p); !errors.Is(err, session.ErrRevoked) {
+		t.Fatalf("the legacy token after its logout: %v; want ErrRevoked", err)
 	}
 }

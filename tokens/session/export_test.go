@@ -62,3 +62,12 @@ func (r *Redis) CreateHashRecord(ctx context.Context, s Session, idle time.Durat
 	}
 	return r.index(ctx, s)
 }
+
+// RotateHashRecord rotates session st.ID in its hash record directly, as
+// Rotate does once the packed lookup found no record (and its own WAIT
+// was answered): a test can then make the hash script's WAIT alone fall short.
+func (r *Redis) RotateHashRecord(ctx context.Context, st Step) (Rotation, error) {
+	ctx, cancel := r.deadlines.bound(ctx)
+	defer cancel()
+	return r.legacyRotate(ctx, st)
+}

@@ -153,6 +153,12 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 			sh.mu.Unlock()
 			return Rotation{}, fmt.Errorf("session %s: legacy token used or revoked: %w", st.ID, adoptionErr(a.state))
 		}
+		// the new session has no scope (a legacy token carries none): any
+		// item asked is refused before anything changes, as Redis does
+		if !inScope(st.Scope, "") {
+			sh.mu.Unlock()
+			return Rotation{}, fmt.Errorf("session %s: %w", st.ID, ErrScope)
+		}
 		if st.Proof != "" && !m.useProof(st) {
 			sh.mu.Unlock()
 			return Rotation{}, fmt.Errorf("session %s: %w", st.ID, ErrReplay)
@@ -337,18 +343,43 @@ func (m *Memory) mark(id string, to state) bool {
 	return was == active
 }
 
-// RevokeLegacy implements Store.
+// RevokeLegacy implements Store: a session the adoption bound to a DPoP
+// key is checked as RevokeAs checks it, in the same critical section.
 func (m *Memory) RevokeLegacy(_ context.Context, st Step) error {
-	m.markLegacy(st.ID, revoked, st.TokenExpires)
-	return nil
+	if st.Key != "" && !thumbprint(st.Key) { // refused before any lock, as Redis does
+		return errors.New("session: step key is not a base64url SHA-256 thumbprint")
+	}
+	return m.markLegacyAs(st.ID, revoked, st.TokenExpires, &st)
 }
 
 // markLegacy moves the session legacy token id starts to state to, adopted
 // or not, and remembers that until the token expires; a session that was
 // there is published.
 func (m *Memory) markLegacy(id string, to state, expires time.Time) {
+	_ = m.markLegacyAs(id, to, expires, nil)
+}
+
+// markLegacyAs is markLegacy for the token's holder st (nil: the store
+// itself): an adopted session bound to a DPoP key is ended only with a
+// proof by that key, its jti used once; a refusal changes nothing.
+func (m *Memory) markLegacyAs(id string, to state, expires time.Time, st *Step) error {
 	sh := m.shard(id)
 	sh.mu.Lock()
+	if r, ok := sh.sessions[id]; ok && st != nil && st.Now.Before(r.until) {
+		var err error
+		switch {
+		case r.Key != "" && st.Key == "":
+			err = ErrKeyRequired
+		case r.Key != "" && st.Key != r.Key:
+			err = ErrWrongKey
+		case st.Proof != "" && !m.useProof(*st):
+			err = ErrReplay
+		}
+		if err != nil {
+			sh.mu.Unlock()
+			return fmt.Errorf("session %s: %w", id, err)
+		}
+	}
 	a := sh.adopted[id]
 	if a.state < to {
 		a.state = to
@@ -366,6 +397,7 @@ func (m *Memory) markLegacy(id string, to state, expires time.Time) {
 	if changed {
 		m.feed.publish(rev)
 	}
+	return nil
 }
 
 // RevokeLegacySubject implements Store. The latest cutoff stands.

@@ -35,6 +35,8 @@ var (
 	legacyRotateLua string
 	//go:embed lua/revoke.lua
 	legacyRevokeLua string
+	//go:embed lua/legacy_ack.lua
+	legacyAckLua string
 	//go:embed lua/legacy_cutoff.lua
 	cutoffLua string
 
@@ -46,6 +48,7 @@ var (
 	// the hash records of sessions created before the packed record
 	legacyRotateScript = newScript(legacyRotateLua)
 	legacyRevokeScript = newScript(legacyRevokeLua)
+	legacyAckScript    = newScript(legacyAckLua)
 )
 
 // script is a Lua script with its SHA-1, which the WAIT path needs to send
@@ -442,7 +445,7 @@ func (r *Redis) indexAdopted(ctx context.Context, st Step, s Session) error {
 	case code != 4 && code != 5:
 		return fmt.Errorf("redis index: unknown code %d", code)
 	}
-	if err := r.revokeLegacy(ctx, st, strconv.FormatInt(code-3, 10)); err != nil {
+	if err := r.revokeLegacy(ctx, st, strconv.FormatInt(code-3, 10), false); err != nil {
 		return err
 	}
 	return refusal(s.ID, code)
@@ -578,8 +581,12 @@ func (r *Redis) legacyRotate(ctx context.Context, st Step) (Rotation, error) {
 	if !inScope(st.Scope, "") {
 		scope = "1"
 	}
+	mark := "" // waiting for replicas: marked unacknowledged, as the packed record is
+	if r.replicas > 0 {
+		mark = "1"
+	}
 	args := []string{strconv.FormatInt(st.Gen, 10), strconv.FormatInt(st.Gen+1, 10), ms(st.Now),
-		strconv.FormatInt(st.Grace.Milliseconds(), 10), ms(st.Now.Add(st.Idle)), st.Owner, scope}
+		strconv.FormatInt(st.Grace.Milliseconds(), 10), ms(st.Now.Add(st.Idle)), st.Owner, scope, mark}
 	answer, unacked := r.execWaited(ctx, legacyRotateScript, []string{legacyKey(st.ID)}, args)
 	res, err := answer.ToArray()
 	if err != nil {
@@ -599,6 +606,11 @@ func (r *Redis) legacyRotate(ctx context.Context, st Step) (Rotation, error) {
 	case 1, 2:
 		rot, err := rotation(st.ID, res)
 		rot.Retry = code == 2
+		if err == nil && r.replicas > 0 {
+			// WAIT confirmed: acknowledged, as Redis.ack (a no-op when it was)
+			_ = legacyAckScript.Exec(ctx, r.client, []string{legacyKey(st.ID)},
+				[]string{strconv.FormatInt(rot.Gen, 10), ms(rot.Rotated)}).Error()
+		}
 		return rot, err
 	case 3:
 		if sub, err := res[1].ToString(); err == nil {
@@ -639,12 +651,18 @@ func (r *Redis) Revoke(ctx context.Context, id string) error {
 	if n, err := res.AsInt64(); err == nil && n == 0 {
 		res, unacked = r.execWaited(ctx, legacyRevokeScript, []string{legacyKey(id)}, []string{"1"})
 	}
+	return r.publishRevoked(ctx, id, res, unacked)
+}
+
+// publishRevoked decodes a revoke script's answer res and publishes the
+// session it names, then reports unacked (ErrNotReplicated) if set:
+// published even when the replicas fell short, since the primary revoked
+// it and the 503's retry may never come; kept for the outbox on failure.
+func (r *Redis) publishRevoked(ctx context.Context, id string, res rueidis.RedisResult, unacked error) error {
 	rev, ok, _, err := revokeReply(id, res)
 	if err != nil || !ok {
 		return err
 	}
-	// published even when the replicas fell short: the primary revoked it,
-	// and the 503's retry may never come
 	err = r.publishOrKeep(ctx, rev)
 	if unacked != nil {
 		return unavailable("revoke", unacked)
@@ -658,24 +676,42 @@ func (r *Redis) RevokeLegacy(ctx context.Context, st Step) error {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
 	st = st.copied()
-	return r.revokeLegacy(ctx, st, "1")
+	return r.revokeLegacy(ctx, st, "1", true)
 }
 
 // revokeLegacy marks the session legacy token st starts, and its adoption
 // mark, revoked (to "1") or deleted ("2"), and publishes a session that
-// was there.
-func (r *Redis) revokeLegacy(ctx context.Context, st Step, to string) error {
+// was there. holder: the token's holder asks (RevokeLegacy), and a session
+// bound to a DPoP key needs st's proof by it; else the store itself does
+// (a subject's cutoff met by the adoption).
+func (r *Redis) revokeLegacy(ctx context.Context, st Step, to string, holder bool) error {
 	rec := recordKey(st.ID)
 	// an expired token is refused by its own exp: nothing to remember
-	keys, args := []string{rec}, []string{to}
+	mark := ""
 	if st.TokenExpires.After(st.Now) {
-		keys, args = append(keys, adoptKey(rec, st.ID, r.cluster)), append(args, ms(st.TokenExpires))
+		mark = ms(st.TokenExpires)
 	}
-	rev, ok, _, err := revokeReply(st.ID, r.exec(ctx, revokeScript, keys, args))
-	if err != nil || !ok {
-		return err
+	keys, args := []string{rec}, []string{to}
+	if holder || mark != "" {
+		keys, args = append(keys, adoptKey(rec, st.ID, r.cluster)), append(args, mark)
 	}
-	return r.publish(ctx, rev)
+	if holder {
+		// oauthArgs gives client, scope, key, ttl (and the proof's key after
+		// the mark's): this script takes the key, and the ttl with a proof
+		k, a, err := oauthArgs(st, keys, nil, r.cluster)
+		if err != nil {
+			return err
+		}
+		keys, args = k, append(args, a[2])
+		if st.Proof != "" {
+			args = append(args, a[3])
+		}
+	}
+	res, unacked := r.execWaited(ctx, revokeScript, keys, args)
+	if n, err := res.AsInt64(); err == nil && n != 0 {
+		return refusal(st.ID, n) // a refusal wrote nothing
+	}
+	return r.publishRevoked(ctx, st.ID, res, unacked)
 }
 
 // RevokeLegacySubject implements Store.

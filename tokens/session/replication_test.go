@@ -742,3 +742,131 @@ func TestRedisRevokeUnacknowledgedPublished(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisRevokeAsUnacknowledgedPublished: RevokeAs (/oauth2/revoke) and
+// RevokeLegacy (a legacy token's logout) whose WAIT falls short are a 503,
+// but the primary has revoked the session: the revocation is published all
+// the same, as Revoke's is, or no denylist hears of it unless the client
+// retries.
+func TestRedisRevokeAsUnacknowledgedPublished(t *testing.T) {
+	_, replica, st := waitingFor(t, time.Second) // a slow machine's margin
+	ctx := context.Background()
+	hears := heard(t, st)
+	now := time.Now()
+	newSession(t, st, "as")
+	adopt := session.Step{ID: "legacy-revoked", Gen: -1, Now: now, Idle: time.Hour, Grace: time.Second,
+		Subject: "alice", Expires: now.Add(time.Hour), TokenExpires: now.Add(time.Hour)}
+	if _, err := st.Rotate(ctx, adopt); err != nil {
+		t.Fatalf("adoption: %v", err)
+	}
+	// the scripts loaded while the replica is up, as in a running tokend
+	newSession(t, st, "warm")
+	if err := st.RevokeAs(ctx, session.Step{ID: "warm", Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RevokeLegacy(ctx, session.Step{ID: "legacy-warm", Gen: -1, Now: now, Subject: "alice", TokenExpires: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	replica.Kill(syscall.SIGSTOP)
+	defer replica.Kill(syscall.SIGCONT)
+	if err := st.RevokeAs(ctx, session.Step{ID: "as", Now: now}); !errors.Is(err, session.ErrNotReplicated) {
+		t.Errorf("RevokeAs with the replica stopped: %v; want ErrNotReplicated", err)
+	}
+	adopt.Now = now.Add(time.Millisecond)
+	if err := st.RevokeLegacy(ctx, adopt); !errors.Is(err, session.ErrNotReplicated) {
+		t.Errorf("RevokeLegacy with the replica stopped: %v; want ErrNotReplicated", err)
+	}
+	replica.Kill(syscall.SIGCONT)
+	for _, id := range []string{"as", "legacy-revoked"} {
+		if !hears(id, 5*time.Second) {
+			t.Errorf("the revocation of %s, made on the primary and answered 503, was never published", id)
+		}
+	}
+}
+
+// TestRedisRevokeAsUnacknowledgedRecord: a plain session whose rotation is
+// still marked unacknowledged (kind bit 2: its WAIT fell short, or its ack
+// was lost) is revoked by RevokeAs as any plain session is. The mark is not
+// the OAuth extension's bit: read as one, the subject's bytes became a
+// bound key and a client, and the user's logout was refused.
+func TestRedisRevokeAsUnacknowledgedRecord(t *testing.T) {
+	primary, replica, st := waitingFor(t, time.Second) // a slow machine's margin
+	ctx := context.Background()
+	w := newSession(t, st, "warm") // the rotate script loaded while the replica is up, as in a running tokend
+	if _, err := st.Rotate(ctx, session.Step{ID: w.ID, Gen: 0, Now: w.Created, Idle: time.Hour, Grace: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"alice", "6f1c8e2a-4b3d-4e5f-8a9b-0c1d2e3f4a5b"} {
+		for _, client := range []string{"", "web"} {
+			id := "unacked-" + sub[:5] + "-" + client
+			now := time.Now()
+			if err := st.Create(ctx, session.Session{ID: id, Subject: sub, Created: now, Rotated: now, Expires: now.Add(time.Hour)}, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			replica.Kill(syscall.SIGSTOP)
+			_, err := st.Rotate(ctx, session.Step{ID: id, Gen: 0, Now: now.Add(time.Millisecond), Idle: time.Hour, Grace: time.Second})
+			replica.Kill(syscall.SIGCONT)
+			if !errors.Is(err, session.ErrUnavailable) {
+				t.Fatalf("rotation with the replica stopped: %v; want ErrNotReplicated", err)
+			}
+			if v := primary.Do(t, "GET", session.RecordKey(id)); len(v) < 24 || v[23]&4 == 0 {
+				t.Fatalf("record %q not marked unacknowledged", v)
+			}
+			if err := st.RevokeAs(ctx, session.Step{ID: id, Now: now.Add(2 * time.Millisecond), Client: client}); err != nil {
+				t.Errorf("RevokeAs(subject %s, client %q) of an unacknowledged plain session: %v; want it revoked", sub, client, err)
+				continue
+			}
+			_, err = st.Rotate(ctx, session.Step{ID: id, Gen: 1, Now: now.Add(3 * time.Millisecond), Idle: time.Hour, Grace: time.Second})
+			if !errors.Is(err, session.ErrRevoked) {
+				t.Errorf("refresh after RevokeAs: %v; want ErrRevoked", err)
+			}
+		}
+	}
+}
+
+// TestRedisWaitHashRecordUnacknowledged: a session still in the hash
+// record of an earlier tokend meets WAIT as a packed one does. Its
+// rotation's own WAIT falls short (the packed lookup's was answered, then
+// the replica stalled): a 503, the hash advanced on the primary. The
+// client's retry of the same token after the grace window, once the
+// replica is back, is the rotation made again, not reuse; once an answer
+// went out (acknowledged), the parent is reuse after the grace window again.
+func TestRedisWaitHashRecordUnacknowledged(t *testing.T) {
+	primary, replica, st := waitingFor(t, time.Second) // a slow machine's margin
+	ctx := context.Background()
+	const grace = 10 * time.Second
+	now := time.Now().Truncate(time.Millisecond)
+	for _, id := range []string{"hash-unacked", "hash-warm"} {
+		s := session.Session{ID: id, Subject: "alice", Created: now, Rotated: now, Expires: now.Add(24 * time.Hour)}
+		if err := st.CreateHashRecord(ctx, s, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step := session.Step{ID: "hash-unacked", Gen: 0, Now: now.Add(time.Second), Idle: time.Hour, Grace: grace}
+	// the script loaded while the replica is up, as in a running tokend
+	if _, err := st.RotateHashRecord(ctx, session.Step{ID: "hash-warm", Gen: 0, Now: step.Now, Idle: time.Hour, Grace: grace}); err != nil {
+		t.Fatal(err)
+	}
+	replica.Kill(syscall.SIGSTOP)
+	_, err := st.RotateHashRecord(ctx, step)
+	replica.Kill(syscall.SIGCONT)
+	if !errors.Is(err, session.ErrNotReplicated) {
+		t.Fatalf("hash rotation with the replica stopped: %v; want ErrNotReplicated", err)
+	}
+	if g := primary.Do(t, "HGET", session.LegacyKey("hash-unacked"), "g"); g != "1" {
+		t.Fatalf("the primary's hash after the unacknowledged rotation: g %s; want 1", g)
+	}
+	replica.WaitInfo(t, "replication", "master_link_status:up", 10*time.Second)
+	late := step
+	late.Now = step.Now.Add(2 * grace)
+	rot, err := st.Rotate(ctx, late)
+	if err != nil || rot.Gen != 1 || rot.Retry || !rot.Rotated.Equal(late.Now) {
+		t.Fatalf("the 503'd token after the grace window: %+v, %v; want the rotation made again (gen 1, rotated now)", rot, err)
+	}
+	// answered: acknowledged, so the parent is reuse after the grace window
+	later := late
+	later.Now = late.Now.Add(2 * grace)
+	if _, err := st.Rotate(ctx, later); !errors.Is(err, session.ErrReuse) {
+		t.Fatalf("the parent after an acknowledged answer and the grace window: %v; want ErrReuse", err)
+	}
+}

@@ -71,16 +71,13 @@ func (r *Redis) RevokeAs(ctx context.Context, st Step) error {
 		// oauthArgs gives client, scope, key, ttl: this script takes no scope
 		args = []string{args[0], args[2], args[3]}
 	}
-	res := r.exec(ctx, revokeAsScript, keys, args)
+	// published even when WAIT falls short, as Revoke is (publishRevoked)
+	res, unacked := r.execWaited(ctx, revokeAsScript, keys, args)
 	if n, err := res.AsInt64(); err == nil {
 		if n != 0 {
-			return refusal(st.ID, n)
+			return refusal(st.ID, n) // a refusal wrote nothing
 		}
-		res = r.exec(ctx, legacyRevokeScript, []string{legacyKey(st.ID)}, []string{"1"})
+		res, unacked = r.execWaited(ctx, legacyRevokeScript, []string{legacyKey(st.ID)}, []string{"1"})
 	}
-	rev, ok, _, err := revokeReply(st.ID, res)
-	if err != nil || !ok {
-		return err
-	}
-	return r.publish(ctx, rev)
+	return r.publishRevoked(ctx, st.ID, res, unacked)
 }

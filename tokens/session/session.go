@@ -168,7 +168,10 @@ type Store interface {
 	RevokeSubject(ctx context.Context, sub string, deleted bool) (int, error)
 	// RevokeLegacy ends the session legacy token st (an adoption Step: ID,
 	// Subject, Now, TokenExpires) starts, adopted already or not: from then
-	// on its adoption is ErrRevoked, until TokenExpires.
+	// on its adoption is ErrRevoked, until TokenExpires. A session its
+	// adoption bound to a DPoP key is ended only with st.Key, st.Proof and
+	// st.ProofTTL as RevokeAs takes them (ErrKeyRequired, ErrWrongKey,
+	// ErrReplay; each refusal changes nothing, the adoption mark included).
 	RevokeLegacy(ctx context.Context, st Step) error
 	// RevokeLegacySubject refuses from now on the adoption of sub's legacy
 	// tokens issued at or before at (ErrDeleted if deleted, else

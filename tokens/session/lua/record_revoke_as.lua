@@ -13,7 +13,8 @@
 --          session was active until now.
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
-if string.byte(v, 24) >= 2 then
+-- bit 1 of the kind byte: the extension; bit 2 (unacknowledged) is not it
+if string.byte(v, 24) % 4 >= 2 then
   -- the extension: the bound key, then the client
   local bound, cl = struct.unpack('>Bc0Bc0', v, 25)
   if ARGV[1] ~= '' and cl ~= '' and ARGV[1] ~= cl then return 8 end

@@ -41,6 +41,9 @@ if not v then
     if m == '0' then return 6 end
     return 3 + tonumber(m)
   end
+  -- the new session has no scope (a legacy token carries none): any item
+  -- asked is refused, as on any session without it, before anything changes
+  if scope and string.find(scope, '%S') then return 12 end
   if proof and not redis.call('SET', proof, '', 'NX', 'PX', ARGV[6]) then return 10 end
   -- adoption of a legacy token: the session starts at generation 0
   redis.call('SET', KEYS[1], ARGV[7], 'PXAT', ARGV[8])

@@ -199,13 +199,81 @@ var legacyCases = []struct {
 		}
 		_, err = rotate(t, st, step(s.ID, 0, 2*time.Second, grace))
 		wantErr(t, err, session.ErrKeyRequired)
-		// revoked: refused before its proof is recorded (nothing burns)
-		if err := st.RevokeLegacy(context.Background(), after(s, 3*time.Second)); err != nil {
+		// revoked (with a proof of its own by the session's key:
+		// LegacyRevokeBoundNeedsItsKey): refused before its proof is recorded (nothing burns)
+		revoke := after(s, 3*time.Second)
+		revoke.Proof = proof()
+		if err := st.RevokeLegacy(context.Background(), revoke); err != nil {
 			t.Fatal(err)
 		}
 		again = after(s, 4*time.Second)
 		again.Proof = proof()
 		_, err = rotate(t, st, again)
+		wantErr(t, err, session.ErrRevoked)
+	}},
+	{"LegacyAdoptionScope", func(t *testing.T, st session.Store) {
+		// a legacy token carries no scope, and its session has none: an
+		// adoption asking for one is refused (ErrScope) as any refresh of a
+		// session without it, before anything changes, or the token endpoint
+		// would sign an access token with whatever scope was asked
+		s := legacyStep(newID(t), "6f1c8e2a-4b3d-4e5f-8a9b-0c1d2e3f4a5b", 0)
+		s.Scope = "admin"
+		s.Key, s.Proof, s.ProofTTL = thumb("device"), proof(), time.Minute
+		r, err := rotate(t, st, s)
+		if !errors.Is(err, session.ErrScope) {
+			t.Fatalf("adoption asking for a scope = %+v, %v; want ErrScope", r, err)
+		}
+		// refused before its mark and its proof: the same request without
+		// the scope adopts it
+		s.Scope = " "
+		if r, err := rotate(t, st, after(s, time.Second)); err != nil || r.Gen != 0 || r.Retry {
+			t.Fatalf("adoption after a refused scope = %+v, %v; want generation 0", r, err)
+		}
+		again := after(s, 2*time.Second)
+		again.Scope, again.Proof = "admin", proof()
+		_, err = rotate(t, st, again)
+		wantErr(t, err, session.ErrScope)
+	}},
+	{"LegacyRevokeBoundNeedsItsKey", func(t *testing.T, st session.Store) {
+		// a legacy token whose adoption bound its session to a DPoP key
+		// logs it out only with a proof by that key, as RevokeAs: the used
+		// legacy token, seen in a log, cannot end the session it cannot refresh
+		ctx := context.Background()
+		key, other := thumb("device"), thumb("attacker")
+		s := legacyStep(newID(t), "6f1c8e2a-4b3d-4e5f-8a9b-0c1d2e3f4a5b", 0)
+		s.Key, s.Proof, s.ProofTTL = key, proof(), time.Minute
+		if r, err := rotate(t, st, s); err != nil || r.Key != key {
+			t.Fatalf("adoption with a proof = %+v, %v; want it bound to the key", r, err)
+		}
+		revoke := func(at time.Duration, k, jti string) error {
+			r := after(s, at)
+			r.Key, r.Proof = k, jti
+			return st.RevokeLegacy(ctx, r)
+		}
+		wantErr(t, revoke(time.Second, "", ""), session.ErrKeyRequired)
+		wantErr(t, revoke(time.Second, other, proof()), session.ErrWrongKey)
+		// refused: nothing changed, the mark included (a retry of the
+		// adoption is a retry, not ErrRevoked)
+		again := after(s, 2*time.Second)
+		again.Proof = proof()
+		if r, err := rotate(t, st, again); err != nil || !r.Retry {
+			t.Fatalf("retry of the adoption after refused revocations = %+v, %v; want a retry", r, err)
+		}
+		used := proof()
+		if err := revoke(3*time.Second, key, used); err != nil {
+			t.Fatalf("RevokeLegacy with a proof by the session's key: %v", err)
+		}
+		wantErr(t, revoke(4*time.Second, key, used), session.ErrReplay)
+		again = after(s, 5*time.Second)
+		again.Proof = proof()
+		_, err := rotate(t, st, again)
+		wantErr(t, err, session.ErrRevoked)
+		// a legacy token not adopted yet has no binding: ended with or without a proof
+		fresh := legacyStep(newID(t), "6f1c8e2a-4b3d-4e5f-8a9b-0c1d2e3f4a5b", 0)
+		if err := st.RevokeLegacy(ctx, fresh); err != nil {
+			t.Fatal(err)
+		}
+		_, err = rotate(t, st, after(fresh, time.Second))
 		wantErr(t, err, session.ErrRevoked)
 	}},
 	{"LegacyStepStringsAreLent", func(t *testing.T, st session.Store) {
