@@ -60,6 +60,9 @@ type config struct {
 	DPoPWindow    time.Duration
 	DPoPNonce     bool
 
+	// publicURLDefault: TOKEND_PUBLIC_URL was not set, and the issuer is
+	// made from this instance's own port.
+	publicURLDefault bool
 	// formerIssuer is a TOKEND_ISSUER that is not the issuer: accepted on
 	// read, and warned about at startup.
 	formerIssuer string
@@ -293,6 +296,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	if c.PublicURL == "" {
 		_, port, _ := net.SplitHostPort(c.Addr)
 		c.PublicURL = "http://localhost:" + port
+		c.publicURLDefault = true
 	}
 	// one issuer identifier for the tokens and the metadata (RFC 9068 §2.2,
 	// RFC 8414 §3.3); another TOKEND_ISSUER is a former one, still read
