@@ -149,12 +149,6 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 		log.Warn("TOKEND_ISSUER is not the issuer, TOKEND_PUBLIC_URL: tokens are issued with iss of TOKEND_PUBLIC_URL, and those with the former one still accepted; move it to TOKEND_ACCEPTED_ISSUERS",
 			"issuer", cfg.Issuer, "former", cfg.formerIssuer)
 	}
-	if cfg.publicURLDefault && cfg.Store == "redis" {
-		// instances sharing a Redis share sessions; with issuers made from
-		// their own ports they would refuse one another's tokens
-		log.Warn("TOKEND_PUBLIC_URL is not set: the issuer is made from this instance's port; every instance sharing this Redis must have the same TOKEND_PUBLIC_URL, or they refuse one another's tokens",
-			"issuer", cfg.Issuer)
-	}
 	metrics := server.NewMetrics()
 	v := buildVersion()
 	metrics.BuildInfo(v.Version, v.Revision, v.Go)
@@ -168,6 +162,12 @@ func build(cfg config, clock tokens.Clock, stderr io.Writer) (*app, error) {
 		}
 		r.Retention = cfg.AccessTTL // a revocation matters while an access token of the session may live
 		a.store, a.close, feed = r, r.Close, r
+		if cfg.publicURLDefault {
+			// instances sharing a Redis share sessions; with issuers made from
+			// their own ports they would refuse one another's tokens
+			log.Warn("TOKEND_PUBLIC_URL is not set: the issuer is made from this instance's port; every instance sharing this Redis must have the same TOKEND_PUBLIC_URL, or they refuse one another's tokens",
+				"issuer", cfg.Issuer)
+		}
 	default:
 		m := session.NewMemory(time.Minute)
 		a.store, a.close, feed = m, m.Close, m
