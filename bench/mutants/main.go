@@ -59,7 +59,8 @@ func main() {
 		}
 		took := time.Since(start).Round(time.Second)
 		fmt.Printf("%-8s %-60s %6s  %s\n", outcome, m.Name, took, detail)
-		rows = append(rows, fmt.Sprintf("| %s | `%s` | %s | `go test %s` | **%s** | %s |", m.Name, m.File, m.Breaks, strings.Join(m.testArgs(), " "), outcome, detail))
+		tests := strings.ReplaceAll(strings.Join(m.testArgs(), " "), "|", `\|`) // a -run pattern's | is not a cell's end
+		rows = append(rows, fmt.Sprintf("| %s | `%s` | %s | `go test %s` | **%s** | %s |", m.Name, m.File, m.Breaks, tests, outcome, detail))
 	}
 	if *out != "" {
 		var b bytes.Buffer
