@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"time"
 
 	"github.com/tokend/tokend/tokens/session"
 )
@@ -28,11 +31,30 @@ func dialRedis(cfg config) (*session.Redis, error) {
 	if cfg.RedisSentinel != "" {
 		opts = append(opts, session.Sentinel(cfg.RedisSentinel))
 	}
-	r, err := session.DialRedis(cfg.RedisAddr, cfg.StoreTimeout, opts...)
+	// At start no client waits: a Redis too slow to answer within the store
+	// timeout (starting beside tokend, or a starved machine) is asked again
+	// for a few seconds before tokend gives up. Any other failure is final.
+	var r *session.Redis
+	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+		r, err = session.DialRedis(cfg.RedisAddr, cfg.StoreTimeout, opts...)
+		if err == nil || !slowAnswer(err) || time.Since(start) > startPatience {
+			break
+		}
+	}
 	if err != nil {
 		return nil, redisFault(cfg, err)
 	}
 	return r, nil
+}
+
+// startPatience is how long tokend keeps asking a slow Redis at start.
+const startPatience = 3 * time.Second
+
+// slowAnswer reports whether err is Redis not answering in time, rather
+// than refusing (a wrong password, a TLS mismatch, nothing listening).
+func slowAnswer(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // redisTLS is the TLS configuration of the Redis connections, nil for

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,6 +69,23 @@ func dialectEnv(dialect string, env map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// TestRedisSlowAtStart: a Redis that does not answer within the store
+// timeout when tokend starts (starting beside it, a starved machine) is
+// asked again for a few seconds; tokend starts once it answers.
+func TestRedisSlowAtStart(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.Kill(syscall.SIGSTOP)
+	resumed := make(chan struct{})
+	go func() {
+		defer close(resumed)
+		time.Sleep(time.Second)
+		srv.Kill(syscall.SIGCONT)
+	}()
+	in := start(t, "redis", map[string]string{"TOKEND_REDIS_ADDR": srv.Addr})
+	<-resumed
+	rotateThrough(t, in, "spring", "slow-start")
 }
 
 // TestRedisTLS: tokend reaches a redis-server that speaks only TLS to it
