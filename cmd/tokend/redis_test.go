@@ -221,7 +221,7 @@ func TestRedisACL(t *testing.T) {
 func TestMaxInflight(t *testing.T) {
 	for _, dialect := range []string{"spring", "aspnet"} {
 		t.Run(dialect, func(t *testing.T) {
-			in := start(t, "redis", dialectEnv(dialect, map[string]string{"TOKEND_MAX_INFLIGHT": "1", "TOKEND_STORE_TIMEOUT": "2s"}))
+			in := start(t, "redis", dialectEnv(dialect, map[string]string{"TOKEND_MAX_INFLIGHT": "1", "TOKEND_STORE_TIMEOUT": "20s"}))
 			var slow, fast func() reply
 			if dialect == "aspnet" {
 				tok, r0 := in.aspnetLogin("erin")
@@ -232,7 +232,10 @@ func TestMaxInflight(t *testing.T) {
 				_, r1 := in.login("frank")
 				slow, fast = func() reply { return in.refresh(r0) }, func() reply { return in.refresh(r1) }
 			}
-			in.redis.Do(t, "CLIENT", "PAUSE", "700", "WRITE") // the store holds every rotation for 0.7 s
+			// the store holds every rotation until the test lets it go (a
+			// fixed pause could end before a starved machine sends the request)
+			in.redis.Do(t, "CLIENT", "PAUSE", "15000", "WRITE")
+			defer in.redis.Do(t, "CLIENT", "UNPAUSE")
 			held := make(chan reply, 1)
 			go func() { held <- slow() }()
 			waitUntil(t, func() bool { return metric(t, in, `tokend_requests_in_flight`) >= 1 })
@@ -245,6 +248,7 @@ func TestMaxInflight(t *testing.T) {
 			} else {
 				springError(t, r, 503, "Service temporarily unavailable")
 			}
+			in.redis.Do(t, "CLIENT", "UNPAUSE")
 			if h := <-held; h.status != 200 {
 				t.Fatalf("the admitted request: %d %s; want 200 once the store answers", h.status, h.raw)
 			}
