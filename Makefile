@@ -80,15 +80,15 @@ bench-once:
 # A count, not a duration: a time limit that ends during minimization is
 # reported as "context deadline exceeded", a flake.
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./tokens
-	$(GO) test -run='^$$' -fuzz='^FuzzOpaque$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./tokens
-	$(GO) test -run='^$$' -fuzz='^FuzzClaims$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./tokens
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/tokens
+	$(GO) test -run='^$$' -fuzz='^FuzzOpaque$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/tokens
+	$(GO) test -run='^$$' -fuzz='^FuzzClaims$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/tokens
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/spring
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/aspnet
-	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./tokens/dpop
+	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/tokens/dpop
 	$(GO) test -run='^$$' -fuzz='^FuzzForm$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/oauth2
 	$(GO) test -run='^$$' -fuzz='^FuzzToken$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/oauth2
-	$(GO) test -run='^$$' -fuzz='^FuzzSubject$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./tokens/session
+	$(GO) test -run='^$$' -fuzz='^FuzzSubject$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/tokens/session
 
 ## mutants: break tokend on purpose, one named mutation at a time (bench/mutants), and run the tests that must notice; writes bench/MUTANTS.md (MUTANTS=name runs those whose name contains it)
 mutants: redis-server

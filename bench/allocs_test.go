@@ -7,7 +7,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/tokend/tokend/tokens/session"
+	"github.com/tokend/tokend/internal/tokens/session"
 )
 
 // allocRuns is how many refreshes an allocation bound is measured over:

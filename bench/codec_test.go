@@ -17,14 +17,14 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/tokend/tokend/internal/tokens"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/server/aspnet"
 	"github.com/tokend/tokend/server/spring"
-	"github.com/tokend/tokend/tokens"
 )
 
 // jwksPath holds one key of every algorithm benchmarked (and tested).
-const jwksPath = "../tokens/testdata/keys.jwks"
+const jwksPath = "../internal/tokens/testdata/keys.jwks"
 
 // rawKey exports the private key kid of the test key set, for the floors.
 func rawKey(b *testing.B, kid string) any {

@@ -11,12 +11,12 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/tokens/denylist"
+	"github.com/tokend/tokend/internal/tokens/session"
+	"github.com/tokend/tokend/internal/tokens/session/redistest"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/server/spring"
-	"github.com/tokend/tokend/tokens"
-	"github.com/tokend/tokend/tokens/denylist"
-	"github.com/tokend/tokend/tokens/session"
-	"github.com/tokend/tokend/tokens/session/redistest"
 )
 
 // following starts a denylist over feed and waits until it has caught up.

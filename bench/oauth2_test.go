@@ -5,8 +5,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/tokend/tokend/tokens/dpop/prover"
-	"github.com/tokend/tokend/tokens/session"
+	"github.com/tokend/tokend/internal/tokens/dpop/prover"
+	"github.com/tokend/tokend/internal/tokens/session"
 )
 
 // publicURL is what the benchmarks' DPoP proofs name.

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
-	"github.com/tokend/tokend/tokens/session"
-	"github.com/tokend/tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/internal/tokens/session"
+	"github.com/tokend/tokend/internal/tokens/session/redistest"
 )
 
 // BenchmarkRedisRotation is what one rotation costs Redis itself: tokend's

@@ -12,14 +12,14 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
+	"github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/tokens/dpop"
+	"github.com/tokend/tokend/internal/tokens/session"
+	"github.com/tokend/tokend/internal/tokens/session/redistest"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/server/aspnet"
 	"github.com/tokend/tokend/server/oauth2"
 	"github.com/tokend/tokend/server/spring"
-	"github.com/tokend/tokend/tokens"
-	"github.com/tokend/tokend/tokens/dpop"
-	"github.com/tokend/tokend/tokens/session"
-	"github.com/tokend/tokend/tokens/session/redistest"
 )
 
 const (

@@ -35,7 +35,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/tokend/tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/internal/tokens/session/redistest"
 )
 
 // compose is the part of deploy/compose.yaml the test runs.

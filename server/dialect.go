@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tokend/tokend/tokens"
-	"github.com/tokend/tokend/tokens/session"
+	"github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/tokens/session"
 )
 
 // Errors the server itself produces; a Dialect maps them, with the tokens

@@ -6,9 +6,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tokend/tokend/internal/tokens/denylist"
+	"github.com/tokend/tokend/internal/tokens/session"
 	"github.com/tokend/tokend/server/histogram"
-	"github.com/tokend/tokend/tokens/denylist"
-	"github.com/tokend/tokend/tokens/session"
 )
 
 // Store operations, as the op label of tokend_store_duration_seconds.

@@ -11,10 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/tokens/dpop"
+	"github.com/tokend/tokend/internal/tokens/session"
 	"github.com/tokend/tokend/server/histogram"
-	"github.com/tokend/tokend/tokens"
-	"github.com/tokend/tokend/tokens/dpop"
-	"github.com/tokend/tokend/tokens/session"
 )
 
 // Metrics are tokend's Prometheus series. The series of a (route, status)

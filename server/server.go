@@ -23,9 +23,9 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"github.com/valyala/fasthttp/pprofhandler"
 
+	"github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/tokens/dpop"
 	"github.com/tokend/tokend/server/watchdog"
-	"github.com/tokend/tokend/tokens"
-	"github.com/tokend/tokend/tokens/dpop"
 )
 
 // pprofIndex lists the live instance's profiles at /debug/pprof/.

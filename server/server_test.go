@@ -15,9 +15,9 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokend/tokend/internal/tokens"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/server/spring"
-	"github.com/tokend/tokend/tokens"
 )
 
 // panicky is an Issuer whose Refresh panics: the server must answer 500 in

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/internal/tokens"
 )
 
 // aspnetSecret is the HS512 secret of the aspnet instances, as long as the

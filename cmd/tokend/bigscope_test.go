@@ -31,7 +31,7 @@ func TestLargeScopeRefreshes(t *testing.T) {
 		for _, kid := range []string{"hs256-1", "hs512-1", "es256-1", "ed-1", "rs256-1"} {
 			t.Run(dialect+"/"+kid, func(t *testing.T) {
 				in := start(t, "memory", oauthEnv("TOKEND_DIALECT", dialect, "TOKEND_HMAC_SECRET", "",
-					"TOKEND_KEYS_FILE", "../../tokens/testdata/keys.jwks", "TOKEND_SIGNING_KID", kid))
+					"TOKEND_KEYS_FILE", "../../internal/tokens/testdata/keys.jwks", "TOKEND_SIGNING_KID", kid))
 				access, rt := in.startFor("alice", "app", scope, "")
 				if dialect == "spring" {
 					_, rt = pair(t, in.refresh(rt))

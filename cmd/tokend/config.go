@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/internal/tokens"
 )
 
 // config is every setting of DESIGN §7, parsed and checked.

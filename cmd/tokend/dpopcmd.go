@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/tokend/tokend/tokens/dpop/prover"
+	"github.com/tokend/tokend/internal/tokens/dpop/prover"
 )
 
 // dpopCommand makes a client's DPoP key and signs proofs with it, for

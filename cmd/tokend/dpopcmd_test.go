@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokend/tokend/tokens/dpop"
+	"github.com/tokend/tokend/internal/tokens/dpop"
 )
 
 // TestDPoPProofCommand: the key file the README's walk-through makes, its

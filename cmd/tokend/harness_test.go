@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/internal/tokens/session/redistest"
 )
 
 // testSecret is the HMAC secret of the test instances (and of the "old

@@ -10,15 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/internal/tokens"
 )
 
-// keysFile returns the keys of tokens/testdata/keys.jwks (ed-1, hs256-1,
+// keysFile returns the keys of internal/tokens/testdata/keys.jwks (ed-1, hs256-1,
 // hs384-1, hs512-1, es256-1, rs256-1), a path in a temporary directory, and a
 // function that writes a JWKS of the given keys there.
 func keysFile(t *testing.T) (keys []map[string]any, file string, write func(keys ...map[string]any)) {
 	t.Helper()
-	src, err := os.ReadFile("../../tokens/testdata/keys.jwks")
+	src, err := os.ReadFile("../../internal/tokens/testdata/keys.jwks")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/internal/tokens"
 )
 
 // retiredMember is the JWK member in which `tokend keys sign` (and `add

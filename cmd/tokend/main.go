@@ -18,14 +18,14 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/api"
+	"github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/tokens/denylist"
+	"github.com/tokend/tokend/internal/tokens/dpop"
+	"github.com/tokend/tokend/internal/tokens/session"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/server/aspnet"
 	"github.com/tokend/tokend/server/oauth2"
 	"github.com/tokend/tokend/server/spring"
-	"github.com/tokend/tokend/tokens"
-	"github.com/tokend/tokend/tokens/denylist"
-	"github.com/tokend/tokend/tokens/dpop"
-	"github.com/tokend/tokend/tokens/session"
 )
 
 func main() {

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/internal/tokens/session/redistest"
 )
 
 // introspect asks in's admin listener about token (RFC 7662 form).

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/tokens/dpop/prover"
-	"github.com/tokend/tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/internal/tokens/dpop/prover"
+	"github.com/tokend/tokend/internal/tokens/session/redistest"
 )
 
 // publicURL is what clients call tokend in these tests: behind a load

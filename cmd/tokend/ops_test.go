@@ -20,8 +20,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/tokend/tokend/tokens"
-	"github.com/tokend/tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/tokens/session/redistest"
 )
 
 // TestAdmin: sessions, subject revocation and deletion, probes and metrics
@@ -223,7 +223,7 @@ func TestSettings(t *testing.T) {
 		{map[string]string{"TOKEND_HMAC_SECRET": "short"}, "TOKEND_HMAC_SECRET"},
 		{map[string]string{"TOKEND_HMAC_SECRET": testSecret, "TOKEND_KEYS_FILE": "k.jwks"}, "TOKEND_HMAC_SECRET"},
 		{map[string]string{"TOKEND_KEYS_FILE": "/no/such/file"}, "TOKEND_KEYS_FILE"},
-		{map[string]string{"TOKEND_KEYS_FILE": "../../tokens/testdata/keys.jwks", "TOKEND_SIGNING_KID": "nope"}, "TOKEND_KEYS_FILE"},
+		{map[string]string{"TOKEND_KEYS_FILE": "../../internal/tokens/testdata/keys.jwks", "TOKEND_SIGNING_KID": "nope"}, "TOKEND_KEYS_FILE"},
 		{map[string]string{"TOKEND_ADMIN_ADDR": "0.0.0.0:8081"}, "TOKEND_ADMIN_ADDR"},
 		{map[string]string{"TOKEND_REDIS_ADDR": "nocolon"}, "TOKEND_REDIS_ADDR"},
 		{map[string]string{"TOKEND_ACCESS_TTL": "48h", "TOKEND_REFRESH_TTL": "24h"}, "TOKEND_ACCESS_TTL"},
@@ -237,12 +237,12 @@ func TestSettings(t *testing.T) {
 		{map[string]string{"TOKEND_REFRESH_KEY": strings.Repeat("k", 32)}, "TOKEND_REFRESH_KEY"},
 		{map[string]string{"TOKEND_DIALECT": "aspnet", "TOKEND_LEGACY_TOKENS": "true"}, "TOKEND_LEGACY_TOKENS"},
 		{map[string]string{"TOKEND_DIALECT": "aspnet", "TOKEND_HMAC_ALG": "HS512", "TOKEND_HMAC_SECRET": testSecret}, "TOKEND_HMAC_SECRET"},
-		{map[string]string{"TOKEND_HMAC_SECRET": testSecret, "TOKEND_HMAC_SECRET_FILE": "../../tokens/testdata/keys.jwks"}, "TOKEND_HMAC_SECRET_FILE"},
+		{map[string]string{"TOKEND_HMAC_SECRET": testSecret, "TOKEND_HMAC_SECRET_FILE": "../../internal/tokens/testdata/keys.jwks"}, "TOKEND_HMAC_SECRET_FILE"},
 		{map[string]string{"TOKEND_HMAC_SECRET_FILE": "/no/such/file"}, "TOKEND_HMAC_SECRET_FILE"},
 		{map[string]string{"TOKEND_REDIS_PASSWORD_FILE": "/no/such/file"}, "TOKEND_REDIS_PASSWORD_FILE"},
 		{map[string]string{"TOKEND_REDIS_TLS": "yes please"}, "TOKEND_REDIS_TLS"},
 		{map[string]string{"TOKEND_STORE": "redis", "TOKEND_REDIS_TLS_CA_FILE": "/no/such/ca.pem"}, "TOKEND_REDIS_TLS_CA_FILE"},
-		{map[string]string{"TOKEND_STORE": "redis", "TOKEND_REDIS_TLS_CA_FILE": "../../tokens/testdata/keys.jwks"}, "TOKEND_REDIS_TLS_CA_FILE"},
+		{map[string]string{"TOKEND_STORE": "redis", "TOKEND_REDIS_TLS_CA_FILE": "../../internal/tokens/testdata/keys.jwks"}, "TOKEND_REDIS_TLS_CA_FILE"},
 		{map[string]string{"TOKEND_REDIS_TLS_CERT_FILE": "client.pem"}, "TOKEND_REDIS_TLS_CERT_FILE"},
 		{map[string]string{"TOKEND_REDIS_WAIT_REPLICAS": "-1"}, "TOKEND_REDIS_WAIT_REPLICAS"},
 		{map[string]string{"TOKEND_REDIS_WAIT_REPLICAS": "1", "TOKEND_REUSE_GRACE": "0s"}, "TOKEND_REDIS_WAIT_REPLICAS"},

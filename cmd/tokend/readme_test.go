@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/internal/tokens/session/redistest"
 )
 
 // readmeBlock is one ```sh block of the README and the heading above it.

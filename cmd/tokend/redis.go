@@ -10,7 +10,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/tokend/tokend/tokens/session"
+	"github.com/tokend/tokend/internal/tokens/session"
 )
 
 // dialRedis connects the Redis store the settings describe: standalone,

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/internal/tokens/session/redistest"
 )
 
 // minimalACL is what tokend's Redis user needs and no more (the README

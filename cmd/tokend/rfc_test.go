@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/tokens"
-	"github.com/tokend/tokend/tokens/dpop/prover"
-	"github.com/tokend/tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/tokens/dpop/prover"
+	"github.com/tokend/tokend/internal/tokens/session/redistest"
 )
 
 // descChar is RFC 6749 §5.2's error_description (and error_uri, error)

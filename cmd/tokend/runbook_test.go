@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/internal/tokens"
 )
 
 // TestKeyRotationRunbook follows docs/operations.md's "Rotation without

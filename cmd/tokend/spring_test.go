@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/tokens"
+	"github.com/tokend/tokend/internal/tokens"
 )
 
 var timestampRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d$`)

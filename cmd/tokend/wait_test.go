@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/internal/tokens/session/redistest"
 )
 
 // TestWaitReplicasEndToEnd: tokend started with TOKEND_REDIS_WAIT_REPLICAS=1

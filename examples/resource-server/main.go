@@ -27,10 +27,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tokend/tokend/tokens"
-	"github.com/tokend/tokend/tokens/denylist"
-	"github.com/tokend/tokend/tokens/dpop"
-	"github.com/tokend/tokend/tokens/session"
+	"github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/tokens/denylist"
+	"github.com/tokend/tokend/internal/tokens/dpop"
+	"github.com/tokend/tokend/internal/tokens/session"
 )
 
 // config is what the example needs to know.

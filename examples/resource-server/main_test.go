@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/tokens/dpop/prover"
-	"github.com/tokend/tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/internal/tokens/dpop/prover"
+	"github.com/tokend/tokend/internal/tokens/session/redistest"
 )
 
 // tokend is a real tokend process, built from this repository.

@@ -23,8 +23,8 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/tokend/tokend/tokens/session"
-	"github.com/tokend/tokend/tokens/session/redistest"
+	"github.com/tokend/tokend/internal/tokens/session"
+	"github.com/tokend/tokend/internal/tokens/session/redistest"
 )
 
 var (
@@ -250,7 +250,7 @@ func (l logged) total() (n int64) {
 	return n
 }
 
-// readLogs adds what p logged (tokens/issuer.go's messages) to l.
+// readLogs adds what p logged (internal/tokens/issuer.go's messages) to l.
 func (p *tokend) readLogs(t *testing.T, l logged) {
 	t.Helper()
 	f, err := os.Open(p.logs.Name())

@@ -40,7 +40,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/tokend/tokend/tokens/dpop/prover"
+	"github.com/tokend/tokend/internal/tokens/dpop/prover"
 )
 
 type options struct {

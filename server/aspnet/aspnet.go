@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/tokens/session"
 	"github.com/tokend/tokend/server"
-	"github.com/tokend/tokend/tokens"
-	"github.com/tokend/tokend/tokens/session"
 )
 
 // Dialect is the aspnet wire contract; the zero value is ready to use.

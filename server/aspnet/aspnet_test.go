@@ -10,9 +10,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/tokens/session"
 	"github.com/tokend/tokend/server"
-	"github.com/tokend/tokend/tokens"
-	"github.com/tokend/tokend/tokens/session"
 )
 
 const (

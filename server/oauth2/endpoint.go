@@ -15,9 +15,9 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/tokens/dpop"
 	"github.com/tokend/tokend/server"
-	"github.com/tokend/tokend/tokens"
-	"github.com/tokend/tokend/tokens/dpop"
 )
 
 // Issuer is what the endpoints need of tokens.Issuer.

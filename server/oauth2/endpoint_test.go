@@ -11,11 +11,11 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/tokens/dpop"
+	"github.com/tokend/tokend/internal/tokens/dpop/prover"
+	"github.com/tokend/tokend/internal/tokens/session"
 	"github.com/tokend/tokend/server/oauth2"
-	"github.com/tokend/tokend/tokens"
-	"github.com/tokend/tokend/tokens/dpop"
-	"github.com/tokend/tokend/tokens/dpop/prover"
-	"github.com/tokend/tokend/tokens/session"
 )
 
 const publicURL = "https://auth.example.test"

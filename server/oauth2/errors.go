@@ -7,10 +7,10 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/tokens/dpop"
+	"github.com/tokend/tokend/internal/tokens/session"
 	"github.com/tokend/tokend/server"
-	"github.com/tokend/tokend/tokens"
-	"github.com/tokend/tokend/tokens/dpop"
-	"github.com/tokend/tokend/tokens/session"
 )
 
 // Errors of this package's own checks. Each request error wraps

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/tokend/tokend/tokens/dpop"
+	"github.com/tokend/tokend/internal/tokens/dpop"
 )
 
 // RFC 6749 §5.2: every description the table can give, and every one

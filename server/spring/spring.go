@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/tokens/session"
 	"github.com/tokend/tokend/server"
-	"github.com/tokend/tokend/tokens"
-	"github.com/tokend/tokend/tokens/session"
 )
 
 // Dialect is the spring wire contract; the zero value is ready to use.
