@@ -21,11 +21,11 @@ type Denylist interface {
 	Check(ctx context.Context, sid string) (session.Revocation, bool, error)
 }
 
-// Verifier checks tokend's access tokens where they are used: in tokend's
-// introspection endpoint, and embedded in any Go resource server. It needs
-// the keys (a JWKS file or URL), and, optionally, a Denylist fed from the
-// same Redis so that a revoked session's tokens stop working before they
-// expire.
+// Verifier checks tokend's access tokens: in tokend's introspection
+// endpoint, and under package tokens' Verifier, the one resource servers
+// import. It needs the keys (a JWKS file or URL), and, optionally, a
+// Denylist fed from the same Redis so that a revoked session's tokens stop
+// working before they expire.
 type Verifier struct {
 	codec *Codec
 	deny  Denylist

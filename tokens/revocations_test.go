@@ -1,0 +1,116 @@
+package tokens_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	core "github.com/tokend/tokend/internal/tokens"
+	"github.com/tokend/tokend/internal/tokens/session"
+	"github.com/tokend/tokend/internal/tokens/session/redistest"
+	"github.com/tokend/tokend/tokens"
+)
+
+// TestFollowRevocations: with tokend's Redis, a revoked session's token is
+// refused within a bounded time, the others still pass, and sessions
+// revoked before the Verifier started are known from its start.
+func TestFollowRevocations(t *testing.T) {
+	redis := redistest.Start(t)
+	store, err := session.DialRedis([]string{redis.Addr}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ks, err := core.EphemeralKeySet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec := core.NewCodec(ks, issuer, core.SystemClock)
+	is := core.NewIssuer(codec, core.JWTRefresh{Codec: codec}, store,
+		core.Config{AccessTTL: 30 * time.Minute, RefreshTTL: time.Hour, SessionMax: 24 * time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	login := func(sub string) []byte {
+		var p core.Pair
+		if err := is.Start(ctx, sub, &p); err != nil {
+			t.Fatal(err)
+		}
+		return append([]byte(nil), p.Access...)
+	}
+	earlier, alice, bob := login("earlier"), login("alice"), login("bob")
+	if _, err := is.RevokeSubject(ctx, "earlier", false); err != nil {
+		t.Fatal(err)
+	}
+
+	pub, err := tokens.ParseVerificationKeys(ks.JWKS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := tokens.NewVerifier(pub, issuer, tokens.SystemClock)
+	if err := v.FollowRevocations(ctx, tokens.RevocationsConfig{Addrs: []string{redis.Addr}, AccessTTL: 30 * time.Minute, Size: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	verify := func(token []byte) error {
+		var cl tokens.Claims
+		return v.Verify(ctx, token, &cl)
+	}
+	for name, c := range map[string]struct {
+		token []byte
+		want  error
+	}{
+		"revoked before the start": {earlier, tokens.ErrRevoked},
+		"alice":                    {alice, nil},
+		"bob":                      {bob, nil},
+	} {
+		if err := verify(c.token); c.want == nil && err != nil || !errors.Is(err, c.want) {
+			t.Errorf("%s: Verify = %v; want %v", name, err, c.want)
+		}
+	}
+
+	revoked := time.Now()
+	if _, err := is.RevokeSubject(ctx, "alice", false); err != nil {
+		t.Fatal(err)
+	}
+	for err := verify(alice); !errors.Is(err, tokens.ErrRevoked); err = verify(alice) {
+		if time.Since(revoked) > 5*time.Second {
+			t.Fatalf("alice's token 5 s after her logout: %v; want ErrRevoked", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("refused %v after the revocation", time.Since(revoked).Round(time.Millisecond))
+	if err := verify(bob); err != nil {
+		t.Fatalf("bob's token after alice's logout: %v", err)
+	}
+}
+
+// TestFollowRevocationsStart: what keeps FollowRevocations from starting
+// is an error, at once or within StartTimeout, never a silent Verifier
+// that hears nothing.
+func TestFollowRevocationsStart(t *testing.T) {
+	nobody := fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t)) // nothing listens there
+	ended, end := context.WithCancel(context.Background())
+	end()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		cfg  tokens.RevocationsConfig
+	}{
+		{"no address", context.Background(), tokens.RevocationsConfig{}},
+		{"an unreachable Redis", context.Background(), tokens.RevocationsConfig{Addrs: []string{nobody}, Timeout: 200 * time.Millisecond}},
+		{"a context ended", ended, tokens.RevocationsConfig{Addrs: []string{redistest.Start(t).Addr}, StartTimeout: time.Minute}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := tokens.NewVerifier(nil, issuer, nil)
+			start := time.Now()
+			if err := v.FollowRevocations(tc.ctx, tc.cfg); err == nil {
+				t.Fatal("FollowRevocations = nil; want an error")
+			} else if time.Since(start) > 10*time.Second {
+				t.Fatalf("the error took %v", time.Since(start))
+			} else {
+				t.Log(err)
+			}
+		})
+	}
+}
