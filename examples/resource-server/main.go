@@ -2,8 +2,9 @@
 // tokens: a net/http server whose middleware verifies each request's
 // Bearer token with tokens.Verifier, keys followed from tokend's JWKS URL
 // (fetched again when a token names a new key, as after a rotation), and,
-// with -redis, a denylist fed by tokend's Redis so that a revoked session's
-// access tokens stop working at once rather than at their expiry. Tokens
+// with -redis, the revocations followed in tokend's Redis so that a revoked
+// session's access tokens stop working at once rather than at their expiry.
+// It imports only package tokens, tokend's library for resource servers. Tokens
 // bound to a DPoP key (tokend's /oauth2/token with a proof) are accepted
 // only as `Authorization: DPoP` with a proof for each request (RFC 9449 §7).
 //
@@ -27,10 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tokend/tokend/internal/tokens"
-	"github.com/tokend/tokend/internal/tokens/denylist"
-	"github.com/tokend/tokend/internal/tokens/dpop"
-	"github.com/tokend/tokend/internal/tokens/session"
+	"github.com/tokend/tokend/tokens"
 )
 
 // config is what the example needs to know.
@@ -44,7 +42,7 @@ type config struct {
 	// Audience is this API's identifier, one of tokend's TOKEND_AUDIENCE:
 	// tokens for another resource server are refused (RFC 9068 §4).
 	Audience string
-	Redis    string        // tokend's Redis, for the denylist; empty: none
+	Redis    string        // tokend's Redis, for the revocations; empty: none
 	Every    time.Duration // JWKS refresh period
 	MinWait  time.Duration // least time between two fetches for unknown keys
 	Capacity int           // denylist size (tokend's TOKEND_DENYLIST_SIZE)
@@ -61,7 +59,7 @@ func main() {
 	flag.StringVar(&c.Issuer, "issuer", "", "iss the tokens must carry: tokend's issuer, its TOKEND_PUBLIC_URL (empty: any signed by the JWKS's keys)")
 	flag.StringVar(&c.Audience, "audience", "", "this API's identifier, one of tokend's TOKEND_AUDIENCE: the aud tokens must carry (empty: no check)")
 	former := flag.String("accepted-issuers", "tokend", "former iss values still accepted, comma-separated (tokend's TOKEND_ACCEPTED_ISSUERS)")
-	flag.StringVar(&c.Redis, "redis", "", "tokend's Redis (host:port) for the denylist of revoked sessions; empty: tokens live until they expire")
+	flag.StringVar(&c.Redis, "redis", "", "tokend's Redis (host:port; Cluster seeds comma-separated) for the revocations; empty: tokens live until they expire")
 	flag.DurationVar(&c.Every, "jwks-refresh", 15*time.Minute, "how often the JWKS is fetched again")
 	flag.DurationVar(&c.MinWait, "jwks-min-wait", 10*time.Second, "least time between fetches caused by tokens of unknown keys")
 	flag.IntVar(&c.Capacity, "denylist-size", 1_000_000, "revocations the denylist holds per access-token lifetime")
@@ -92,7 +90,7 @@ func main() {
 	}
 }
 
-// newHandler wires the Verifier (and the denylist) and returns the API. The
+// newHandler wires the Verifier (and the revocations) and returns the API. The
 // background work stops when ctx ends.
 func newHandler(ctx context.Context, c config, log *slog.Logger) (http.Handler, error) {
 	verifier := tokens.NewVerifier(nil, c.Issuer, tokens.SystemClock)
@@ -102,27 +100,12 @@ func newHandler(ctx context.Context, c config, log *slog.Logger) (http.Handler, 
 	if err := follower.Follow(ctx, verifier); err != nil {
 		return nil, fmt.Errorf("tokend's JWKS at %s: %w", c.JWKS, err)
 	}
-	if c.Redis != "" {
-		store, err := session.DialRedis([]string{c.Redis}, time.Second)
+	if c.Redis != "" { // the revocations of the last Window, then each new one, until ctx ends
+		err := verifier.FollowRevocations(ctx, tokens.RevocationsConfig{
+			Addrs: strings.Split(c.Redis, ","), AccessTTL: c.Window, Size: c.Capacity, Logger: log})
 		if err != nil {
-			return nil, fmt.Errorf("redis %s: %w", c.Redis, err)
-		}
-		deny, err := denylist.New(store, denylist.Config{Capacity: c.Capacity, Window: c.Window, Logger: log})
-		if err != nil {
-			store.Close()
 			return nil, err
 		}
-		go func() {
-			_ = deny.Run(ctx)
-			deny.Close()
-			store.Close()
-		}()
-		select {
-		case <-deny.Ready(): // the revocations of the last Window are known
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		verifier.SetDenylist(deny)
 	}
 
 	mux := http.NewServeMux()
@@ -158,13 +141,13 @@ func requireToken(v *tokens.Verifier, publicURL string, log *slog.Logger, next h
 		switch {
 		case err == nil:
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, cl)))
-		case errors.Is(err, dpop.ErrInvalidProof):
+		case errors.Is(err, tokens.ErrInvalidProof):
 			log.Debug("DPoP proof refused", "err", err)
-			refuse(w, "invalid_dpop_proof", dpop.Reason(err)) // fixed text: RFC 6749 §5.2's characters
+			refuse(w, "invalid_dpop_proof", tokens.ProofReason(err)) // fixed text: RFC 6749 §5.2's characters
 		case errors.Is(err, tokens.ErrMalformed), errors.Is(err, tokens.ErrInvalid),
 			errors.Is(err, tokens.ErrExpired), errors.Is(err, tokens.ErrRevoked):
 			refuse(w, "invalid_token", "")
-		default: // the denylist could not confirm with Redis: no answer rather than a wrong one
+		default: // ErrUnavailable: Redis could not confirm a revocation: no answer rather than a wrong one
 			log.Warn("token check unavailable", "err", err)
 			w.Header().Set("Retry-After", "1")
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})

@@ -16,10 +16,51 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/tokend/tokend/internal/tokens/dpop/prover"
-	"github.com/tokend/tokend/internal/tokens/session/redistest"
 )
+
+// startRedis starts a redis-server of its own on a free port (never the
+// machine's usual one), without persistence, and stops it when t ends.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server is not installed (make test installs it)")
+	}
+	addr := free(t)
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	waitUntil(t, "redis-server answering PING", func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(time.Second))
+		b := make([]byte, 7)
+		_, err = c.Write([]byte("PING\r\n"))
+		n, _ := io.ReadFull(c, b)
+		return err == nil && string(b[:n]) == "+PONG\r\n"
+	})
+	return addr
+}
+
+// free returns a local address nothing listens on (yet).
+func free(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
 
 // tokend is a real tokend process, built from this repository.
 type tokend struct{ public, admin, keys, bin string }
@@ -38,15 +79,7 @@ func startTokend(t *testing.T, redisAddr string) *tokend {
 		t.Fatalf("building tokend: %v\n%s", err, out)
 	}
 	td.run(t, "keys", "new", "--alg", "ES256", "--kid", "first", td.keys)
-	free := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().String()
-	}
-	pub, adm := free(), free()
+	pub, adm := free(t), free(t)
 	td.public, td.admin = "http://"+pub, "http://"+adm
 	cmd := exec.Command(td.bin)
 	cmd.Env = append(os.Environ(), "TOKEND_ADDR="+pub, "TOKEND_ADMIN_ADDR="+adm, "TOKEND_KEYS_FILE="+td.keys,
@@ -70,11 +103,16 @@ func startTokend(t *testing.T, redisAddr string) *tokend {
 	return td
 }
 
-func (td *tokend) run(t *testing.T, args ...string) {
+func (td *tokend) run(t *testing.T, args ...string) string {
 	t.Helper()
-	if out, err := exec.Command(td.bin, args...).CombinedOutput(); err != nil {
-		t.Fatalf("tokend %s: %v\n%s", strings.Join(args, " "), err, out)
+	cmd := exec.Command(td.bin, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tokend %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
 	}
+	return strings.TrimSpace(string(out))
 }
 
 // login starts a session on tokend and returns its access token.
@@ -94,12 +132,12 @@ func (td *tokend) login(t *testing.T, sub string) string {
 // key rotation through the JWKS URL, and refuses a revoked session's tokens
 // at once through the denylist.
 func TestResourceServer(t *testing.T) {
-	redis := redistest.Start(t)
-	td := startTokend(t, redis.Addr)
+	redis := startRedis(t)
+	td := startTokend(t, redis)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	h, err := newHandler(ctx, config{
-		JWKS: td.public + "/.well-known/jwks.json", Issuer: tokendIssuer, Redis: redis.Addr,
+		JWKS: td.public + "/.well-known/jwks.json", Issuer: tokendIssuer, Redis: redis,
 		Every: time.Hour, MinWait: 50 * time.Millisecond, Capacity: 1000, Window: 30 * time.Minute,
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -162,8 +200,8 @@ func TestResourceServer(t *testing.T) {
 // TestResourceServerDPoP: a DPoP-bound token (RFC 9449 §7) is accepted
 // with a proof by its key for this request, once, and never as Bearer.
 func TestResourceServerDPoP(t *testing.T) {
-	redis := redistest.Start(t)
-	td := startTokend(t, redis.Addr)
+	redis := startRedis(t)
+	td := startTokend(t, redis)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const public = "https://api.example.test"
@@ -176,9 +214,12 @@ func TestResourceServerDPoP(t *testing.T) {
 	}
 	api := httptest.NewServer(h)
 	defer api.Close()
-	device, _ := prover.New("ES256")
-	thief, _ := prover.New("ES256")
-	status, body := call(t, "POST", td.admin+"/admin/sessions", "", `{"sub":"alice","jkt":"`+device.Thumbprint()+`"}`)
+	// the client's keys, made and used with tokend's dpop-proof command as a
+	// client would with its own library
+	device, thief := filepath.Join(t.TempDir(), "device.jwk"), filepath.Join(t.TempDir(), "thief.jwk")
+	jkt := td.run(t, "dpop-proof", "new", device)
+	td.run(t, "dpop-proof", "new", thief)
+	status, body := call(t, "POST", td.admin+"/admin/sessions", "", `{"sub":"alice","jkt":"`+jkt+`"}`)
 	var r struct {
 		Result struct{ AccessToken string } `json:"result"`
 	}
@@ -186,12 +227,8 @@ func TestResourceServerDPoP(t *testing.T) {
 		t.Fatalf("login: %d %s", status, body)
 	}
 	token := r.Result.AccessToken
-	proof := func(k *prover.Key, method, url string) string {
-		p, err := k.Proof(method, url, prover.Options{AccessToken: token})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
+	proof := func(key, method, url string) string {
+		return td.run(t, "dpop-proof", key, "--method", method, "--url", url, "--access-token", token)
 	}
 	get := func(auth string, proofs ...string) int {
 		req, _ := http.NewRequest("GET", api.URL+"/me", nil)
