@@ -3,6 +3,9 @@
 // case-insensitively as ASP.NET Core's JSON binding does; the same two
 // properties out; every error in one envelope,
 // `{"errors":[{"code","message","type"}]}`, mapped in one table.
+//
+// Part of tokend's HTTP layer, not a library: no compatibility promise.
+// The public Go API is package github.com/tokend/tokend/tokens.
 package aspnet
 
 import (

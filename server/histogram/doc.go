@@ -8,4 +8,7 @@
 // a goroutine adds to the stripe its stack address picks, and a scrape adds
 // the stripes up. The exposition is the same: a Prometheus histogram with
 // cumulative buckets, count and sum in seconds.
+//
+// Part of tokend's HTTP layer, not a library: no compatibility promise.
+// The public Go API is package github.com/tokend/tokend/tokens.
 package histogram

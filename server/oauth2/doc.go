@@ -5,4 +5,7 @@
 // (RFC 8414). It reads forms and DPoP headers and writes RFC 6749's JSON;
 // the rotation, the binding and the proof's single use are the issuer's
 // and the store's. Its errors map to the wire in one table (errors.go).
+//
+// Part of tokend's HTTP layer, not a library: no compatibility promise.
+// The public Go API is package github.com/tokend/tokend/tokens.
 package oauth2

@@ -1,6 +1,9 @@
 // Package spring speaks the contract of the Spring backend tokend replaces
 // (seeds/004): `{"refreshToken"}` in, `{"timestamp","result":{…}}` out, and
 // its four error bodies. Every error maps to its wire form in one table.
+//
+// Part of tokend's HTTP layer, not a library: no compatibility promise.
+// The public Go API is package github.com/tokend/tokend/tokens.
 package spring
 
 import (

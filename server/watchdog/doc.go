@@ -12,4 +12,7 @@
 // blocked Read then fails exactly as an expired deadline fails (a
 // net.Error whose Timeout is true), so the HTTP server answers and closes
 // it the way it always did.
+//
+// Part of tokend's HTTP layer, not a library: no compatibility promise.
+// The public Go API is package github.com/tokend/tokend/tokens.
 package watchdog
