@@ -1,10 +1,6 @@
 package tokens
 
-import (
-	"time"
-
-	core "github.com/tokend/tokend/internal/tokens"
-)
+import "time"
 
 // Clock tells the time. A Verifier never calls time.Now itself, so a test
 // can move its clock and expire tokens without sleeping.
@@ -24,4 +20,4 @@ var SystemClock Clock = ClockFunc(time.Now)
 // DefaultLeeway is how far a token's nbf may be ahead of a Verifier's clock
 // unless SetLeeway says otherwise: clocks a little behind tokend's still
 // accept fresh tokens.
-const DefaultLeeway = core.DefaultLeeway
+const DefaultLeeway = 60 * time.Second

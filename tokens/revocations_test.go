@@ -114,3 +114,51 @@ func TestFollowRevocationsStart(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowRevocationsFailsClosed: when a session's token needs Redis to
+// be confirmed (a bloom filter hit) and Redis does not answer, Verify says
+// ErrUnavailable, which is no verdict: never nil, never a refusal.
+func TestFollowRevocationsFailsClosed(t *testing.T) {
+	redis := redistest.Start(t)
+	store, err := session.DialRedis([]string{redis.Addr}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ks, _ := core.EphemeralKeySet()
+	codec := core.NewCodec(ks, issuer, core.SystemClock)
+	is := core.NewIssuer(codec, core.JWTRefresh{Codec: codec}, store,
+		core.Config{AccessTTL: 30 * time.Minute, RefreshTTL: time.Hour, SessionMax: 24 * time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// a filter sized for one revocation, given sixty: every session hits it
+	for i := range 60 {
+		var p core.Pair
+		if err := is.Start(ctx, fmt.Sprint("gone", i), &p); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := is.RevokeSubject(ctx, fmt.Sprint("gone", i), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var bob core.Pair
+	if err := is.Start(ctx, "bob", &bob); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := tokens.ParseVerificationKeys(ks.JWKS())
+	v := tokens.NewVerifier(pub, issuer, tokens.SystemClock)
+	if err := v.FollowRevocations(ctx, tokens.RevocationsConfig{Addrs: []string{redis.Addr}, Size: 1, Timeout: 200 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	redis.Stop()
+	var cl tokens.Claims
+	err = v.Verify(ctx, bob.Access, &cl)
+	if !errors.Is(err, tokens.ErrUnavailable) {
+		t.Fatalf("Verify with Redis stopped = %v; want ErrUnavailable", err)
+	}
+	for _, verdict := range []error{tokens.ErrMalformed, tokens.ErrInvalid, tokens.ErrExpired, tokens.ErrRevoked} {
+		if errors.Is(err, verdict) {
+			t.Fatalf("Verify = %v, a %v: an unanswered check read as a verdict", err, verdict)
+		}
+	}
+}

@@ -283,7 +283,8 @@ func TestVerifyBearerAndDPoP(t *testing.T) {
 }
 
 // TestErrorsAreTokends: the errors a caller branches on are tokend's own
-// values, so errors.Is matches errors from either side.
+// values, so errors.Is matches errors from either side; the default leeway
+// is tokend's.
 func TestErrorsAreTokends(t *testing.T) {
 	for _, tc := range []struct {
 		name           string
@@ -298,6 +299,9 @@ func TestErrorsAreTokends(t *testing.T) {
 		if tc.public != tc.intern {
 			t.Errorf("%s is not tokend's own value", tc.name)
 		}
+	}
+	if tokens.DefaultLeeway != core.DefaultLeeway {
+		t.Errorf("DefaultLeeway is %v; tokend's %v", tokens.DefaultLeeway, core.DefaultLeeway)
 	}
 	unanswered := fmt.Errorf("tokens: denylist: %w", tokens.ErrUnavailable) // as Verify returns it
 	for _, err := range []error{tokens.ErrMalformed, tokens.ErrInvalid, tokens.ErrExpired, tokens.ErrRevoked, tokens.ErrInvalidProof} {
