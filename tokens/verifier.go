@@ -139,9 +139,8 @@ func (v *Verifier) VerifyBearer(ctx context.Context, token []byte, cl *Claims) e
 // Verify does, bound to a key (else ErrInvalid), then the proof: signed by
 // that key, ath the hash of this token, htm and htu this request's method
 // and URL (as clients call it, scheme and host included; the query is not
-// compared),
-// iat within the window (SetDPoP), and its jti not seen by this Verifier
-// before (SetProofMemory). A refused proof wraps ErrInvalidProof.
+// compared), iat within the window (SetDPoP), and its jti not seen by this
+// Verifier before (SetProofMemory). A refused proof wraps ErrInvalidProof.
 func (v *Verifier) VerifyDPoP(ctx context.Context, token, proof []byte, method, url string, cl *Claims) error {
 	err := v.v.VerifyDPoP(ctx, token, proof, method, url, &cl.raw)
 	cl.fill()
