@@ -29,6 +29,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	_ "net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -55,6 +56,7 @@ func main() {
 	flag.StringVar(&c.alg, "alg", "HS256", "signing algorithm: HS256 (tokend's load runs) or ES256")
 	flag.StringVar(&c.secret, "secret", "", "HS256 secret (default: 32 random bytes)")
 	flag.StringVar(&c.clients, "clients", "loadgen", "comma-separated client_ids /oauth2/token accepts")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (empty: off)")
 	flag.Parse()
 	if c.publicURL == "" {
 		c.publicURL = "http://" + c.addr
@@ -62,6 +64,10 @@ func main() {
 	s, err := newService(c, time.Now)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *pprofAddr != "" {
+		// the default mux holds only pprof's handlers; the service has its own
+		go func() { log.Println(http.ListenAndServe(*pprofAddr, nil)) }()
 	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
