@@ -151,7 +151,7 @@ func field(body, name string) string {
 	return s
 }
 
-func newProverKey(t *testing.T) jwk.Key {
+func newProverKey(t testing.TB) jwk.Key {
 	t.Helper()
 	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -165,7 +165,7 @@ func newProverKey(t *testing.T) jwk.Key {
 }
 
 // proof is an ES256 DPoP proof by key for POST htu, issued now.
-func proof(t *testing.T, key jwk.Key, htu string) string {
+func proof(t testing.TB, key jwk.Key, htu string) string {
 	t.Helper()
 	pub, err := key.PublicKey()
 	if err != nil {
