@@ -8,7 +8,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 K6_VERSION ?= v1.8.1
 K6        ?= $(shell command -v k6 2>/dev/null || echo $$($(GO) env GOPATH)/bin/k6)
 
-.PHONY: run build test vet fmt-check tidy-check staticcheck race allocs bench-once fuzz bench instructions loadtest throughput drills overload wait-cost profile k6 benchstat mutants redis-server promtool curl image rootfs example clean
+.PHONY: run build test vet fmt-check tidy-check staticcheck race allocs bench-once fuzz bench instructions loadtest throughput typical typical-module drills overload wait-cost profile k6 benchstat mutants redis-server promtool curl image rootfs example clean
 
 ## run: start tokend on its embedded defaults (memory store, ephemeral key)
 run:
@@ -39,8 +39,8 @@ image: rootfs
 	$(ENGINE) build $(if $(findstring podman,$(ENGINE)),--format docker) -t $(IMAGE) -f deploy/Dockerfile bin/image
 	$(ENGINE) image inspect $(IMAGE) --format '{{.Config.User}} {{.Config.Entrypoint}} {{.Size}} bytes'
 
-## test: everything — format, vet, staticcheck, race tests (real Redis and Prometheus on free ports), allocation bounds, every benchmark once, short fuzz runs, the example
-test: redis-server promtool curl fmt-check tidy-check vet staticcheck race allocs bench-once fuzz example
+## test: everything — format, vet, staticcheck, race tests (real Redis and Prometheus on free ports), allocation bounds, every benchmark once, short fuzz runs, the example, the typical stack's module
+test: redis-server promtool curl fmt-check tidy-check vet staticcheck race allocs bench-once fuzz example typical-module
 
 fmt-check:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
@@ -114,6 +114,10 @@ loadtest: redis-server k6
 throughput: redis-server
 	loadtest/run.sh compare
 
+## typical: the closed-loop generator against the floor, tokend and the typical Go stack (bench/typical), memory and Redis, then /oauth2/token plain and DPoP (RUNS=3): req/s, CPU per refresh, tokend over typical paired round by round
+typical: redis-server
+	loadtest/run.sh typical
+
 ## drills: every fault drill in its long form (minutes); prints the table bench/RESULTS.md keeps (bench/drills.md)
 drills: redis-server
 	$(GO) test -count=1 -timeout 30m -v ./loadtest/drill -args -drill.full -drill.table=$(CURDIR)/bench/drills.md
@@ -179,6 +183,10 @@ promtool:
 ## example: build and test examples/resource-server (its own module) against a real tokend
 example: staticcheck
 	cd examples/resource-server && $(GO) mod tidy -diff && $(GO) vet ./... && $(STATICCHECK) ./... && $(GO) test -count=1 ./...
+
+## typical-module: vet, staticcheck and race-test bench/typical (its own module, so that go-redis stays out of tokend's go.mod)
+typical-module: staticcheck
+	cd bench/typical && $(GO) mod tidy -diff && $(GO) vet ./... && $(STATICCHECK) ./... && $(GO) test -race -count=1 ./...
 
 clean:
 	rm -rf bin bench/latest.txt bench/cpu.prof

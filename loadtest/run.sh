@@ -19,6 +19,14 @@
 #   loadtest/run.sh oauth2    tokend spring on Redis, closed loop: the dialect
 #                             endpoint, /oauth2/token, and /oauth2/token with
 #                             a DPoP proof per refresh, RUNS rounds
+#   loadtest/run.sh typical   the closed-loop generator against the floor,
+#                             tokend and the typical Go stack (bench/typical:
+#                             net/http, jwx, go-redis), spring endpoint on
+#                             memory and Redis, then /oauth2/token plain and
+#                             with an ES256 DPoP proof on Redis (tokend and
+#                             the typical stack), one after the other in each
+#                             of RUNS rounds; medians, and tokend over the
+#                             typical stack paired round by round
 #   loadtest/run.sh k6        the k6 scripts (refresh.js, attack.js, oauth2.js)
 #                             against tokend on Redis, with their thresholds
 #   loadtest/run.sh profile   a CPU profile of tokend under the Redis load
@@ -27,7 +35,7 @@
 # K6 (path of k6), OUT (the directory of raw results, bench/results), OUT_FILE
 # (the raw file's name without .jsonl; by default the day and what ran:
 # DATE-closed-loop for compare, DATE-open-loop for fixed, DATE-cluster,
-# DATE-oauth2, DATE-cpu for profile's .prof and .txt; -pinned appended with
+# DATE-oauth2, DATE-typical, DATE-cpu for profile's .prof and .txt; -pinned appended with
 # PIN=1; DATE is today's, UTC), PIN (0; 1: the generator on CPU 0, servers
 # and Redis on the others, so that the generator does not take CPU from the
 # server it measures; needs taskset and 2+ CPUs).
@@ -140,6 +148,20 @@ start_floor() {
   "${SRV[@]}" bin/floor -addr "127.0.0.1:$pp" -dialect "$2" "${args[@]}" 2>>"$TMP/floor.log" &
   FLOOR_PID=$!
   PIDS+=("$FLOOR_PID")
+  wait_port "$pp"
+  PUB=http://127.0.0.1:$pp ADM=$PUB
+}
+
+# start_typical STORE (memory or redis): the typical Go stack with tokend's
+# HS256 secret; sets PUB, ADM (the same listener), TYPICAL_PID
+start_typical() {
+  local pp args=(-store "$1")
+  pp=$(free_port)
+  [ "$1" = redis ] && args+=(-redis "127.0.0.1:$REDIS_PORT")
+  "${SRV[@]}" bin/typical -addr "127.0.0.1:$pp" -public-url "http://127.0.0.1:$pp" -secret "$SECRET" -clients loadgen \
+    "${args[@]}" 2>>"$TMP/typical.log" &
+  TYPICAL_PID=$!
+  PIDS+=("$TYPICAL_PID")
   wait_port "$pp"
   PUB=http://127.0.0.1:$pp ADM=$PUB
 }
@@ -264,6 +286,38 @@ oauth2() {
   bin/loadgen -summarize "$OUT/$RAW.jsonl"
 }
 
+# typical: the headline comparison. In each of RUNS rounds, on the spring
+# endpoint: the floor, tokend and the typical stack on memory, then on
+# Redis; then /oauth2/token plain and with a DPoP proof, tokend then the
+# typical stack, on Redis. Each tokend run is beside its typical run, so the
+# ratios are taken round by round.
+typical() {
+  raw_name typical
+  build
+  (cd bench/typical && go build -o ../../bin/typical .)
+  start_redis
+  : >"$OUT/$RAW.jsonl"
+  for run in $(seq 1 "$RUNS"); do
+    log "round $run of $RUNS ($DURATION each, $CONNS connections): floor, tokend, typical"
+    for store in memory redis; do
+      local fstore=none
+      [ "$store" = redis ] && fstore=redis
+      start_floor "$fstore" spring;  loadgen "floor/$fstore" spring "$FLOOR_PID";     stop "$FLOOR_PID"
+      start_tokend spring "$store";  loadgen "spring/$store" spring "$TOKEND_PID";   stop "$TOKEND_PID"
+      start_typical "$store";        loadgen "typical/$store" spring "$TYPICAL_PID"; stop "$TYPICAL_PID"
+    done
+    for endpoint in oauth2 dpop; do
+      start_tokend spring redis TOKEND_CLIENTS=loadgen
+      loadgen "$endpoint/redis" spring "$TOKEND_PID" -endpoint "$endpoint"; stop "$TOKEND_PID"
+      start_typical redis
+      loadgen "typical-$endpoint/redis" spring "$TYPICAL_PID" -endpoint "$endpoint"; stop "$TYPICAL_PID"
+    done
+  done
+  bin/loadgen -summarize "$OUT/$RAW.jsonl" -ratio spring/memory=typical/memory -ratio spring/redis=typical/redis \
+    -ratio oauth2/redis=typical-oauth2/redis -ratio dpop/redis=typical-dpop/redis \
+    -ratio typical/memory=floor/none -ratio typical/redis=floor/redis
+}
+
 profile() {
   raw_name cpu
   build
@@ -301,5 +355,6 @@ case "${1:-}" in
   fixed) fixed ;;
   cluster) cluster ;;
   oauth2) oauth2 ;;
-  *) echo "usage: $0 compare|fixed|cluster|oauth2|k6|profile" >&2; exit 2 ;;
+  typical) typical ;;
+  *) echo "usage: $0 compare|fixed|cluster|oauth2|typical|k6|profile" >&2; exit 2 ;;
 esac

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"runtime"
@@ -118,6 +119,14 @@ func main() {
 	})
 	summarize := flag.String("summarize", "", "read JSON results from this file and print medians and ratios to the floor")
 	medianOf := flag.String("median", "", "with -summarize: print only the median req/s of the runs with this label")
+	var ratios []string
+	flag.Func("ratio", "with -summarize: A=B (labels), also print A's req/s and CPU per refresh over B's, paired run by run (repeatable)", func(v string) error {
+		if a, b, ok := strings.Cut(v, "="); !ok || a == "" || b == "" {
+			return fmt.Errorf("-ratio %q: want LABEL=LABEL", v)
+		}
+		ratios = append(ratios, v)
+		return nil
+	})
 	flag.Parse()
 	if *summarize != "" && *medianOf != "" {
 		runs, _, err := readResults(*summarize)
@@ -129,7 +138,7 @@ func main() {
 		return
 	}
 	if *summarize != "" {
-		if err := printSummary(*summarize); err != nil {
+		if err := printSummary(*summarize, ratios); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen:", err)
 			os.Exit(1)
 		}
@@ -463,7 +472,8 @@ func stringField(body []byte, key string) []byte {
 // that much; adjacent runs drift together. Open-loop runs (labelled
 // "<kind>/<store> @<rate>") go to a second table, with tokend's Redis CPU
 // per refresh against the floor's at the same rate, paired the same way.
-func printSummary(file string) error {
+// Each of ratios ("A=B") adds a row to a third table (printRatios).
+func printSummary(file string, ratios []string) error {
 	runs, labels, err := readResults(file)
 	if err != nil {
 		return err
@@ -522,7 +532,53 @@ func printSummary(file string) error {
 			cpu(rs, redis), cpu(rs, func(r Result) float64 { return r.ServerCPUus }),
 			median(rs, func(r Result) float64 { return r.RedisInB }), median(rs, func(r Result) float64 { return r.RedisOutB }), ratio)
 	}
+	if len(ratios) > 0 {
+		fmt.Println()
+		printRatios(os.Stdout, runs, ratios)
+	}
 	return nil
+}
+
+// printRatios prints, for each "A=B" of pairs whose labels both ran, A's
+// req/s, server CPU and Redis CPU per refresh over B's: the median of the
+// per-round ratios (A's i-th run against B's i-th, which ran beside it) and
+// their range. A figure either lacks (no Redis, no -pid) is left blank.
+func printRatios(w io.Writer, runs map[string][]Result, pairs []string) {
+	figures := []func(Result) float64{
+		func(r Result) float64 { return r.RPS },
+		func(r Result) float64 { return r.ServerCPUus },
+		func(r Result) float64 { return r.RedisCPUus },
+	}
+	header := false
+	for _, p := range pairs {
+		a, b, _ := strings.Cut(p, "=")
+		ra, rb := runs[a], runs[b]
+		if len(ra) == 0 || len(rb) == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "Paired ratios (median of the per-round ratios; range):")
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "| run | against | rounds | req/s ratio | server CPU µs/refresh ratio | Redis CPU µs/refresh ratio |")
+			fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- |")
+			header = true
+		}
+		// Redis CPU only where Redis read a byte or more per refresh on both
+		// sides: beside a memory store it is Redis' idle CPU
+		inB := func(r Result) float64 { return r.RedisInB }
+		withRedis := median(ra, inB) >= 1 && median(rb, inB) >= 1
+		cells := make([]string, len(figures))
+		for i, f := range figures {
+			if i == 2 && !withRedis {
+				continue
+			}
+			if median(ra, f) > 0 && median(rb, f) > 0 {
+				med, lo, hi := paired(ra, rb, f)
+				cells[i] = fmt.Sprintf("**%.2f×** (%.2f–%.2f)", med, lo, hi)
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %s |\n", a, b, min(len(ra), len(rb)), strings.Join(cells, " | "))
+	}
 }
 
 // readResults reads one Result a line, by label, labels in first-seen order.
