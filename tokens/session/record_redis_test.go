@@ -142,7 +142,7 @@ func TestRedisRecordMemory(t *testing.T) {
 			at := now.Add(time.Duration(g) * time.Second)
 			step := session.Step{ID: id, Gen: g, Now: at, Grace: 10 * time.Second, Idle: 720 * time.Hour, Key: key}
 			if key != "" { // a proof per refresh, as /oauth2/token's
-				step.Proof, step.ProofTTL = fmt.Sprintf("jti-%d", g), 2*time.Minute
+				step.Proof, step.ProofIssued, step.ProofTTL = fmt.Sprintf("jti-%d", g), at.Truncate(time.Second), 2*time.Minute
 			}
 			if _, err := st.Rotate(ctx, step); err != nil {
 				t.Fatal(err)
