@@ -115,7 +115,7 @@ func TestRedisRecordMemory(t *testing.T) {
 		{"user-0123456789abcdef", 136}, // 21 bytes
 		{"someone@example.com/with-a-longer-subject", 152},
 		// OAuth 2.0: bound to a DPoP key, with a client and a scope
-		{"4ef1c711-06ff-41ea-888a-456579e447d6 bound", 184},
+		{"4ef1c711-06ff-41ea-888a-456579e447d6 bound", 200}, // its newest proof: 20 bytes more than a key per proof
 		// bound to a DPoP key, no client or scope: the smallest DPoP record
 		{"4ef1c711-06ff-41ea-888a-456579e447d6 key", 184},
 	} {
@@ -139,7 +139,7 @@ func TestRedisRecordMemory(t *testing.T) {
 		}
 		created := usage()
 		for g := int64(0); g < 1000; g++ {
-			at := now.Add(time.Duration(g) * time.Second)
+			at := now.Add(time.Duration(g) * 5 * time.Minute) // an access token's life apart
 			step := session.Step{ID: id, Gen: g, Now: at, Grace: 10 * time.Second, Idle: 720 * time.Hour, Key: key}
 			if key != "" { // a proof per refresh, as /oauth2/token's
 				step.Proof, step.ProofIssued, step.ProofTTL = fmt.Sprintf("jti-%d", g), at.Truncate(time.Second), 2*time.Minute

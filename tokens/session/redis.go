@@ -77,6 +77,9 @@ var ErrNotReplicated = fmt.Errorf("%w: replicas did not acknowledge the write in
 type Redis struct {
 	client    rueidis.Client
 	cluster   bool // proof keys go in their session's slot
+	// proofKeys: every DPoP proof gets a key of its own, and no record
+	// gains the newest proof's field (ProofKeys)
+	proofKeys bool
 	timeout   time.Duration
 	deadlines *deadlines
 	// wait replicas: every write is followed by WAIT on its connection
@@ -102,7 +105,8 @@ type RedisOption func(*redisOptions)
 
 type redisOptions struct {
 	rueidis.ClientOption
-	replicas int64
+	replicas  int64
+	proofKeys bool
 }
 
 // Auth logs in as an ACL user (username "" is the default user, as with a
@@ -140,6 +144,16 @@ func WaitReplicas(n int) RedisOption {
 	return func(o *redisOptions) { o.replicas = int64(n) }
 }
 
+// ProofKeys makes the store record every DPoP proof under a key of its own
+// and write session records as tokend before 0.9 reads them, as that
+// tokend does: for a rolling upgrade from it, until no instance runs it
+// (docs/operations.md). Without it a bound session's record keeps its
+// newest proof, and a refresh writes no key (docs/design.md); records of
+// either kind are read by both.
+func ProofKeys(on bool) RedisOption {
+	return func(o *redisOptions) { o.proofKeys = on }
+}
+
 // DialRedis connects to addrs (comma-separated seeds; rueidis finds out
 // whether they are a Cluster, and with Sentinel they are the sentinels).
 func DialRedis(addrs []string, timeout time.Duration, opts ...RedisOption) (*Redis, error) {
@@ -167,7 +181,7 @@ func DialRedis(addrs []string, timeout time.Duration, opts ...RedisOption) (*Red
 		return nil, fmt.Errorf("redis %v: %w", addrs, err)
 	}
 	r := NewRedis(c, timeout)
-	r.replicas, r.waitMS = o.replicas, max(1, timeout.Milliseconds()/2)
+	r.replicas, r.waitMS, r.proofKeys = o.replicas, max(1, timeout.Milliseconds()/2), o.proofKeys
 	return r, nil
 }
 
@@ -292,7 +306,7 @@ func (r *Redis) Create(ctx context.Context, s Session, idle time.Duration) error
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
 	s.Gen = 0
-	err := r.write(ctx, r.client.B().Set().Key(recordKey(s.ID)).Value(rueidis.BinaryString(packRecord(s, stateActive))).
+	err := r.write(ctx, r.client.B().Set().Key(recordKey(s.ID)).Value(rueidis.BinaryString(packRecord(s, stateActive, !r.proofKeys))).
 		Nx().Pxat(until(s.Rotated, idle, s.Expires)).Build()).Error()
 	if rueidis.IsRedisNil(err) {
 		return fmt.Errorf("session %s: already exists", s.ID)
@@ -324,19 +338,21 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 		st = st.copied() // its session id goes on to the subject index
 		keys = append(keys, adoptKey(key, st.ID, r.cluster))
 		var err error
-		if keys, args, err = oauthArgs(st, keys, args, r.cluster); err != nil {
+		if keys, args, err = oauthArgs(st, keys, args, r.cluster, r.proofKeys); err != nil {
 			return Rotation{}, err
 		}
 		s := Session{Subject: st.Subject, Created: st.Now, Expires: st.Expires, Rotated: st.Now, Key: st.Key}
 		u := until(st.Now, st.Idle, st.Expires)
-		rec := packRecord(s, stateActive)
+		// its proof has a key (SET NX): the record gains the field at the
+		// next refresh, as one an earlier tokend wrote
+		rec := packRecord(s, stateActive, false)
 		if r.replicas > 0 {
 			rec[recKind] |= kindUnacked // as every record written while waiting (record_rotate.lua)
 		}
 		args = append(args, string(rec), ms(u), ms(later(st.TokenExpires, u)))
 	case st.oauth():
 		var err error
-		if keys, args, err = oauthArgs(st, keys, args, r.cluster); err != nil {
+		if keys, args, err = oauthArgs(st, keys, args, r.cluster, r.proofKeys); err != nil {
 			return Rotation{}, err
 		}
 		// trailing empty ones left out: fewer, shorter arguments, less Redis
@@ -468,9 +484,9 @@ func (r *Redis) ack(ctx context.Context, key string, gen int64, rotated time.Tim
 
 // oauthArgs adds what an OAuth 2.0 step checks to the script's keys and
 // arguments (record_rotate.lua): client, scope, key, and the proof's key
-// and lifetime, "" where unset.
-func oauthArgs(st Step, keys, args []string, cluster bool) ([]string, []string, error) {
-	key, ttl := "", ""
+// and proofArg, "" where unset.
+func oauthArgs(st Step, keys, args []string, cluster, proofKeys bool) ([]string, []string, error) {
+	key, arg := "", ""
 	if st.Key != "" {
 		b, err := base64.RawURLEncoding.Strict().DecodeString(st.Key)
 		if err != nil || len(b) != keySize {
@@ -480,10 +496,28 @@ func oauthArgs(st Step, keys, args []string, cluster bool) ([]string, []string, 
 	}
 	if st.Proof != "" {
 		keys = append(keys, proofKey(keys[0], st.Key, st.Proof, cluster))
-		ttl = strconv.FormatInt(max(1, st.ProofTTL.Milliseconds()), 10)
+		arg = proofArg(st, proofKeys)
 	}
-	return keys, append(args, st.Client, st.Scope, key, ttl), nil
+	return keys, append(args, st.Client, st.Scope, key, arg), nil
 }
+
+// proofArg packs what record_rotate.lua takes of st's proof: how long its
+// key lives (ms, at least 1), its iat (s; 0 when unknown) and keys (every
+// proof gets its key; ProofKeys).
+func proofArg(st Step, keys bool) string {
+	var b [9]byte
+	binary.BigEndian.PutUint32(b[0:], uint32(min(proofTTL(st), 1<<32-1)))
+	if iat := st.ProofIssued.Unix(); !st.ProofIssued.IsZero() && iat > 0 {
+		binary.BigEndian.PutUint32(b[4:], uint32(min(iat, 1<<32-1)))
+	}
+	if keys {
+		b[8] = 1
+	}
+	return string(b[:])
+}
+
+// proofTTL is how long st's proof is kept, ms: at least 1 (PX refuses 0).
+func proofTTL(st Step) int64 { return max(1, st.ProofTTL.Milliseconds()) }
 
 // refusal is the error of a rotation script's code other than an advance
 // or a retry (both scripts use the same codes).
@@ -696,15 +730,15 @@ func (r *Redis) revokeLegacy(ctx context.Context, st Step, to string, holder boo
 		keys, args = append(keys, adoptKey(rec, st.ID, r.cluster)), append(args, mark)
 	}
 	if holder {
-		// oauthArgs gives client, scope, key, ttl (and the proof's key after
-		// the mark's): this script takes the key, and the ttl with a proof
-		k, a, err := oauthArgs(st, keys, nil, r.cluster)
+		// oauthArgs gives client, scope, key, proof (and the proof's key
+		// after the mark's): this script takes the key, and the ttl with a proof
+		k, a, err := oauthArgs(st, keys, nil, r.cluster, r.proofKeys)
 		if err != nil {
 			return err
 		}
 		keys, args = k, append(args, a[2])
 		if st.Proof != "" {
-			args = append(args, a[3])
+			args = append(args, strconv.FormatInt(proofTTL(st), 10))
 		}
 	}
 	res, unacked := r.execWaited(ctx, revokeScript, keys, args)

@@ -3,7 +3,8 @@
 -- KEYS[1]  the record
 -- KEYS[2]  an adoption (gen -1) only: the legacy token's adoption mark
 -- KEYS[2], or KEYS[3] for an adoption  OAuth 2.0 with DPoP only: the
---          proof's jti, recorded once
+--          proof's own key (its last 16 bytes name the proof), written only
+--          when the record cannot answer for the proof alone (below)
 -- ARGV[1]  packed, big-endian: gen presented (int32; -1 adopts a legacy
 --          token), now ms (int48), idle deadline ms (int48: now + idle),
 --          grace ms (uint32), mark (byte: 1 when tokend waits for replicas:
@@ -12,8 +13,11 @@
 --          answer of it went out)
 -- ARGV[2]  owner (packed subject; '' = anyone)
 -- ARGV[3..6]  OAuth 2.0 only, trailing empty ones left out: client, scope
---          requested, DPoP key thumbprint (32 bytes; '' = no proof), the
---          proof jti's lifetime ms
+--          requested, DPoP key thumbprint (32 bytes; '' = no proof), and
+--          packed, big-endian: how long a proof is kept ms (uint32), the
+--          proof's iat s (uint32; 0 unknown), keys (byte: 1 = every proof
+--          gets its key and no record gains the proof field, as earlier
+--          tokends that read no such field run beside this one)
 -- ARGV[7], ARGV[8], ARGV[9]  adoption only: the new record, its PXAT, and
 --          the adoption mark's (the legacy token's expiry)
 -- Returns  the record as it was, for an advance (the caller knows the rest:
@@ -44,7 +48,7 @@ if not v then
   -- the new session has no scope (a legacy token carries none): any item
   -- asked is refused, as on any session without it, before anything changes
   if scope and string.find(scope, '%S') then return 12 end
-  if proof and not redis.call('SET', proof, '', 'NX', 'PX', ARGV[6]) then return 10 end
+  if proof and not redis.call('SET', proof, '', 'NX', 'PX', (struct.unpack('>I4', ARGV[6]))) then return 10 end
   -- adoption of a legacy token: the session starts at generation 0
   redis.call('SET', KEYS[1], ARGV[7], 'PXAT', ARGV[8])
   redis.call('SET', KEYS[2], '0', 'PXAT', ARGV[9])
@@ -67,7 +71,10 @@ elseif ARGV[2] ~= '' and ARGV[2] ~= tail then return 7 end
 if client and client ~= '' and cl ~= '' and client ~= cl then return 8 end
 if x ~= 0 then return 3 + x end
 if now >= exp then return 6 end
-if bound ~= '' and key ~= bound then
+-- bound: the key's 32 bytes, then (52) the session's newest proof: its iat
+-- and 16 bytes naming it, as its key would
+local bkey = string.sub(bound, 1, 32)
+if bkey ~= '' and key ~= bkey then
   if key == '' then return 9 end
   return 11
 end
@@ -79,12 +86,51 @@ if scope and scope ~= '' then
     if not have[s] then return 12 end
   end
 end
-if proof and not redis.call('SET', proof, '', 'NX', 'PX', ARGV[6]) then return 10 end
-if bound == '' and key ~= '' and cur <= gen then
+-- A proof is used once per session (docs/design.md). The record keeps the
+-- newest proof it accepted, newest by iat; every other proof accepted for
+-- the session within its time has a key of its own. So a proof newer than
+-- the record's was never used here: no key read or written (the common
+-- refresh, minutes after the last). The record's own proof is a replay;
+-- any other proof, or any when the record keeps none (unbound, or written
+-- by an earlier tokend), is decided by SET NX of its key.
+local ttl, iat, keys, riat, rname, newbound
+if proof then
+  ttl, iat, keys = struct.unpack('>I4I4B', ARGV[6])
+  if #bound == 52 then riat, rname = struct.unpack('>I4', bound, 33), string.sub(bound, 37) end
+  if rname == string.sub(proof, -16) then return 10 end
+  if not riat or keys == 1 or iat <= riat then
+    if not redis.call('SET', proof, '', 'NX', 'PX', ttl) then return 10 end
+  end
+  -- what the record keeps once this proof is used, if anything changes:
+  -- never on reuse (the session ends) nor unbound (a retry binds nothing)
+  local reuse = cur > gen + 1 or (cur == gen + 1 and now - rot >= grace and not unacked)
+  local binds = bkey == '' and key ~= '' and cur <= gen
+  if not reuse and (bkey ~= '' or binds) then
+    local mine = string.sub(proof, -16)
+    if riat and iat > riat then
+      newbound = key .. struct.pack('>I4', iat) .. mine
+      -- the proof it replaces keeps a key while some instance could still
+      -- take it: its iat is then at most the window old
+      if now < riat * 1000 + ttl then
+        redis.call('SET', string.sub(proof, 1, -17) .. rname, '', 'PX', ttl)
+      end
+    elseif not riat and keys == 0 then
+      -- the record gains the field: proofs used before it have keys, with
+      -- iat up to a window past now; kept as if that new, so that no proof
+      -- as new as those skips its key
+      newbound = key .. struct.pack('>I4', math.max(iat, math.ceil((now + ttl) / 1000))) .. mine
+    elseif binds then
+      newbound = key
+    end
+  end
+elseif bound == '' and key ~= '' and cur <= gen then
+  newbound = key -- a key without a proof binds as well (a store's own callers)
+end
+if newbound then
   -- the first proof binds the session to its key, for good; only on an
   -- advance: a retry is anyone's who holds the used-up token, and must not
   -- change who holds the session
-  tail = string.char(kind % 2 + 2, 32) .. key .. string.char(#cl) .. cl .. struct.pack('>H', #sc) .. sc .. string.sub(v, at)
+  tail = string.char(kind % 2 + 2, #newbound) .. newbound .. string.char(#cl) .. cl .. struct.pack('>H', #sc) .. sc .. string.sub(v, at)
 end
 -- marked: an advance, or a rotation no answer of which went out yet; a
 -- retry of an acknowledged one stays acknowledged (its parent is reuse
