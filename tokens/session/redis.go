@@ -75,8 +75,8 @@ var ErrNotReplicated = fmt.Errorf("%w: replicas did not acknowledge the write in
 // tokend instances. One packed string per session (record.go), under a key
 // of its own: a Cluster spreads sessions and each script runs on one node.
 type Redis struct {
-	client    rueidis.Client
-	cluster   bool // proof keys go in their session's slot
+	client  rueidis.Client
+	cluster bool // proof keys go in their session's slot
 	// proofKeys: every DPoP proof gets a key of its own, and no record
 	// gains the newest proof's field (ProofKeys)
 	proofKeys bool
