@@ -145,11 +145,11 @@ func WaitReplicas(n int) RedisOption {
 }
 
 // ProofKeys makes the store record every DPoP proof under a key of its own
-// and write session records as tokend before 0.9 reads them, as that
-// tokend does: for a rolling upgrade from it, until no instance runs it
-// (docs/operations.md). Without it a bound session's record keeps its
-// newest proof, and a refresh writes no key (docs/design.md); records of
-// either kind are read by both.
+// and write session records as tokend 0.1.0 reads them, as 0.1.0 does: for
+// a rolling upgrade from it, until no instance runs it (docs/operations.md,
+// TOKEND_DPOP_JTI_KEYS). Without it a bound session's record keeps its
+// newest proof, and a refresh writes no key (docs/design.md); this tokend
+// reads records of either kind and honours proofs either recorded.
 func ProofKeys(on bool) RedisOption {
 	return func(o *redisOptions) { o.proofKeys = on }
 }
