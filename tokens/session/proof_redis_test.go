@@ -70,7 +70,7 @@ func TestRedisProofsAcrossInstances(t *testing.T) {
 // dialProofs is dial, keeping a key per proof when keys is set.
 func dialProofs(t *testing.T, keys bool, addrs ...string) *session.Redis {
 	t.Helper()
-	r, err := session.DialRedis(addrs, 200*time.Millisecond, session.ProofKeys(keys))
+	r, err := session.DialRedis(addrs, time.Second, session.ProofKeys(keys))
 	if err != nil {
 		t.Fatal(err)
 	}

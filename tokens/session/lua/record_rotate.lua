@@ -96,8 +96,9 @@ end
 local ttl, iat, keys, riat, rname, newbound
 if proof then
   ttl, iat, keys = struct.unpack('>I4I4B', ARGV[6])
+  local mine = string.sub(proof, -16)
   if #bound == 52 then riat, rname = struct.unpack('>I4', bound, 33), string.sub(bound, 37) end
-  if rname == string.sub(proof, -16) then return 10 end
+  if rname == mine then return 10 end
   if not riat or keys == 1 or iat <= riat then
     if not redis.call('SET', proof, '', 'NX', 'PX', ttl) then return 10 end
   end
@@ -106,7 +107,6 @@ if proof then
   local reuse = cur > gen + 1 or (cur == gen + 1 and now - rot >= grace and not unacked)
   local binds = bkey == '' and key ~= '' and cur <= gen
   if not reuse and (bkey ~= '' or binds) then
-    local mine = string.sub(proof, -16)
     if riat and iat > riat then
       newbound = key .. struct.pack('>I4', iat) .. mine
       -- the proof it replaces keeps a key while some instance could still
