@@ -495,23 +495,26 @@ func oauthArgs(st Step, keys, args []string, cluster, proofKeys bool) ([]string,
 		key = string(b)
 	}
 	if st.Proof != "" {
-		keys = append(keys, proofKey(keys[0], st.Key, st.Proof, cluster))
-		arg = proofArg(st, proofKeys)
+		pk := proofKey(keys[0], st.Key, st.Proof, cluster)
+		keys = append(keys, pk)
+		arg = proofArg(st, pk[len(pk)-16:], proofKeys)
 	}
 	return keys, append(args, st.Client, st.Scope, key, arg), nil
 }
 
 // proofArg packs what record_rotate.lua takes of st's proof: how long its
-// key lives (ms, at least 1), its iat (s; 0 when unknown) and keys (every
-// proof gets its key; ProofKeys).
-func proofArg(st Step, keys bool) string {
-	var b [9]byte
+// key lives (ms, at least 1), its iat (s; 0 when unknown) and name (its
+// key's last 16 bytes), as a record keeps them, and keys (every proof gets
+// its key; ProofKeys).
+func proofArg(st Step, name string, keys bool) string {
+	var b [25]byte
 	binary.BigEndian.PutUint32(b[0:], uint32(min(proofTTL(st), 1<<32-1)))
 	if iat := st.ProofIssued.Unix(); !st.ProofIssued.IsZero() && iat > 0 {
 		binary.BigEndian.PutUint32(b[4:], uint32(min(iat, 1<<32-1)))
 	}
+	copy(b[8:], name)
 	if keys {
-		b[8] = 1
+		b[24] = 1
 	}
 	return string(b[:])
 }

@@ -15,9 +15,10 @@
 -- ARGV[3..6]  OAuth 2.0 only, trailing empty ones left out: client, scope
 --          requested, DPoP key thumbprint (32 bytes; '' = no proof), and
 --          packed, big-endian: how long a proof is kept ms (uint32), the
---          proof's iat s (uint32; 0 unknown), keys (byte: 1 = every proof
---          gets its key and no record gains the proof field, as earlier
---          tokends that read no such field run beside this one)
+--          proof's iat s (uint32; 0 unknown), the 16 bytes naming it (its
+--          key's last), keys (byte: 1 = every proof gets its key and no
+--          record gains the proof field, as tokend 0.1.0, which reads no
+--          such field, runs beside this one)
 -- ARGV[7], ARGV[8], ARGV[9]  adoption only: the new record, its PXAT, and
 --          the adoption mark's (the legacy token's expiry)
 -- Returns  the record as it was, for an advance (the caller knows the rest:
@@ -73,7 +74,8 @@ if x ~= 0 then return 3 + x end
 if now >= exp then return 6 end
 -- bound: the key's 32 bytes, then (52) the session's newest proof: its iat
 -- and 16 bytes naming it, as its key would
-local bkey = string.sub(bound, 1, 32)
+local bkey = bound
+if #bound == 52 then bkey = string.sub(bound, 1, 32) end
 if bkey ~= '' and key ~= bkey then
   if key == '' then return 9 end
   return 11
@@ -92,29 +94,34 @@ end
 -- the record's was never used here: no key read or written (the common
 -- refresh, minutes after the last). The record's own proof is a replay;
 -- any other proof, or any when the record keeps none (unbound, or written
--- by an earlier tokend), is decided by SET NX of its key.
-local ttl, iat, keys, riat, rname, newbound
+-- by an earlier tokend), is decided by SET NX of its key. Few calls and
+-- strings on the common path: they are most of what a DPoP refresh costs
+-- Redis beyond a plain one (bench/rediscost_test.go).
+local newbound
 if proof then
-  ttl, iat, keys = struct.unpack('>I4I4B', ARGV[6])
-  local mine = string.sub(proof, -16)
-  if #bound == 52 then riat, rname = struct.unpack('>I4', bound, 33), string.sub(bound, 37) end
+  local ttl, iat, mine, keys = struct.unpack('>I4I4c16B', ARGV[6])
+  local riat, rname
+  if #bound == 52 then riat, rname = struct.unpack('>I4c16', bound, 33) end
   if rname == mine then return 10 end
   if not riat or keys == 1 or iat <= riat then
     if not redis.call('SET', proof, '', 'NX', 'PX', ttl) then return 10 end
   end
   -- what the record keeps once this proof is used, if anything changes:
-  -- never on reuse (the session ends) nor unbound (a retry binds nothing)
-  local reuse = cur > gen + 1 or (cur == gen + 1 and now - rot >= grace and not unacked)
-  local binds = bkey == '' and key ~= '' and cur <= gen
-  if not reuse and (bkey ~= '' or binds) then
-    if riat and iat > riat then
-      newbound = key .. struct.pack('>I4', iat) .. mine
-      -- the proof it replaces keeps a key while some instance could still
-      -- take it: its iat is then at most the window old
-      if now < riat * 1000 + ttl then
-        redis.call('SET', string.sub(proof, 1, -17) .. rname, '', 'PX', ttl)
+  -- never on reuse (the session ends), nor unbound (a retry binds nothing)
+  if not (cur > gen + 1 or (cur == gen + 1 and now - rot >= grace and not unacked)) then
+    local binds = bkey == '' and key ~= '' and cur <= gen
+    if riat then
+      if iat > riat then
+        -- the field is bytes 35 to 54 of tail (kind, key length, key first);
+        -- ARGV[6]'s 5th to 24th are the new one's
+        tail = string.sub(tail, 1, 34) .. string.sub(ARGV[6], 5, 24) .. string.sub(tail, 55)
+        -- the proof it replaces keeps a key while some instance could still
+        -- take it: its iat is then at most the window old
+        if now < riat * 1000 + ttl then
+          redis.call('SET', string.sub(proof, 1, -17) .. rname, '', 'PX', ttl)
+        end
       end
-    elseif not riat and keys == 0 then
+    elseif keys == 0 and (bkey ~= '' or binds) then
       -- the record gains the field: proofs used before it have keys, with
       -- iat up to a window past now; kept as if that new, so that no proof
       -- as new as those skips its key
