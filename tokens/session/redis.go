@@ -331,14 +331,14 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
 	buf := rotationBufs.Get().(*rotationBuf)
-	key, arg, owner := buf.rotateStrings(&st, r.replicas > 0)
+	key, arg, owner := buf.rotateStrings(&st, r.replicas > 0, r.proofKeys)
 	keys, args := []string{key}, []string{arg, owner}
 	switch {
 	case st.Gen == -1: // adoption: its mark, the OAuth arguments in their places, then the new record
 		st = st.copied() // its session id goes on to the subject index
 		keys = append(keys, adoptKey(key, st.ID, r.cluster))
 		var err error
-		if keys, args, err = oauthArgs(st, keys, args, r.cluster, r.proofKeys); err != nil {
+		if keys, args, err = oauthArgs(st, keys, args, r.cluster); err != nil {
 			return Rotation{}, err
 		}
 		s := Session{Subject: st.Subject, Created: st.Now, Expires: st.Expires, Rotated: st.Now, Key: st.Key}
@@ -352,7 +352,7 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 		args = append(args, string(rec), ms(u), ms(later(st.TokenExpires, u)))
 	case st.oauth():
 		var err error
-		if keys, args, err = oauthArgs(st, keys, args, r.cluster, r.proofKeys); err != nil {
+		if keys, args, err = oauthArgs(st, keys, args, r.cluster); err != nil {
 			return Rotation{}, err
 		}
 		// trailing empty ones left out: fewer, shorter arguments, less Redis
@@ -484,8 +484,8 @@ func (r *Redis) ack(ctx context.Context, key string, gen int64, rotated time.Tim
 
 // oauthArgs adds what an OAuth 2.0 step checks to the script's keys and
 // arguments (record_rotate.lua): client, scope, key, and the proof's key
-// and proofArg, "" where unset.
-func oauthArgs(st Step, keys, args []string, cluster, proofKeys bool) ([]string, []string, error) {
+// and proofField, "" where unset.
+func oauthArgs(st Step, keys, args []string, cluster bool) ([]string, []string, error) {
 	key, arg := "", ""
 	if st.Key != "" {
 		b, err := base64.RawURLEncoding.Strict().DecodeString(st.Key)
@@ -497,25 +497,19 @@ func oauthArgs(st Step, keys, args []string, cluster, proofKeys bool) ([]string,
 	if st.Proof != "" {
 		pk := proofKey(keys[0], st.Key, st.Proof, cluster)
 		keys = append(keys, pk)
-		arg = proofArg(st, pk[len(pk)-16:], proofKeys)
+		arg = proofField(st, pk[len(pk)-16:])
 	}
 	return keys, append(args, st.Client, st.Scope, key, arg), nil
 }
 
-// proofArg packs what record_rotate.lua takes of st's proof: how long its
-// key lives (ms, at least 1), its iat (s; 0 when unknown) and name (its
-// key's last 16 bytes), as a record keeps them, and keys (every proof gets
-// its key; ProofKeys).
-func proofArg(st Step, name string, keys bool) string {
-	var b [25]byte
-	binary.BigEndian.PutUint32(b[0:], uint32(min(proofTTL(st), 1<<32-1)))
+// proofField is st's proof as a bound record keeps it (record.go): its iat
+// (s, uint32; 0 when unknown) and name (its key's last 16 bytes).
+func proofField(st Step, name string) string {
+	var b [proofSize]byte
 	if iat := st.ProofIssued.Unix(); !st.ProofIssued.IsZero() && iat > 0 {
-		binary.BigEndian.PutUint32(b[4:], uint32(min(iat, 1<<32-1)))
+		binary.BigEndian.PutUint32(b[0:], uint32(min(iat, 1<<32-1)))
 	}
-	copy(b[8:], name)
-	if keys {
-		b[24] = 1
-	}
+	copy(b[4:], name)
 	return string(b[:])
 }
 
@@ -556,11 +550,12 @@ func refusal(id string, code int64) error {
 }
 
 // appendRotateArg packs the rotation's numbers for record_rotate.lua: gen
-// (int32), now and the idle deadline (ms, int48), grace (ms, uint32), and
-// mark (1: the store waits for replicas, and what the script writes is
-// marked unacknowledged until ack).
-func appendRotateArg(dst []byte, st Step, mark bool) []byte {
-	var b [21]byte
+// (int32), now and the idle deadline (ms, int48), grace (ms, uint32), mark
+// (1: the store waits for replicas, and what the script writes is marked
+// unacknowledged until ack), and with a proof how long its key lives (ms,
+// uint32) and proofKeys (ProofKeys).
+func appendRotateArg(dst []byte, st Step, mark, proofKeys bool) []byte {
+	var b [rotateArgSize]byte
 	binary.BigEndian.PutUint32(b[0:], uint32(int32(st.Gen)))
 	put48(b[4:], st.Now.UnixMilli())
 	put48(b[10:], st.Now.Add(st.Idle).UnixMilli())
@@ -568,8 +563,17 @@ func appendRotateArg(dst []byte, st Step, mark bool) []byte {
 	if mark {
 		b[20] = 1
 	}
+	if st.Proof != "" {
+		binary.BigEndian.PutUint32(b[21:], uint32(min(proofTTL(st), 1<<32-1)))
+		if proofKeys {
+			b[25] = 1
+		}
+	}
 	return append(dst, b[:]...)
 }
+
+// rotateArgSize is the size of appendRotateArg's argument.
+const rotateArgSize = 26
 
 // A rotationBuf holds the strings of one rotation's command. Rotate returns
 // it to rotationBufs only once Redis has answered that command: a command
@@ -584,14 +588,14 @@ var rotationBufs = sync.Pool{New: func() any { return new(rotationBuf) }}
 // scope, which the OAuth arguments carry as they are, in st: every string
 // the rotation's command holds is in buf (the step's strings are lent,
 // Step), and nothing that outlives the command may keep one.
-func (buf *rotationBuf) rotateStrings(st *Step, mark bool) (key, arg, owner string) {
-	n := max(len(recordPrefix)+16, len("tokend:t:{}")+len(st.ID)) + 21 + 1 + len(st.Owner) + len(st.Client) + len(st.Scope)
+func (buf *rotationBuf) rotateStrings(st *Step, mark, proofKeys bool) (key, arg, owner string) {
+	n := max(len(recordPrefix)+16, len("tokend:t:{}")+len(st.ID)) + rotateArgSize + 1 + len(st.Owner) + len(st.Client) + len(st.Scope)
 	if cap(buf.b) < n {
 		buf.b = make([]byte, 0, n)
 	}
 	b := appendRecordKey(buf.b[:0], st.ID)
 	k := len(b)
-	b = appendRotateArg(b, *st, mark)
+	b = appendRotateArg(b, *st, mark, proofKeys)
 	a := len(b)
 	if st.Owner != "" {
 		b = appendSubject(b, st.Owner)
@@ -735,7 +739,7 @@ func (r *Redis) revokeLegacy(ctx context.Context, st Step, to string, holder boo
 	if holder {
 		// oauthArgs gives client, scope, key, proof (and the proof's key
 		// after the mark's): this script takes the key, and the ttl with a proof
-		k, a, err := oauthArgs(st, keys, nil, r.cluster, r.proofKeys)
+		k, a, err := oauthArgs(st, keys, nil, r.cluster)
 		if err != nil {
 			return err
 		}

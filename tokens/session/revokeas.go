@@ -66,7 +66,7 @@ func (r *Redis) RevokeAs(ctx context.Context, st Step) error {
 	args := []string{st.Client, "", ""}
 	if st.Key != "" {
 		var err error
-		if keys, args, err = oauthArgs(st, keys, nil, r.cluster, r.proofKeys); err != nil {
+		if keys, args, err = oauthArgs(st, keys, nil, r.cluster); err != nil {
 			return err
 		}
 		// oauthArgs gives client, scope, key, proof: this script takes no

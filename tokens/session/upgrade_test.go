@@ -62,7 +62,7 @@ func TestRedisProofUpgrade(t *testing.T) {
 		t.Helper()
 		rec := recordKey(st.ID)
 		msg, err := old.Exec(ctx, c, []string{rec, proofKey(rec, st.Key, st.Proof, false)},
-			[]string{string(appendRotateArg(nil, st, false)), "", "", "", string(raw), strconv.FormatInt(st.ProofTTL.Milliseconds(), 10)}).ToMessage()
+			[]string{string(appendRotateArg(nil, st, false, true)), "", "", "", string(raw), strconv.FormatInt(st.ProofTTL.Milliseconds(), 10)}).ToMessage()
 		if err != nil {
 			t.Fatalf("0.1.0's script: %v", err)
 		}

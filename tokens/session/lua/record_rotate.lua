@@ -10,15 +10,15 @@
 --          grace ms (uint32), mark (byte: 1 when tokend waits for replicas:
 --          an advance, and a rotation not acknowledged yet, are written
 --          marked unacknowledged, kind bit 2, until record_ack.lua says an
---          answer of it went out)
+--          answer of it went out); with a DPoP proof (else zeros): how long
+--          a proof's key lives ms (uint32), keys (byte: 1 = every proof gets
+--          its key and no record gains the proof field, as tokend 0.1.0,
+--          which reads no such field, runs beside this one)
 -- ARGV[2]  owner (packed subject; '' = anyone)
 -- ARGV[3..6]  OAuth 2.0 only, trailing empty ones left out: client, scope
 --          requested, DPoP key thumbprint (32 bytes; '' = no proof), and
---          packed, big-endian: how long a proof is kept ms (uint32), the
---          proof's iat s (uint32; 0 unknown), the 16 bytes naming it (its
---          key's last), keys (byte: 1 = every proof gets its key and no
---          record gains the proof field, as tokend 0.1.0, which reads no
---          such field, runs beside this one)
+--          the proof as a record keeps it: its iat s (uint32; 0 unknown)
+--          and the 16 bytes naming it (its key's last)
 -- ARGV[7], ARGV[8], ARGV[9]  adoption only: the new record, its PXAT, and
 --          the adoption mark's (the legacy token's expiry)
 -- Returns  the record as it was, for an advance (the caller knows the rest:
@@ -33,7 +33,7 @@
 -- sizes the Redis fleet (one packed argument instead of four numbers in
 -- decimal: -9% of Redis CPU per rotation, bench/RESULTS.md).
 local v = redis.call('GET', KEYS[1])
-local gen, now, deadline, grace, mark = struct.unpack('>i4i6i6I4B', ARGV[1])
+local gen, now, deadline, grace, mark, ttl, keys = struct.unpack('>i4i6i6I4BI4B', ARGV[1])
 local client, scope, key = ARGV[3], ARGV[4], ARGV[5] or ''
 local proof = KEYS[2]
 if gen == -1 then proof = KEYS[3] end
@@ -49,7 +49,7 @@ if not v then
   -- the new session has no scope (a legacy token carries none): any item
   -- asked is refused, as on any session without it, before anything changes
   if scope and string.find(scope, '%S') then return 12 end
-  if proof and not redis.call('SET', proof, '', 'NX', 'PX', (struct.unpack('>I4', ARGV[6]))) then return 10 end
+  if proof and not redis.call('SET', proof, '', 'NX', 'PX', ttl) then return 10 end
   -- adoption of a legacy token: the session starts at generation 0
   redis.call('SET', KEYS[1], ARGV[7], 'PXAT', ARGV[8])
   redis.call('SET', KEYS[2], '0', 'PXAT', ARGV[9])
@@ -99,10 +99,12 @@ end
 -- Redis beyond a plain one (bench/rediscost_test.go).
 local newbound
 if proof then
-  local ttl, iat, mine, keys = struct.unpack('>I4I4c16B', ARGV[6])
-  local riat, rname
-  if #bound == 52 then riat, rname = struct.unpack('>I4c16', bound, 33) end
-  if rname == mine then return 10 end
+  -- numbers, not strings: a string costs Redis a hash and an allocation
+  local field = ARGV[6]
+  local iat, h1, h2, h3, h4 = struct.unpack('>I4I4I4I4I4', field)
+  local riat, r1, r2, r3, r4
+  if #bound == 52 then riat, r1, r2, r3, r4 = struct.unpack('>I4I4I4I4I4', bound, 33) end
+  if riat and h1 == r1 and h2 == r2 and h3 == r3 and h4 == r4 then return 10 end
   if not riat or keys == 1 or iat <= riat then
     if not redis.call('SET', proof, '', 'NX', 'PX', ttl) then return 10 end
   end
@@ -112,20 +114,19 @@ if proof then
     local binds = bkey == '' and key ~= '' and cur <= gen
     if riat then
       if iat > riat then
-        -- the field is bytes 35 to 54 of tail (kind, key length, key first);
-        -- ARGV[6]'s 5th to 24th are the new one's
-        tail = string.sub(tail, 1, 34) .. string.sub(ARGV[6], 5, 24) .. string.sub(tail, 55)
+        -- the field is bytes 35 to 54 of tail (kind, key length, key first)
+        tail = string.sub(tail, 1, 34) .. field .. string.sub(tail, 55)
         -- the proof it replaces keeps a key while some instance could still
         -- take it: its iat is then at most the window old
         if now < riat * 1000 + ttl then
-          redis.call('SET', string.sub(proof, 1, -17) .. rname, '', 'PX', ttl)
+          redis.call('SET', string.sub(proof, 1, -17) .. string.sub(bound, 37), '', 'PX', ttl)
         end
       end
     elseif keys == 0 and (bkey ~= '' or binds) then
       -- the record gains the field: proofs used before it have keys, with
       -- iat up to a window past now; kept as if that new, so that no proof
       -- as new as those skips its key
-      newbound = key .. struct.pack('>I4', math.max(iat, math.ceil((now + ttl) / 1000))) .. mine
+      newbound = key .. struct.pack('>I4', math.max(iat, math.ceil((now + ttl) / 1000))) .. string.sub(field, 5)
     elseif binds then
       newbound = key
     end
