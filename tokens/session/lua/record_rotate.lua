@@ -55,7 +55,7 @@ if not v then
   redis.call('SET', KEYS[2], '0', 'PXAT', ARGV[9])
   return ARGV[7]
 end
-local cur, x, exp, rot, kind = struct.unpack('>I4Bxxxxxxi6i6B', v)
+local cur, x, created, exp, rot, kind = struct.unpack('>I4Bi6i6i6B', v)
 -- tail: the kind byte and what follows it, the packed subject of a plain
 -- record; an extended one has its key, client and scope before the subject.
 -- Bit 2 of kind (unacknowledged) is set apart: tail and kind go without it.
@@ -97,7 +97,7 @@ end
 -- by an earlier tokend), is decided by SET NX of its key. Few calls and
 -- strings on the common path: they are most of what a DPoP refresh costs
 -- Redis beyond a plain one (bench/rediscost_test.go).
-local newbound
+local newbound, cut
 if proof then
   -- numbers, not strings: a string costs Redis a hash and an allocation
   local field = ARGV[6]
@@ -114,8 +114,9 @@ if proof then
     local binds = bkey == '' and key ~= '' and cur <= gen
     if riat then
       if iat > riat then
-        -- the field is bytes 35 to 54 of tail (kind, key length, key first)
-        tail = string.sub(tail, 1, 34) .. field .. string.sub(tail, 55)
+        -- the field is bytes 35 to 54 of tail (kind, key length, key
+        -- first): cut in where the record is written
+        cut = field
         -- the proof it replaces keeps a key while some instance could still
         -- take it: its iat is then at most the window old
         if now < riat * 1000 + ttl then
@@ -143,6 +144,10 @@ end
 -- marked: an advance, or a rotation no answer of which went out yet; a
 -- retry of an acknowledged one stays acknowledged (its parent is reuse
 -- after the grace window, as without WAIT)
+if cut and (mark == 1 or cur > gen) then
+  -- an advance without WAIT writes the field in its one concatenation below
+  tail, cut = string.sub(tail, 1, 34) .. cut .. string.sub(tail, 55), nil
+end
 if mark == 1 and (cur ~= gen + 1 or unacked) then tail = string.char(string.byte(tail) + 4) .. string.sub(tail, 2) end
 -- cur < gen: a token ahead of its record was signed for rotations the record
 -- lost (a failover to a replica that missed them, an fsync that did not
@@ -151,7 +156,14 @@ if cur <= gen then
   -- the record lives as long as the newest refresh token: idle deadline or
   -- the session's end
   if exp < deadline then deadline = exp end
-  redis.call('SET', KEYS[1], struct.pack('>I4', gen + 1) .. string.sub(v, 5, 17) .. struct.pack('>i6', now) .. tail, 'PXAT', deadline)
+  -- one pack and one concatenation: each string made costs Redis a hash
+  -- and an allocation
+  local head = struct.pack('>I4Bi6i6i6', gen + 1, x, created, exp, now)
+  if cut then
+    redis.call('SET', KEYS[1], head .. string.sub(tail, 1, 34) .. cut .. string.sub(tail, 55), 'PXAT', deadline)
+  else
+    redis.call('SET', KEYS[1], head .. tail, 'PXAT', deadline)
+  end
   return v
 end
 if cur == gen + 1 and now - rot < grace then
