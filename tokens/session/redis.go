@@ -145,11 +145,13 @@ func WaitReplicas(n int) RedisOption {
 }
 
 // ProofKeys makes the store record every DPoP proof under a key of its own
-// and write session records as tokend 0.1.0 reads them, as 0.1.0 does: for
-// a rolling upgrade from it, until no instance runs it (docs/operations.md,
-// TOKEND_DPOP_JTI_KEYS). Without it a bound session's record keeps its
-// newest proof, and a refresh writes no key (docs/design.md); this tokend
-// reads records of either kind and honours proofs either recorded.
+// and write session records as tokend 0.1.0 reads them (a record that kept
+// its proof is written back without it, the proof moved to its key), as
+// 0.1.0 does: for a rolling upgrade from it, or back to it, while any
+// instance runs it (docs/operations.md, TOKEND_DPOP_JTI_KEYS). Without it
+// a bound session's record keeps its newest proof, and a refresh writes no
+// key (docs/design.md). Either way records of both kinds are read, and
+// proofs recorded either way refused.
 func ProofKeys(on bool) RedisOption {
 	return func(o *redisOptions) { o.proofKeys = on }
 }

@@ -26,7 +26,8 @@ var rotateLua010 string
 // tokend without (the second). Every proof any of them accepted is refused
 // by all the others, and each reads and rotates what the others wrote;
 // 0.1.0 cannot read a record that keeps its proof, which is why the first
-// restart keeps keys.
+// restart keeps keys, and ProofKeys writes such a record back as 0.1.0
+// reads it.
 func TestRedisProofUpgrade(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
@@ -124,14 +125,26 @@ func TestRedisProofUpgrade(t *testing.T) {
 	if n := size(); n != 96 {
 		t.Fatalf("rotated keeping its proof: %d bytes; want 96", n)
 	}
+	// what 0.1.0 makes of it: the key it reads is not the session's
+	if code := rotate010(step(4, "t")); code != 11 {
+		t.Fatalf("0.1.0 refreshing a record that keeps its proof: code %d; want 11 (another key)", code)
+	}
 	replayed(keys, step(4, "s"))
+	// ProofKeys writes the record back as 0.1.0 reads it (a rollback's
+	// first step), the proof it kept to its key
 	advance(keys, step(4, "u"))
+	if n := size(); n != 76 {
+		t.Fatalf("rotated with ProofKeys: %d bytes; want 76, 0.1.0's", n)
+	}
+	for _, jti := range []string{"s", "u"} {
+		if code := rotate010(step(5, jti)); code != 10 {
+			t.Fatalf("0.1.0 given proof %s again: code %d; want 10 (replay)", jti, code)
+		}
+	}
 	for _, jti := range []string{"p", "q", "r", "s", "u"} {
 		replayed(record, step(5, jti))
 	}
 	advance(record, step(5, "v"))
-	// what 0.1.0 makes of it: the key it reads is not the session's
-	if code := rotate010(step(6, "w")); code != 11 {
-		t.Fatalf("0.1.0 refreshing a record that keeps its proof: code %d; want 11 (another key)", code)
-	}
+	replayed(keys, step(6, "v"))
+	replayed(record, step(6, "v"))
 }

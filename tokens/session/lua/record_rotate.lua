@@ -112,7 +112,14 @@ if proof then
   -- never on reuse (the session ends), nor unbound (a retry binds nothing)
   if not (cur > gen + 1 or (cur == gen + 1 and now - rot >= grace and not unacked)) then
     local binds = bkey == '' and key ~= '' and cur <= gen
-    if riat then
+    if riat and keys == 1 then
+      -- beside tokend 0.1.0: the record goes back to what it reads, the
+      -- proof it kept to a key of its own while an instance could take it
+      newbound = key
+      if now < riat * 1000 + ttl then
+        redis.call('SET', string.sub(proof, 1, -17) .. string.sub(bound, 37), '', 'PX', ttl)
+      end
+    elseif riat then
       if iat > riat then
         -- the field is bytes 35 to 54 of tail (kind, key length, key
         -- first): cut in where the record is written
