@@ -17,10 +17,11 @@ import (
 )
 
 // BenchmarkRedisRotation is what one rotation costs Redis itself: tokend's
-// (Redis.Rotate: record_rotate.lua on the packed record) against the
-// floor's (bench/floor/advance.lua: HGET, HSET, PEXPIRE on a one-field
-// hash), each on a private redis-server, 64 rotations in flight, every
-// goroutine rotating its own session. Besides the client's ns/op it reports
+// (Redis.Rotate: record_rotate.lua on the packed record; as the dialects'
+// endpoints, /oauth2/token's and /oauth2/token's with a DPoP proof rotate)
+// against the floor's (bench/floor/advance.lua: HGET, HSET, PEXPIRE on a
+// one-field hash), each on a private redis-server, 64 rotations in flight,
+// every goroutine rotating its own session. Besides the client's ns/op it reports
 // Redis' time inside EVALSHA (INFO commandstats: redis-exec-us/op) and
 // Redis' CPU per rotation (INFO cpu: redis-cpu-us/op), which size and bill
 // a Redis fleet and which, unlike the closed loop over HTTP, do not move
@@ -133,8 +134,9 @@ func benchRedisRotation(b *testing.B, srv *redistest.Server, newRotation func() 
 	}
 	b.ReportMetric(usec/float64(calls), "redis-exec-us/op")
 	b.ReportMetric(cpu*1e6/float64(b.N), "redis-cpu-us/op")
-	// keys left per rotation (sessions aside): 1 while each DPoP refresh
-	// wrote its jti's own key
+	// keys left per rotation, the sessions' records and index among them
+	// (their share falls as b.N grows): about 1 more while each DPoP
+	// refresh wrote its proof's own key
 	b.ReportMetric(float64(keys)/float64(b.N), "redis-keys/op")
 }
 
