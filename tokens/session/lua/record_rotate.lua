@@ -148,13 +148,13 @@ if newbound then
   -- change who holds the session
   tail = string.char(kind % 2 + 2, #newbound) .. newbound .. string.char(#cl) .. cl .. struct.pack('>H', #sc) .. sc .. string.sub(v, at)
 end
--- marked: an advance, or a rotation no answer of which went out yet; a
--- retry of an acknowledged one stays acknowledged (its parent is reuse
--- after the grace window, as without WAIT)
 if cut and (mark == 1 or cur > gen) then
   -- an advance without WAIT writes the field in its one concatenation below
   tail, cut = string.sub(tail, 1, 34) .. cut .. string.sub(tail, 55), nil
 end
+-- marked: an advance, or a rotation no answer of which went out yet; a
+-- retry of an acknowledged one stays acknowledged (its parent is reuse
+-- after the grace window, as without WAIT)
 if mark == 1 and (cur ~= gen + 1 or unacked) then tail = string.char(string.byte(tail) + 4) .. string.sub(tail, 2) end
 -- cur < gen: a token ahead of its record was signed for rotations the record
 -- lost (a failover to a replica that missed them, an fsync that did not
