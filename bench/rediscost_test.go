@@ -17,10 +17,11 @@ import (
 )
 
 // BenchmarkRedisRotation is what one rotation costs Redis itself: tokend's
-// (Redis.Rotate: record_rotate.lua on the packed record) against the
-// floor's (bench/floor/advance.lua: HGET, HSET, PEXPIRE on a one-field
-// hash), each on a private redis-server, 64 rotations in flight, every
-// goroutine rotating its own session. Besides the client's ns/op it reports
+// (Redis.Rotate: record_rotate.lua on the packed record; as the dialects'
+// endpoints, /oauth2/token's and /oauth2/token's with a DPoP proof rotate)
+// against the floor's (bench/floor/advance.lua: HGET, HSET, PEXPIRE on a
+// one-field hash), each on a private redis-server, 64 rotations in flight,
+// every goroutine rotating its own session. Besides the client's ns/op it reports
 // Redis' time inside EVALSHA (INFO commandstats: redis-exec-us/op) and
 // Redis' CPU per rotation (INFO cpu: redis-cpu-us/op), which size and bill
 // a Redis fleet and which, unlike the closed loop over HTTP, do not move
@@ -55,26 +56,54 @@ func BenchmarkRedisRotation(b *testing.B) {
 			}
 		})
 	})
-	b.Run("tokend", func(b *testing.B) {
-		srv, r := redisServer(b)
-		benchRedisRotation(b, srv, func() func() error {
-			now := time.Now()
-			s := session.Session{ID: sessionID(b), Subject: "4ef1c711-06ff-41ea-888a-456579e447d6", Created: now, Rotated: now, Expires: now.Add(idle)}
-			if err := r.Create(context.Background(), s, idle); err != nil {
-				b.Fatal(err)
-			}
-			var gen int64
-			return func() error {
-				rot, err := r.Rotate(context.Background(), session.Step{ID: s.ID, Gen: gen, Now: time.Now(), Grace: 10 * time.Second, Idle: idle})
-				if err == nil && (rot.Retry || rot.Gen != gen+1) {
-					b.Errorf("rotation of generation %d: %+v", gen, rot)
+	// tokend: the dialects' refresh; oauth: /oauth2/token's (a client, no
+	// proof); dpop: /oauth2/token's with a DPoP proof by the key the session
+	// is bound to, a new jti per rotation, kept twice the default window
+	// (2 min: a key a proof leaves expires after the run, uncounted);
+	// dpop-1s keeps proofs 1 s, so that such keys also expire, and are
+	// counted, within the run, as in a steady state
+	for _, kind := range []string{"tokend", "oauth", "dpop", "dpop-1s"} {
+		b.Run(kind, func(b *testing.B) {
+			srv, r := redisServer(b)
+			benchRedisRotation(b, srv, func() func() error {
+				now := time.Now()
+				s := session.Session{ID: sessionID(b), Subject: "4ef1c711-06ff-41ea-888a-456579e447d6", Created: now, Rotated: now, Expires: now.Add(10 * idle)}
+				if kind != "tokend" {
+					s.Client = "app"
 				}
-				gen++
-				return err
-			}
+				proofTTL := 2 * time.Minute
+				if kind == "dpop-1s" {
+					proofTTL = time.Second
+				}
+				if strings.HasPrefix(kind, "dpop") {
+					s.Key = benchThumbprint
+				}
+				if err := r.Create(context.Background(), s, idle); err != nil {
+					b.Fatal(err)
+				}
+				var gen int64
+				return func() error {
+					// each rotation an access token's life after the last, as
+					// a client refreshes: a proof then is far newer than the last
+					st := session.Step{ID: s.ID, Gen: gen, Now: now.Add(time.Duration(gen) * 5 * time.Minute), Grace: 10 * time.Second, Idle: idle, Client: s.Client}
+					if s.Key != "" {
+						st.Key, st.Proof, st.ProofTTL = s.Key, rand.Text(), proofTTL
+						proofIssued(&st)
+					}
+					rot, err := r.Rotate(context.Background(), st)
+					if err == nil && (rot.Retry || rot.Gen != gen+1) {
+						b.Errorf("rotation of generation %d: %+v", gen, rot)
+					}
+					gen++
+					return err
+				}
+			})
 		})
-	})
+	}
 }
+
+// benchThumbprint is a DPoP key's thumbprint (any 32 bytes, base64url).
+const benchThumbprint = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 
 // benchRedisRotation runs b.N rotations from 64 goroutines, each on the
 // session its newRotation made, and reports Redis' figures per rotation.
@@ -95,12 +124,20 @@ func benchRedisRotation(b *testing.B, srv *redistest.Server, newRotation func() 
 	})
 	b.StopTimer()
 	cpu = redisCPU(b, srv) - cpu
+	keys, err := strconv.Atoi(strings.TrimSpace(srv.Do(b, "DBSIZE")))
+	if err != nil {
+		b.Fatal(err)
+	}
 	calls, usec := srv.CommandStats(b, "evalsha")
 	if calls < b.N {
 		b.Fatalf("%d EVALSHA for %d rotations", calls, b.N)
 	}
 	b.ReportMetric(usec/float64(calls), "redis-exec-us/op")
 	b.ReportMetric(cpu*1e6/float64(b.N), "redis-cpu-us/op")
+	// keys left per rotation, the sessions' records and index among them
+	// (their share falls as b.N grows): about 1 more while each DPoP
+	// refresh wrote its proof's own key
+	b.ReportMetric(float64(keys)/float64(b.N), "redis-keys/op")
 }
 
 func sessionID(b testing.TB) string {
@@ -127,3 +164,6 @@ func redisCPU(b testing.TB, srv *redistest.Server) float64 {
 	}
 	return sum
 }
+
+// proofIssued sets the proof's iat where the store takes it.
+func proofIssued(st *session.Step) { st.ProofIssued = st.Now.Truncate(time.Second) }

@@ -59,6 +59,7 @@ type config struct {
 	DPoPAlgs      []string
 	DPoPWindow    time.Duration
 	DPoPNonce     bool
+	DPoPJTIKeys   bool
 
 	// publicURLDefault: TOKEND_PUBLIC_URL was not set, and the issuer is
 	// made from this instance's own port.
@@ -228,6 +229,7 @@ var settings = []setting{
 	{"TOKEND_CLIENTS", "", "OAuth 2.0 public client ids accepted at /oauth2/token, comma-separated (empty: any client_id)", list(func(c *config) *[]string { return &c.Clients }), false},
 	{"TOKEND_DPOP_ALGS", "ES256,EdDSA", "DPoP proof algorithms accepted, comma-separated (asymmetric only)", list(func(c *config) *[]string { return &c.DPoPAlgs }), false},
 	{"TOKEND_DPOP_WINDOW", "60s", "how far a DPoP proof's iat may be from now, either way; its jti is remembered twice that", duration(func(c *config) *time.Duration { return &c.DPoPWindow }, time.Second), false},
+	{"TOKEND_DPOP_JTI_KEYS", "false", "Redis: a key per DPoP proof and session records tokend 0.1.0 reads, as 0.1.0 does: true while any 0.1.0 instance runs (a rolling upgrade), false once none does", boolean(func(c *config) *bool { return &c.DPoPJTIKeys }), false},
 	{"TOKEND_DPOP_NONCE", "false", "demand server nonces in DPoP proofs (DPoP-Nonce header, use_dpop_nonce)", boolean(func(c *config) *bool { return &c.DPoPNonce }), false},
 	{"TOKEND_LOG_LEVEL", "info", "debug, info, warn or error", oneOf(func(c *config) *string { return &c.LogLevel }, "debug", "info", "warn", "error"), false},
 }

@@ -383,18 +383,34 @@ func TestDPoPAspnetLegacyEndpoint(t *testing.T) {
 }
 
 // A proof is used once across every instance: the same proof replayed on
-// a second instance sharing the Redis is refused.
+// a second instance sharing the Redis is refused, with the token it came
+// with (inside the grace window: no second copy of the pair) or the next;
+// so is the client's retry's own proof. Also while the instances disagree
+// on TOKEND_DPOP_JTI_KEYS, as during a rolling upgrade's second restart.
 func TestDPoPReplayTwoInstances(t *testing.T) {
 	redis := redistest.Start(t)
-	env := oauthEnv("TOKEND_REDIS_ADDR", redis.Addr)
-	a, b := start(t, "redis", env), start(t, "redis", env)
-	device := newProver(t, "ES256")
-	_, rt := a.startFor("alice", "ios-app", "", device.Thumbprint())
-	p := mustProof(t, device, "POST", tokenURL, a.clock.Now())
-	_, next := oauthPair(t, a.token(refreshForm(rt, "ios-app"), "DPoP", p), "DPoP", "")
-	oauthError(t, b.token(refreshForm(rt, "ios-app"), "DPoP", p), 400, "invalid_dpop_proof", "the DPoP proof was used already (jti)")
-	oauthError(t, b.token(refreshForm(next, "ios-app"), "DPoP", p), 400, "invalid_dpop_proof", "the DPoP proof was used already (jti)")
-	oauthPair(t, b.token(refreshForm(next, "ios-app"), "DPoP", mustProof(t, device, "POST", tokenURL, a.clock.Now())), "DPoP", "")
+	const used = "the DPoP proof was used already (jti)"
+	for _, keys := range [][2]string{{"false", "false"}, {"true", "false"}, {"false", "true"}} {
+		t.Run("keys "+keys[0]+"/"+keys[1], func(t *testing.T) {
+			a := start(t, "redis", oauthEnv("TOKEND_REDIS_ADDR", redis.Addr, "TOKEND_DPOP_JTI_KEYS", keys[0]))
+			b := start(t, "redis", oauthEnv("TOKEND_REDIS_ADDR", redis.Addr, "TOKEND_DPOP_JTI_KEYS", keys[1]))
+			device := newProver(t, "ES256")
+			_, rt := a.startFor("alice", "ios-app", "", device.Thumbprint())
+			p := mustProof(t, device, "POST", tokenURL, a.clock.Now())
+			_, next := oauthPair(t, a.token(refreshForm(rt, "ios-app"), "DPoP", p), "DPoP", "")
+			oauthError(t, b.token(refreshForm(rt, "ios-app"), "DPoP", p), 400, "invalid_dpop_proof", used)
+			oauthError(t, b.token(refreshForm(next, "ios-app"), "DPoP", p), 400, "invalid_dpop_proof", used)
+			// the client's retry, its answer lost: a new proof, the pair again
+			q := mustProof(t, device, "POST", tokenURL, b.clock.Now())
+			_, again := oauthPair(t, b.token(refreshForm(rt, "ios-app"), "DPoP", q), "DPoP", "")
+			for _, token := range []string{rt, next, again} {
+				for _, proof := range []string{p, q} {
+					oauthError(t, a.token(refreshForm(token, "ios-app"), "DPoP", proof), 400, "invalid_dpop_proof", used)
+				}
+			}
+			oauthPair(t, b.token(refreshForm(next, "ios-app"), "DPoP", mustProof(t, device, "POST", tokenURL, a.clock.Now())), "DPoP", "")
+		})
+	}
 }
 
 // Server nonces (§8): a proof without the nonce gets use_dpop_nonce and

@@ -20,6 +20,7 @@ func dialRedis(cfg config) (*session.Redis, error) {
 		session.Auth(cfg.RedisUsername, cfg.RedisPassword),
 		session.FlushDelay(cfg.FlushDelay),
 		session.WaitReplicas(cfg.WaitReplicas),
+		session.ProofKeys(cfg.DPoPJTIKeys),
 	}
 	tc, err := redisTLS(cfg)
 	if err != nil {

@@ -110,9 +110,11 @@ type Grant struct {
 	// Key is the RFC 7638 thumbprint of the DPoP key: on a refresh, of the
 	// proof's key ("": no proof), on Start the key to bind the session to.
 	Key string
-	// Proof is the proof's jti, accepted once for ProofTTL.
-	Proof    string
-	ProofTTL time.Duration
+	// Proof is the proof's jti, accepted once per session for at least
+	// ProofTTL (session.Step); ProofIssued its iat.
+	Proof       string
+	ProofTTL    time.Duration
+	ProofIssued time.Time
 	// Audience, on a refresh, is the new access token's aud (RFC 9068
 	// §2.2, RFC 8707): one resource server's identifier ("": Config's).
 	Audience string
@@ -208,7 +210,7 @@ func (is *Issuer) refreshGrant(ctx context.Context, refresh, access []byte, g *G
 	var grant Grant
 	if g != nil {
 		grant = *g
-		st.Client, st.Scope, st.Key, st.Proof, st.ProofTTL = g.Client, g.Scope, g.Key, g.Proof, g.ProofTTL
+		st.Client, st.Scope, st.Key, st.Proof, st.ProofTTL, st.ProofIssued = g.Client, g.Scope, g.Key, g.Proof, g.ProofTTL, g.ProofIssued
 	}
 	if err := is.denied(ctx, st); err != nil {
 		return err
@@ -326,7 +328,7 @@ func (is *Issuer) revokeAs(ctx context.Context, token []byte, cl *Claims, now ti
 		// as long as it could be presented (a legacy token names no client
 		// and no key; an adoption with a proof bound its session to that
 		// key, which the store checks as RevokeAs does)
-		st := session.Step{ID: legacySessionID(token), Gen: -1, Now: now, Subject: cl.Subject, Key: g.Key, Proof: g.Proof, ProofTTL: g.ProofTTL}
+		st := session.Step{ID: legacySessionID(token), Gen: -1, Now: now, Subject: cl.Subject, Key: g.Key, Proof: g.Proof, ProofTTL: g.ProofTTL, ProofIssued: g.ProofIssued}
 		st.TokenIssued, st.TokenExpires = legacyTimes(cl)
 		err := is.store.RevokeLegacy(ctx, st)
 		if errors.Is(err, session.ErrWrongKey) || errors.Is(err, session.ErrKeyRequired) {
@@ -348,7 +350,7 @@ func (is *Issuer) revokeAs(ctx context.Context, token []byte, cl *Claims, now ti
 	case jkt != "" && g.Key != jkt:
 		err = fmt.Errorf("session %s: %w", id, session.ErrWrongKey)
 	default:
-		err = is.store.RevokeAs(ctx, session.Step{ID: id, Now: now, Client: g.Client, Key: g.Key, Proof: g.Proof, ProofTTL: g.ProofTTL})
+		err = is.store.RevokeAs(ctx, session.Step{ID: id, Now: now, Client: g.Client, Key: g.Key, Proof: g.Proof, ProofTTL: g.ProofTTL, ProofIssued: g.ProofIssued})
 	}
 	if errors.Is(err, session.ErrWrongKey) || errors.Is(err, session.ErrKeyRequired) {
 		is.log.Warn("revocation of a DPoP-bound session without a proof by its key; refused", "sid", id)

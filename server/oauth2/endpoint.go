@@ -306,8 +306,9 @@ func (e *Endpoint) proof(ctx *fasthttp.RequestCtx, url string, g *tokens.Grant) 
 		return dpop.ErrUseNonce
 	}
 	// a proof is acceptable while its iat is within the window of now,
-	// either way: its jti must be remembered that long
-	g.Key, g.Proof, g.ProofTTL = p.Thumbprint, p.ID, 2*e.dpop.Window()
+	// either way: its jti must be remembered that long; by its iat the
+	// store tells a proof newer than any its session took (session.Step)
+	g.Key, g.Proof, g.ProofTTL, g.ProofIssued = p.Thumbprint, p.ID, 2*e.dpop.Window(), p.IssuedAt
 	return nil
 }
 

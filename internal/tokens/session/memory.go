@@ -24,6 +24,17 @@ type record struct {
 	until     time.Time
 	state     state
 	revokedAt time.Time
+	// proof is the newest DPoP proof a bound session accepted, as the
+	// Redis record keeps it (nil: none kept, every proof is decided by
+	// Memory.proofs, as for a record an earlier tokend wrote)
+	proof *newestProof
+}
+
+// newestProof is the proof a bound record keeps: its iat in whole seconds
+// and its name in Memory.proofs.
+type newestProof struct {
+	iat  int64
+	name string
 }
 
 const memoryShards = 64
@@ -106,7 +117,11 @@ func (m *Memory) Create(_ context.Context, s Session, idle time.Duration) error 
 		sh.mu.Unlock()
 		return fmt.Errorf("session %s: already exists", s.ID)
 	}
-	sh.sessions[s.ID] = &record{Session: s, until: milli(until(s.Rotated, idle, s.Expires))}
+	r := &record{Session: s, until: milli(until(s.Rotated, idle, s.Expires))}
+	if s.Key != "" {
+		r.proof = &newestProof{} // iat 0: every proof is newer
+	}
+	sh.sessions[s.ID] = r
 	sh.mu.Unlock()
 	m.index(s.Subject, s.ID)
 	return nil
@@ -181,12 +196,15 @@ func (m *Memory) Rotate(_ context.Context, st Step) (Rotation, error) {
 		return Rotation{Session: s}, nil
 	}
 	err := check(&r.Session, r.state, st)
-	if err == nil && st.Proof != "" && !m.useProof(st) {
+	if err == nil && st.Proof != "" && !m.admitProof(r, st) {
 		err = fmt.Errorf("session %s: %w", st.ID, ErrReplay)
 	}
 	var rot Rotation
 	if err == nil {
 		rot, err = decide(&r.Session, st)
+	}
+	if err == nil && st.Proof != "" {
+		m.keepProof(r, st, !rot.Retry && r.Key == "" && st.Key != "")
 	}
 	if err == nil && !rot.Retry && st.Key != "" {
 		// only an advance binds (for good): a retry is anyone's who holds
@@ -251,9 +269,57 @@ func check(s *Session, st0 state, st Step) error {
 	return fmt.Errorf("session %s: %w", s.ID, err)
 }
 
+// admitProof reports whether st's proof may be used on r, as
+// record_rotate.lua decides: the record's newest proof is a replay, a
+// newer one is new, and any other is used once in m.proofs.
+func (m *Memory) admitProof(r *record, st Step) bool {
+	if r.proof != nil && r.proof.name == proofName(st) {
+		return false
+	}
+	if r.proof == nil || proofIat(st) <= r.proof.iat {
+		return m.useProof(st)
+	}
+	return true
+}
+
+// keepProof makes st's proof, just used on r for an advance or a retry,
+// r's newest if it is (binds: this advance binds r), as record_rotate.lua
+// does; the proof it replaces is kept in m.proofs while an instance could
+// still take it.
+func (m *Memory) keepProof(r *record, st Step, binds bool) {
+	if r.Key == "" && !binds {
+		return
+	}
+	iat, now, ttl := proofIat(st), st.Now.UnixMilli(), proofTTL(st)
+	switch {
+	case r.proof != nil && iat > r.proof.iat:
+		if now < r.proof.iat*1000+ttl {
+			m.proofMu.Lock()
+			m.proofs[r.proof.name] = st.Now.Add(time.Duration(ttl) * time.Millisecond)
+			m.proofMu.Unlock()
+		}
+		r.proof = &newestProof{iat: iat, name: proofName(st)}
+	case r.proof == nil:
+		// proofs used before have their entries, iat up to a window past now
+		r.proof = &newestProof{iat: max(iat, (now+ttl+999)/1000), name: proofName(st)}
+	}
+}
+
+// proofName names st's proof in Memory.proofs: by key and jti, as proofKey.
+func proofName(st Step) string { return st.Key + "." + st.Proof }
+
+// proofIat is st's proof's iat in whole seconds as the Redis record keeps
+// it (uint32), 0 when unknown.
+func proofIat(st Step) int64 {
+	if st.ProofIssued.IsZero() || st.ProofIssued.Unix() <= 0 {
+		return 0
+	}
+	return min(st.ProofIssued.Unix(), 1<<32-1)
+}
+
 // useProof records st's DPoP proof, or reports it was used already.
 func (m *Memory) useProof(st Step) bool {
-	k := st.Key + "." + st.Proof
+	k := proofName(st)
 	m.proofMu.Lock()
 	defer m.proofMu.Unlock()
 	if t, ok := m.proofs[k]; ok && st.Now.Before(t) {
@@ -372,7 +438,7 @@ func (m *Memory) markLegacyAs(id string, to state, expires time.Time, st *Step) 
 			err = ErrKeyRequired
 		case r.Key != "" && st.Key != r.Key:
 			err = ErrWrongKey
-		case st.Proof != "" && !m.useProof(*st):
+		case st.Proof != "" && r.proof != nil && r.proof.name == proofName(*st), st.Proof != "" && !m.useProof(*st):
 			err = ErrReplay
 		}
 		if err != nil {

@@ -21,8 +21,10 @@ import (
 //	23     1    kind: bit 0 set for a UUID subject, bit 1 for an OAuth
 //	            extension (a session with a client, a scope or a DPoP key),
 //	            bit 2 while the generation's pair is unacknowledged (below)
-//	24     …    extension, when bit 1 is set: key length (0 or 32) and the
-//	            RFC 7638 thumbprint's 32 bytes, client length (1 byte) and
+//	24     …    extension, when bit 1 is set: key length (0, 32 or 52) and
+//	            the RFC 7638 thumbprint's 32 bytes, followed at 52 by the
+//	            session's newest DPoP proof (its iat, uint32 seconds, and
+//	            the 16 bytes of its proofKey); client length (1 byte) and
 //	            client id, scope length (2 bytes) and scope
 //	…      …    subject: 16 bytes for a UUID, else its bytes
 //
@@ -30,8 +32,8 @@ import (
 // characters of base64url), or "tokend:t:{id}" for any other id. With a
 // UUID subject the whole entry is 120 bytes of Redis memory (MEMORY USAGE),
 // against 200 for the hash of six fields records were before (a session
-// bound to a DPoP key, with a client and a scope, is about 60 bytes more:
-// bench/RESULTS.md); those are
+// bound to a DPoP key, with a client and a scope, is 80 bytes more, its
+// newest proof included: TestRedisRecordMemory); those are
 // still read, rotated and revoked where they are (legacyKey), and expire
 // with their sessions.
 const (
@@ -58,6 +60,10 @@ const (
 
 // keySize is the size of a DPoP key thumbprint (SHA-256).
 const keySize = 32
+
+// proofSize is the size of the newest proof a bound record keeps after its
+// key (record_rotate.lua): iat in 4 bytes and the proof key's 16.
+const proofSize = 4 + 16
 
 // record states, as the byte at recState
 const (
@@ -91,9 +97,11 @@ func legacyKey(id string) string { return "tokend:s:{" + id + "}" }
 func RecordKey(id string) string { return recordKey(id) }
 
 // packRecord encodes s at generation s.Gen in state. s.Key, when set, must
-// be a thumbprint (checkOAuth).
-func packRecord(s Session, state byte) []byte {
-	b := make([]byte, recSubject, recSubject+1+len(s.Subject)+extSize(s))
+// be a thumbprint (checkOAuth). proofs: a bound session's record has room
+// for its newest proof, none yet (a Redis store that keeps proofs in the
+// record; one that keeps a key per proof writes what earlier tokends read).
+func packRecord(s Session, state byte, proofs bool) []byte {
+	b := make([]byte, recSubject, recSubject+1+len(s.Subject)+extSize(s)+proofSize)
 	binary.BigEndian.PutUint32(b[recGen:], uint32(s.Gen))
 	b[recState] = state
 	put48(b[recCreated:], s.Created.UnixMilli())
@@ -107,6 +115,10 @@ func packRecord(s Session, state byte) []byte {
 	b[recKind] |= kindExtended
 	b = b[:recKind+1]
 	key, _ := base64.RawURLEncoding.DecodeString(s.Key)
+	if len(key) == keySize && proofs {
+		// iat 0: every proof is newer, and none was accepted yet
+		key = append(key, make([]byte, proofSize)...)
+	}
 	b = append(b, byte(len(key)))
 	b = append(b, key...)
 	b = append(b, byte(len(s.Client)))
@@ -199,10 +211,10 @@ func unpackRecord(id, v string) (Session, byte, error) {
 // returns what follows it.
 func unpackExtension(p string, s *Session) (string, error) {
 	bad := errors.New("session record: bad extension")
-	if len(p) < 1 || (p[0] != 0 && p[0] != keySize) || len(p) < 1+int(p[0])+1 {
+	if len(p) < 1 || (p[0] != 0 && p[0] != keySize && p[0] != keySize+proofSize) || len(p) < 1+int(p[0])+1 {
 		return "", bad
 	}
-	if p[0] == keySize {
+	if p[0] != 0 { // the key, then (52) the newest proof, the scripts' alone
 		s.Key = base64.RawURLEncoding.EncodeToString([]byte(p[1 : 1+keySize]))
 	}
 	p = p[1+int(p[0]):]

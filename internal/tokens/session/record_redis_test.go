@@ -115,7 +115,9 @@ func TestRedisRecordMemory(t *testing.T) {
 		{"user-0123456789abcdef", 136}, // 21 bytes
 		{"someone@example.com/with-a-longer-subject", 152},
 		// OAuth 2.0: bound to a DPoP key, with a client and a scope
-		{"4ef1c711-06ff-41ea-888a-456579e447d6 bound", 184},
+		{"4ef1c711-06ff-41ea-888a-456579e447d6 bound", 200}, // its newest proof: 20 bytes more than a key per proof
+		// bound to a DPoP key, no client or scope: the smallest DPoP record
+		{"4ef1c711-06ff-41ea-888a-456579e447d6 key", 184},
 	} {
 		id := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("session-%08d", len(tc.sub)))) // as tokend makes them: 16 bytes
 		s := session.Session{ID: id, Subject: tc.sub, Created: now, Rotated: now, Expires: now.Add(2160 * time.Hour)}
@@ -123,6 +125,10 @@ func TestRedisRecordMemory(t *testing.T) {
 		if sub, ok := strings.CutSuffix(tc.sub, " bound"); ok {
 			key = "2f5ra1dDQbTzbSAEpY4KK8GrC4W6bgH4Ib1xA0kVxYU"
 			s.Subject, s.Client, s.Scope, s.Key = sub, "ios-app", "openid orders:read", key
+		}
+		if sub, ok := strings.CutSuffix(tc.sub, " key"); ok {
+			key = "2f5ra1dDQbTzbSAEpY4KK8GrC4W6bgH4Ib1xA0kVxYU"
+			s.Subject, s.Key = sub, key
 		}
 		if err := st.Create(ctx, s, 720*time.Hour); err != nil {
 			t.Fatal(err)
@@ -133,7 +139,12 @@ func TestRedisRecordMemory(t *testing.T) {
 		}
 		created := usage()
 		for g := int64(0); g < 1000; g++ {
-			if _, err := st.Rotate(ctx, session.Step{ID: id, Gen: g, Now: now.Add(time.Duration(g) * time.Second), Grace: 10 * time.Second, Idle: 720 * time.Hour, Key: key}); err != nil {
+			at := now.Add(time.Duration(g) * 5 * time.Minute) // an access token's life apart
+			step := session.Step{ID: id, Gen: g, Now: at, Grace: 10 * time.Second, Idle: 720 * time.Hour, Key: key}
+			if key != "" { // a proof per refresh, as /oauth2/token's
+				step.Proof, step.ProofIssued, step.ProofTTL = fmt.Sprintf("jti-%d", g), at.Truncate(time.Second), 2*time.Minute
+			}
+			if _, err := st.Rotate(ctx, step); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -141,7 +152,9 @@ func TestRedisRecordMemory(t *testing.T) {
 		if created > tc.max || rotated > tc.max {
 			t.Errorf("%q: %d bytes at creation, %d after 1000 rotations; want at most %d", tc.sub, created, rotated, tc.max)
 		}
-		t.Logf("subject %q: %d bytes at creation, %d after 1000 rotations; subject index %s bytes",
-			tc.sub, created, rotated, srv.Do(t, "MEMORY", "USAGE", "tokend:u:{"+s.Subject+"}", "SAMPLES", "0"))
+		t.Logf("subject %q: %d bytes at creation, %d after 1000 rotations (%s bytes, %s); subject index %s bytes; %s keys",
+			tc.sub, created, rotated, srv.Do(t, "STRLEN", session.RecordKey(id)), srv.Do(t, "OBJECT", "ENCODING", session.RecordKey(id)),
+			srv.Do(t, "MEMORY", "USAGE", "tokend:u:{"+s.Subject+"}", "SAMPLES", "0"), srv.Do(t, "DBSIZE"))
+		srv.Flush(t)
 	}
 }

@@ -22,7 +22,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		{strings.Repeat("x", 256), 280},
 	} {
 		s := Session{ID: "id", Subject: tc.sub, Gen: 4_000_000_000, Created: at, Expires: at.Add(2160 * time.Hour), Rotated: at.Add(time.Hour)}
-		v := packRecord(s, stateDeleted)
+		v := packRecord(s, stateDeleted, true)
 		if len(v) != tc.size {
 			t.Errorf("%q: %d bytes; want %d", tc.sub, len(v), tc.size)
 		}
@@ -43,17 +43,25 @@ func TestRecordRoundTrip(t *testing.T) {
 	} {
 		s := tc.s
 		s.ID, s.Gen, s.Created, s.Expires, s.Rotated = "id", 7, at, at.Add(time.Hour), at
-		v := packRecord(s, stateActive)
-		if len(v) != tc.size {
-			t.Errorf("%+v: %d bytes; want %d", tc.s, len(v), tc.size)
-		}
-		got, _, err := unpackRecord("id", string(v))
-		if err != nil || got != s {
-			t.Errorf("round trip %+v %v; want %+v", got, err, s)
-		}
-		for n := recSubject + 1; n < len(v)-1; n++ { // cut anywhere in the extension
-			if got, _, err := unpackRecord("id", string(v[:n])); err == nil && got.Subject == s.Subject && got.Scope == s.Scope {
-				t.Errorf("%d of %d bytes unpacked as the whole: %+v", n, len(v), got)
+		// with room for the newest proof (a bound session's record), and as
+		// a store keeping a key per proof writes it
+		for _, proofs := range []bool{false, true} {
+			v := packRecord(s, stateActive, proofs)
+			size := tc.size
+			if proofs && s.Key != "" {
+				size += proofSize
+			}
+			if len(v) != size {
+				t.Errorf("%+v (proofs %v): %d bytes; want %d", tc.s, proofs, len(v), size)
+			}
+			got, _, err := unpackRecord("id", string(v))
+			if err != nil || got != s {
+				t.Errorf("round trip %+v %v; want %+v", got, err, s)
+			}
+			for n := recSubject + 1; n < len(v)-1; n++ { // cut anywhere in the extension
+				if got, _, err := unpackRecord("id", string(v[:n])); err == nil && got.Subject == s.Subject && got.Scope == s.Scope {
+					t.Errorf("%d of %d bytes unpacked as the whole: %+v", n, len(v), got)
+				}
 			}
 		}
 	}
@@ -78,7 +86,7 @@ func TestRecordUnacked(t *testing.T) {
 		{Subject: "4ef1c711-06ff-41ea-888a-456579e447d6", Key: key},
 	} {
 		s.ID, s.Gen, s.Created, s.Expires, s.Rotated = "id", 7, at, at.Add(time.Hour), at
-		v := packRecord(s, stateRevoked)
+		v := packRecord(s, stateRevoked, true)
 		if unacked(string(v)) {
 			t.Fatalf("%+v: a packed record is marked unacknowledged", s)
 		}

@@ -75,8 +75,11 @@ var ErrNotReplicated = fmt.Errorf("%w: replicas did not acknowledge the write in
 // tokend instances. One packed string per session (record.go), under a key
 // of its own: a Cluster spreads sessions and each script runs on one node.
 type Redis struct {
-	client    rueidis.Client
-	cluster   bool // proof keys go in their session's slot
+	client  rueidis.Client
+	cluster bool // proof keys go in their session's slot
+	// proofKeys: every DPoP proof gets a key of its own, and no record
+	// gains the newest proof's field (ProofKeys)
+	proofKeys bool
 	timeout   time.Duration
 	deadlines *deadlines
 	// wait replicas: every write is followed by WAIT on its connection
@@ -102,7 +105,8 @@ type RedisOption func(*redisOptions)
 
 type redisOptions struct {
 	rueidis.ClientOption
-	replicas int64
+	replicas  int64
+	proofKeys bool
 }
 
 // Auth logs in as an ACL user (username "" is the default user, as with a
@@ -140,6 +144,18 @@ func WaitReplicas(n int) RedisOption {
 	return func(o *redisOptions) { o.replicas = int64(n) }
 }
 
+// ProofKeys makes the store record every DPoP proof under a key of its own
+// and write session records as tokend 0.1.0 reads them (a record that kept
+// its proof is written back without it, the proof moved to its key), as
+// 0.1.0 does: for a rolling upgrade from it, or back to it, while any
+// instance runs it (docs/operations.md, TOKEND_DPOP_JTI_KEYS). Without it
+// a bound session's record keeps its newest proof, and a refresh writes no
+// key (docs/design.md). Either way records of both kinds are read, and
+// proofs recorded either way refused.
+func ProofKeys(on bool) RedisOption {
+	return func(o *redisOptions) { o.proofKeys = on }
+}
+
 // DialRedis connects to addrs (comma-separated seeds; rueidis finds out
 // whether they are a Cluster, and with Sentinel they are the sentinels).
 func DialRedis(addrs []string, timeout time.Duration, opts ...RedisOption) (*Redis, error) {
@@ -167,7 +183,7 @@ func DialRedis(addrs []string, timeout time.Duration, opts ...RedisOption) (*Red
 		return nil, fmt.Errorf("redis %v: %w", addrs, err)
 	}
 	r := NewRedis(c, timeout)
-	r.replicas, r.waitMS = o.replicas, max(1, timeout.Milliseconds()/2)
+	r.replicas, r.waitMS, r.proofKeys = o.replicas, max(1, timeout.Milliseconds()/2), o.proofKeys
 	return r, nil
 }
 
@@ -292,7 +308,7 @@ func (r *Redis) Create(ctx context.Context, s Session, idle time.Duration) error
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
 	s.Gen = 0
-	err := r.write(ctx, r.client.B().Set().Key(recordKey(s.ID)).Value(rueidis.BinaryString(packRecord(s, stateActive))).
+	err := r.write(ctx, r.client.B().Set().Key(recordKey(s.ID)).Value(rueidis.BinaryString(packRecord(s, stateActive, !r.proofKeys))).
 		Nx().Pxat(until(s.Rotated, idle, s.Expires)).Build()).Error()
 	if rueidis.IsRedisNil(err) {
 		return fmt.Errorf("session %s: already exists", s.ID)
@@ -317,7 +333,7 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 	ctx, cancel := r.deadlines.bound(ctx)
 	defer cancel()
 	buf := rotationBufs.Get().(*rotationBuf)
-	key, arg, owner := buf.rotateStrings(&st, r.replicas > 0)
+	key, arg, owner := buf.rotateStrings(&st, r.replicas > 0, r.proofKeys)
 	keys, args := []string{key}, []string{arg, owner}
 	switch {
 	case st.Gen == -1: // adoption: its mark, the OAuth arguments in their places, then the new record
@@ -329,7 +345,9 @@ func (r *Redis) Rotate(ctx context.Context, st Step) (Rotation, error) {
 		}
 		s := Session{Subject: st.Subject, Created: st.Now, Expires: st.Expires, Rotated: st.Now, Key: st.Key}
 		u := until(st.Now, st.Idle, st.Expires)
-		rec := packRecord(s, stateActive)
+		// its proof has a key (SET NX): the record gains the field at the
+		// next refresh, as one an earlier tokend wrote
+		rec := packRecord(s, stateActive, false)
 		if r.replicas > 0 {
 			rec[recKind] |= kindUnacked // as every record written while waiting (record_rotate.lua)
 		}
@@ -468,9 +486,9 @@ func (r *Redis) ack(ctx context.Context, key string, gen int64, rotated time.Tim
 
 // oauthArgs adds what an OAuth 2.0 step checks to the script's keys and
 // arguments (record_rotate.lua): client, scope, key, and the proof's key
-// and lifetime, "" where unset.
+// and proofField, "" where unset.
 func oauthArgs(st Step, keys, args []string, cluster bool) ([]string, []string, error) {
-	key, ttl := "", ""
+	key, arg := "", ""
 	if st.Key != "" {
 		b, err := base64.RawURLEncoding.Strict().DecodeString(st.Key)
 		if err != nil || len(b) != keySize {
@@ -479,11 +497,26 @@ func oauthArgs(st Step, keys, args []string, cluster bool) ([]string, []string, 
 		key = string(b)
 	}
 	if st.Proof != "" {
-		keys = append(keys, proofKey(keys[0], st.Key, st.Proof, cluster))
-		ttl = strconv.FormatInt(max(1, st.ProofTTL.Milliseconds()), 10)
+		pk := proofKey(keys[0], st.Key, st.Proof, cluster)
+		keys = append(keys, pk)
+		arg = proofField(st, pk[len(pk)-16:])
 	}
-	return keys, append(args, st.Client, st.Scope, key, ttl), nil
+	return keys, append(args, st.Client, st.Scope, key, arg), nil
 }
+
+// proofField is st's proof as a bound record keeps it (record.go): its iat
+// (s, uint32; 0 when unknown) and name (its key's last 16 bytes).
+func proofField(st Step, name string) string {
+	var b [proofSize]byte
+	if iat := st.ProofIssued.Unix(); !st.ProofIssued.IsZero() && iat > 0 {
+		binary.BigEndian.PutUint32(b[0:], uint32(min(iat, 1<<32-1)))
+	}
+	copy(b[4:], name)
+	return string(b[:])
+}
+
+// proofTTL is how long st's proof is kept, ms: at least 1 (PX refuses 0).
+func proofTTL(st Step) int64 { return max(1, st.ProofTTL.Milliseconds()) }
 
 // refusal is the error of a rotation script's code other than an advance
 // or a retry (both scripts use the same codes).
@@ -519,11 +552,12 @@ func refusal(id string, code int64) error {
 }
 
 // appendRotateArg packs the rotation's numbers for record_rotate.lua: gen
-// (int32), now and the idle deadline (ms, int48), grace (ms, uint32), and
-// mark (1: the store waits for replicas, and what the script writes is
-// marked unacknowledged until ack).
-func appendRotateArg(dst []byte, st Step, mark bool) []byte {
-	var b [21]byte
+// (int32), now and the idle deadline (ms, int48), grace (ms, uint32), mark
+// (1: the store waits for replicas, and what the script writes is marked
+// unacknowledged until ack), and with a proof how long its key lives (ms,
+// uint32) and proofKeys (ProofKeys).
+func appendRotateArg(dst []byte, st Step, mark, proofKeys bool) []byte {
+	var b [rotateArgSize]byte
 	binary.BigEndian.PutUint32(b[0:], uint32(int32(st.Gen)))
 	put48(b[4:], st.Now.UnixMilli())
 	put48(b[10:], st.Now.Add(st.Idle).UnixMilli())
@@ -531,8 +565,17 @@ func appendRotateArg(dst []byte, st Step, mark bool) []byte {
 	if mark {
 		b[20] = 1
 	}
+	if st.Proof != "" {
+		binary.BigEndian.PutUint32(b[21:], uint32(min(proofTTL(st), 1<<32-1)))
+		if proofKeys {
+			b[25] = 1
+		}
+	}
 	return append(dst, b[:]...)
 }
+
+// rotateArgSize is the size of appendRotateArg's argument.
+const rotateArgSize = 26
 
 // A rotationBuf holds the strings of one rotation's command. Rotate returns
 // it to rotationBufs only once Redis has answered that command: a command
@@ -547,14 +590,14 @@ var rotationBufs = sync.Pool{New: func() any { return new(rotationBuf) }}
 // scope, which the OAuth arguments carry as they are, in st: every string
 // the rotation's command holds is in buf (the step's strings are lent,
 // Step), and nothing that outlives the command may keep one.
-func (buf *rotationBuf) rotateStrings(st *Step, mark bool) (key, arg, owner string) {
-	n := max(len(recordPrefix)+16, len("tokend:t:{}")+len(st.ID)) + 21 + 1 + len(st.Owner) + len(st.Client) + len(st.Scope)
+func (buf *rotationBuf) rotateStrings(st *Step, mark, proofKeys bool) (key, arg, owner string) {
+	n := max(len(recordPrefix)+16, len("tokend:t:{}")+len(st.ID)) + rotateArgSize + 1 + len(st.Owner) + len(st.Client) + len(st.Scope)
 	if cap(buf.b) < n {
 		buf.b = make([]byte, 0, n)
 	}
 	b := appendRecordKey(buf.b[:0], st.ID)
 	k := len(b)
-	b = appendRotateArg(b, *st, mark)
+	b = appendRotateArg(b, *st, mark, proofKeys)
 	a := len(b)
 	if st.Owner != "" {
 		b = appendSubject(b, st.Owner)
@@ -696,15 +739,15 @@ func (r *Redis) revokeLegacy(ctx context.Context, st Step, to string, holder boo
 		keys, args = append(keys, adoptKey(rec, st.ID, r.cluster)), append(args, mark)
 	}
 	if holder {
-		// oauthArgs gives client, scope, key, ttl (and the proof's key after
-		// the mark's): this script takes the key, and the ttl with a proof
+		// oauthArgs gives client, scope, key, proof (and the proof's key
+		// after the mark's): this script takes the key, and the ttl with a proof
 		k, a, err := oauthArgs(st, keys, nil, r.cluster)
 		if err != nil {
 			return err
 		}
 		keys, args = k, append(args, a[2])
 		if st.Proof != "" {
-			args = append(args, a[3])
+			args = append(args, strconv.FormatInt(proofTTL(st), 10))
 		}
 	}
 	res, unacked := r.execWaited(ctx, revokeScript, keys, args)

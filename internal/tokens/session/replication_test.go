@@ -499,6 +499,63 @@ func TestRedisWaitUnacknowledgedBound(t *testing.T) {
 	}
 }
 
+// TestRedisWaitUnacknowledgedProof: a DPoP refresh whose WAIT fell short
+// (503, the record marked unacknowledged, its proof kept in it) retried by
+// its client with a new proof gets the rotation made again; the request
+// replayed as it was, proof and all, gets nothing, before the retry or
+// after it, with the used-up token or the new one.
+func TestRedisWaitUnacknowledgedProof(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.StartReplica(t, primary, redistest.Config{})
+	st := waitingOn(t, primary, time.Second) // its scripts loaded: no NOSCRIPT round trip while the replica is stopped
+	ctx := context.Background()
+	const grace = time.Second
+	now := time.Now().Truncate(time.Second)
+	sum := sha256.Sum256([]byte("device key"))
+	k := base64.RawURLEncoding.EncodeToString(sum[:])
+	s := session.Session{ID: "dpop", Subject: "6f1c8e2a-4b3d-4e5f-8a9b-0c1d2e3f4a5b", Created: now, Rotated: now, Expires: now.Add(time.Hour), Key: k}
+	if err := st.Create(ctx, s, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// each proof's iat is when its client made it: a replay carries it as is
+	iat := map[string]time.Duration{"p": time.Second, "q": 7 * time.Second, "r": 9 * time.Second}
+	step := func(gen int64, at time.Duration, jti string) session.Step {
+		return session.Step{ID: "dpop", Gen: gen, Now: now.Add(at), Idle: time.Hour, Grace: grace, Client: "app", Key: k,
+			Proof: jti, ProofIssued: now.Add(iat[jti]), ProofTTL: time.Minute}
+	}
+	replica.Kill(syscall.SIGSTOP)
+	if _, err := st.Rotate(ctx, step(0, time.Second, "p")); !errors.Is(err, session.ErrNotReplicated) {
+		t.Fatalf("the refresh with the replica stopped: %v; want ErrNotReplicated", err)
+	}
+	// refused, and said so once WAIT answers (until then a 503, as any
+	// answer while WAIT falls short); nothing written either way
+	before := primary.Do(t, "GET", session.RecordKey("dpop"))
+	if _, err := st.Rotate(ctx, step(0, 5*time.Second, "p")); !errors.Is(err, session.ErrReplay) && !errors.Is(err, session.ErrNotReplicated) {
+		t.Fatalf("the request replayed after the grace window, replica stopped: %v; want ErrReplay or ErrNotReplicated", err)
+	}
+	if after := primary.Do(t, "GET", session.RecordKey("dpop")); after != before {
+		t.Fatal("the replayed request changed the record")
+	}
+	replica.Kill(syscall.SIGCONT)
+	replica.WaitInfo(t, "replication", "master_link_status:up", 10*time.Second)
+	if _, err := st.Rotate(ctx, step(0, 6*time.Second, "p")); !errors.Is(err, session.ErrReplay) {
+		t.Fatalf("the request replayed once the replica is back: %v; want ErrReplay", err)
+	}
+	rot, err := st.Rotate(ctx, step(0, 7*time.Second, "q"))
+	if err != nil || rot.Gen != 1 || rot.Retry || !rot.Rotated.Equal(now.Add(7*time.Second)) {
+		t.Fatalf("the client's retry with a new proof: %+v, %v; want the rotation made again", rot, err)
+	}
+	for _, replay := range []session.Step{step(0, 8*time.Second, "p"), step(0, 8*time.Second, "q"),
+		step(1, 8*time.Second, "p"), step(1, 8*time.Second, "q")} {
+		if _, err := st.Rotate(ctx, replay); !errors.Is(err, session.ErrReplay) {
+			t.Fatalf("proof %s replayed with token %d: %v; want ErrReplay", replay.Proof, replay.Gen, err)
+		}
+	}
+	if rot, err := st.Rotate(ctx, step(1, 9*time.Second, "r")); err != nil || rot.Gen != 2 {
+		t.Fatalf("the client's next refresh: %+v, %v", rot, err)
+	}
+}
+
 // TestRedisWaitReuseWithoutReplica: a used-up token presented while WAIT
 // fails is still reuse. The script revoked the session on the primary; the
 // presenter is told ErrReuse (tokend logs the reuse) and the revocation is

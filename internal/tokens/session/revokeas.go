@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 var (
@@ -38,7 +39,7 @@ func (m *Memory) RevokeAs(_ context.Context, st Step) error {
 		err = ErrKeyRequired
 	case r.Key != "" && st.Key != r.Key:
 		err = ErrWrongKey
-	case st.Proof != "" && !m.useProof(st):
+	case st.Proof != "" && r.proof != nil && r.proof.name == proofName(st), st.Proof != "" && !m.useProof(st):
 		err = ErrReplay
 	}
 	if err != nil || r.state != active {
@@ -68,8 +69,13 @@ func (r *Redis) RevokeAs(ctx context.Context, st Step) error {
 		if keys, args, err = oauthArgs(st, keys, nil, r.cluster); err != nil {
 			return err
 		}
-		// oauthArgs gives client, scope, key, ttl: this script takes no scope
-		args = []string{args[0], args[2], args[3]}
+		// oauthArgs gives client, scope, key, proof: this script takes no
+		// scope, and of the proof its key's lifetime
+		ttl := ""
+		if st.Proof != "" {
+			ttl = strconv.FormatInt(proofTTL(st), 10)
+		}
+		args = []string{args[0], args[2], ttl}
 	}
 	// published even when WAIT falls short, as Revoke is (publishRevoked)
 	res, unacked := r.execWaited(ctx, revokeAsScript, keys, args)

@@ -92,11 +92,15 @@ type Step struct {
 	// session bound to another key is ErrWrongKey, a bound session and no
 	// proof ErrKeyRequired; an unbound session is bound to Key for good.
 	Key string
-	// Proof, when set, is the proof's jti: the store accepts it once for
-	// ProofTTL, across every instance (ErrReplay), in the rotation's own
-	// atomic step.
+	// Proof, when set, is the proof's jti: the store accepts it once per
+	// session for at least ProofTTL, across every instance (ErrReplay), in
+	// the rotation's own atomic step (docs/design.md, DPoP proofs).
 	Proof    string
 	ProofTTL time.Duration
+	// ProofIssued is the proof's iat (zero: unknown). A proof newer than
+	// every other its session has accepted is checked against the session's
+	// record alone; an older one, or one without it, costs a key of its own.
+	ProofIssued time.Time
 }
 
 // oauth reports whether st carries OAuth 2.0 checks.

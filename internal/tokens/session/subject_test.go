@@ -62,7 +62,7 @@ func checkSubject(t *testing.T, sub, other string) {
 		{ID: "id", Subject: sub, Gen: 3, Created: at, Expires: at.Add(time.Hour), Rotated: at},
 		{ID: "id", Subject: sub, Gen: 3, Created: at, Expires: at.Add(time.Hour), Rotated: at, Client: "app", Scope: "openid"},
 	} {
-		got, _, err := unpackRecord("id", string(packRecord(s, stateActive)))
+		got, _, err := unpackRecord("id", string(packRecord(s, stateActive, true)))
 		if err != nil || got.Subject != sub {
 			t.Fatalf("subject %q came back as %q, %v", sub, got.Subject, err)
 		}

@@ -9,8 +9,9 @@
 -- ARGV[3]: a legacy token's holder's revocation only (RevokeLegacy): the
 -- thumbprint of its DPoP proof's key, 32 bytes ('' = no proof). A session
 -- its adoption bound to a key is ended only with a proof by it, as
--- record_revoke_as.lua: 9 no proof, 11 another key's, 10 the proof's jti
--- (KEYS[3], kept ARGV[4] ms) used already; each refusal changes nothing.
+-- record_revoke_as.lua: 9 no proof, 11 another key's, 10 the proof used
+-- already (its key KEYS[3], kept ARGV[4] ms, or the record's newest proof);
+-- each refusal changes nothing.
 -- Returns 0 for a missing session, else {ended, the record as it is now}:
 -- ended is 1 when the session was active until now.
 local to = tonumber(ARGV[1])
@@ -19,10 +20,12 @@ if v and ARGV[3] then
   -- bit 1 of the kind byte: the extension, its bound key first
   if string.byte(v, 24) % 4 >= 2 then
     local bound = struct.unpack('>Bc0', v, 25)
-    if bound ~= '' and ARGV[3] ~= bound then
+    if bound ~= '' and ARGV[3] ~= string.sub(bound, 1, 32) then
       if ARGV[3] == '' then return 9 end
       return 11
     end
+    -- the session's newest proof, kept in the record (record_rotate.lua)
+    if KEYS[3] and #bound == 52 and string.sub(bound, 37) == string.sub(KEYS[3], -16) then return 10 end
   end
   if KEYS[3] and not redis.call('SET', KEYS[3], '', 'NX', 'PX', ARGV[4]) then return 10 end
 end

@@ -185,17 +185,6 @@ var oauthCases = []struct {
 		c := createOAuth(t, st, "", "", "")
 		mustAdvance(t, st, oauthStep(c.ID, 0, 3*time.Second, "", "", thumb("other device"), jti))
 	}},
-	{"ProofForgottenAfterItsTime", func(t *testing.T, st session.Store) {
-		k := thumb("device key")
-		s := createOAuth(t, st, "", "", k)
-		jti := proof()
-		first := oauthStep(s.ID, 0, time.Second, "", "", k, jti)
-		first.ProofTTL = 50 * time.Millisecond
-		mustAdvance(t, st, first)
-		time.Sleep(100 * time.Millisecond) // Redis expires by its own clock
-		again := oauthStep(s.ID, 1, time.Second+100*time.Millisecond, "", "", k, jti)
-		mustAdvance(t, st, again)
-	}},
 	{"RefusedBeforeRuleChangesNothing", func(t *testing.T, st session.Store) {
 		// a refused proof after the session moved is not taken for reuse
 		k := thumb("device key")

@@ -52,7 +52,7 @@ func suite() []suiteCase {
 	for _, group := range [][]struct {
 		name string
 		run  func(t *testing.T, st session.Store)
-	}{cases, oauthCases, revokeAsCases, lentCases, legacyCases, edgeCases} {
+	}{cases, oauthCases, proofCases, revokeAsCases, lentCases, legacyCases, edgeCases} {
 		for _, tc := range group {
 			all = append(all, suiteCase{tc.name, func(t *testing.T, st Store, _ Rewind) { tc.run(t, st) }})
 		}
