@@ -3,6 +3,8 @@ package sessiontest
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,6 +210,161 @@ var proofCases = []struct {
 		again.ProofTTL = ttl
 		_, err = rotate(t, st, again)
 		wantErr(t, err, session.ErrReplay)
+	}},
+	{"ProofFromTheFuture", func(t *testing.T, st session.Store) {
+		// a proof whose iat is ahead of every clock (a client's clock fast
+		// by most of the window) becomes the session's newest: the honest
+		// proofs after it look older and each costs a key, but none is
+		// refused, and every one of them, and it, is refused again
+		k := thumb("device key")
+		s := createOAuth(t, st, "", "", k)
+		ahead := proof()
+		mustAdvance(t, st, dpopStep(s.ID, 0, time.Second, k, ahead, iatAt(29)))
+		used := []session.Step{dpopStep(s.ID, 0, 0, k, ahead, iatAt(29))}
+		gen := int64(1)
+		for i, iat := range []time.Time{iatAt(2), iatAt(29), iatAt(3), {}, iatAt(28), iatAt(30), iatAt(30)} {
+			at := time.Duration(2+i) * time.Second
+			p := dpopStep(s.ID, gen, at, k, proof(), iat)
+			mustAdvance(t, st, p)
+			gen++
+			used = append(used, p)
+			for _, replay := range used {
+				replay.Gen, replay.Now = gen, base.Add(at+time.Millisecond)
+				_, err := rotate(t, st, replay)
+				wantErr(t, err, session.ErrReplay)
+			}
+		}
+	}},
+	{"ProofDisplacedOnAClockAhead", func(t *testing.T, st session.Store) {
+		// the proof a newer one displaces keeps a key while an instance
+		// could take it: decided by the displacing instance's clock, which
+		// may be ahead of the one the replay reaches by almost the window
+		for _, late := range []time.Duration{time.Millisecond, 15 * time.Second, 29 * time.Second} {
+			t.Run(late.String(), func(t *testing.T) {
+				k := thumb("device key")
+				s := createOAuth(t, st, "", "", k)
+				p, q := proof(), proof()
+				mustAdvance(t, st, dpopStep(s.ID, 0, time.Second, k, p, iatAt(1)))
+				// ProofTTL is twice the window, a minute: the window is 30 s
+				ahead := iatAt(1).Add(time.Minute - late).Sub(base)
+				mustAdvance(t, st, dpopStep(s.ID, 1, ahead, k, q, iatAt(2)))
+				// an instance behind, to which p is 2 s old
+				for _, gen := range []int64{1, 2} {
+					_, err := rotate(t, st, dpopStep(s.ID, gen, 3*time.Second, k, p, iatAt(1)))
+					wantErr(t, err, session.ErrReplay)
+				}
+				mustAdvance(t, st, dpopStep(s.ID, 2, ahead+time.Second, k, proof(), iatAt(3)))
+			})
+		}
+	}},
+	{"ProofsConcurrentSameSecond", func(t *testing.T, st session.Store) {
+		// a client's requests overtaking each other: one token, proofs of
+		// the same second, at once. One advances, the rest are retries; then
+		// each proof is spent, whichever the record keeps
+		k := thumb("device key")
+		s := createOAuth(t, st, "", "", k)
+		mustAdvance(t, st, dpopStep(s.ID, 0, time.Second, k, proof(), iatAt(1)))
+		const n = 16
+		jtis := make([]string, n)
+		for i := range jtis {
+			jtis[i] = proof()
+		}
+		var wg sync.WaitGroup
+		res := make([]session.Rotation, n)
+		errs := make([]error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res[i], errs[i] = st.Rotate(context.Background(), dpopStep(s.ID, 1, 2*time.Second, k, jtis[i], iatAt(2)))
+			}()
+		}
+		wg.Wait()
+		advanced := 0
+		for i := range n {
+			switch {
+			case errs[i] != nil:
+				t.Fatalf("request %d: %v", i, errs[i])
+			case !res[i].Retry:
+				advanced++
+			}
+		}
+		if advanced != 1 {
+			t.Fatalf("%d requests advanced; want 1", advanced)
+		}
+		for _, jti := range jtis {
+			for _, gen := range []int64{1, 2} {
+				_, err := rotate(t, st, dpopStep(s.ID, gen, 3*time.Second, k, jti, iatAt(2)))
+				wantErr(t, err, session.ErrReplay)
+			}
+		}
+		mustAdvance(t, st, dpopStep(s.ID, 2, 4*time.Second, k, proof(), iatAt(2)))
+	}},
+	{"ProofJTIEdges", func(t *testing.T, st session.Store) {
+		// jti is the client's: the longest a verifier takes, any bytes; two
+		// that differ in their last byte are two proofs, in the same second
+		// or not
+		k := thumb("device key")
+		s := createOAuth(t, st, "", "", k)
+		long := strings.Repeat("j", 255)
+		jtis := []string{long + "a", long + "b", "a\x00b", "a\x00c", "\xff\xfe.", ".", "a.b"}
+		for i, jti := range jtis {
+			mustAdvance(t, st, dpopStep(s.ID, int64(i), time.Duration(1+i)*time.Second, k, jti, iatAt(1+i/2)))
+		}
+		gen := int64(len(jtis))
+		for i, jti := range jtis {
+			_, err := rotate(t, st, dpopStep(s.ID, gen, 10*time.Second, k, jti, iatAt(1+i/2)))
+			wantErr(t, err, session.ErrReplay)
+		}
+		mustAdvance(t, st, dpopStep(s.ID, gen, 11*time.Second, k, long+"c", iatAt(20)))
+	}},
+	{"ProofRecordAtItsLimits", func(t *testing.T, st session.Store) {
+		// the largest record: the longest client and scope, a key and its
+		// newest proof, a raw subject; the proof spliced in as it changes
+		// leaves every other field as it was
+		k := thumb("device key")
+		client := strings.Repeat("c", session.MaxClientSize)
+		scope := strings.Repeat("s", session.MaxScopeSize/2-1) + " " + strings.Repeat("t", session.MaxScopeSize/2)
+		s := session.Session{ID: newID(t), Subject: strings.Repeat("u", 300), Created: base, Rotated: base,
+			Expires: base.Add(24 * time.Hour), Client: client, Scope: scope, Key: k}
+		if err := st.Create(context.Background(), s, idle); err != nil {
+			t.Fatal(err)
+		}
+		var used []session.Step
+		for i, iat := range []time.Time{iatAt(1), iatAt(2), iatAt(2), iatAt(1), {}, iatAt(3)} {
+			p := dpopStep(s.ID, int64(i), time.Duration(1+i)*time.Second, k, proof(), iat)
+			p.Client, p.Owner = client, s.Subject
+			r := mustAdvance(t, st, p)
+			if r.Client != client || r.Scope != scope || r.Key != k || r.Subject != s.Subject {
+				t.Fatalf("advance %d: fields %d/%d/%q/%d; want the session's", i, len(r.Client), len(r.Scope), r.Key, len(r.Subject))
+			}
+			used = append(used, p)
+		}
+		for _, replay := range used {
+			replay.Gen, replay.Now = 6, base.Add(8*time.Second)
+			_, err := rotate(t, st, replay)
+			wantErr(t, err, session.ErrReplay)
+		}
+		r := mustAdvance(t, st, oauthStep(s.ID, 6, 9*time.Second, client, "t"+strings.Repeat("t", session.MaxScopeSize/2-1), k, proof()))
+		if r.Scope != scope {
+			t.Fatalf("scope after the last advance: %d bytes; want %d", len(r.Scope), len(scope))
+		}
+	}},
+	{"ProofOfRefreshReplayedToRevokeInAnyOrder", func(t *testing.T, st session.Store) {
+		ctx := context.Background()
+		for _, o := range proofOrders {
+			t.Run(o.name, func(t *testing.T) {
+				k := thumb("device key")
+				s := createOAuth(t, st, "app", "", k)
+				p, q := proof(), proof()
+				mustAdvance(t, st, dpopStep(s.ID, 0, time.Second, k, p, o.iat1))
+				mustAdvance(t, st, dpopStep(s.ID, 1, 2*time.Second, k, q, o.iat2))
+				for _, jti := range []string{p, q} {
+					wantErr(t, st.RevokeAs(ctx, revokeAs(s.ID, 3*time.Second, "app", k, jti)), session.ErrReplay)
+				}
+				mustAdvance(t, st, dpopStep(s.ID, 2, 4*time.Second, k, proof(), iatAt(4)))
+			})
+		}
 	}},
 }
 
