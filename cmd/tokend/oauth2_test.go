@@ -413,6 +413,44 @@ func TestDPoPReplayTwoInstances(t *testing.T) {
 	}
 }
 
+// Instances whose clocks disagree by a third of the window (60 s): a proof
+// the session's next one displaces keeps a key while the instance behind
+// could take it, and a proof made half a minute ahead (a client's fast
+// clock) makes the honest proofs after it look older: they cost keys and
+// go through, and every one of them is refused when replayed on the other.
+func TestDPoPReplayClocksApart(t *testing.T) {
+	redis := redistest.Start(t)
+	const used = "the DPoP proof was used already (jti)"
+	a := start(t, "redis", oauthEnv("TOKEND_REDIS_ADDR", redis.Addr))
+	b := start(t, "redis", oauthEnv("TOKEND_REDIS_ADDR", redis.Addr))
+	b.clock.Advance(-20 * time.Second)
+	device := newProver(t, "ES256")
+	_, rt := a.startFor("alice", "ios-app", "", device.Thumbprint())
+	p := mustProof(t, device, "POST", tokenURL, a.clock.Now())
+	_, next := oauthPair(t, a.token(refreshForm(rt, "ios-app"), "DPoP", p), "DPoP", "")
+	a.clock.Advance(50 * time.Second)
+	b.clock.Advance(50 * time.Second)
+	q := mustProof(t, device, "POST", tokenURL, a.clock.Now())
+	_, next = oauthPair(t, a.token(refreshForm(next, "ios-app"), "DPoP", q), "DPoP", "")
+	// p is 30 s old to b: within its window
+	oauthError(t, b.token(refreshForm(next, "ios-app"), "DPoP", p), 400, "invalid_dpop_proof", used)
+	proofs := []string{p, q, mustProof(t, device, "POST", tokenURL, a.clock.Now().Add(30*time.Second))}
+	for _, iat := range []time.Duration{0, 1, 30, 2} {
+		proofs = append(proofs, mustProof(t, device, "POST", tokenURL, b.clock.Now().Add(iat*time.Second)))
+	}
+	for i, proof := range proofs[2:] {
+		in := a
+		if i%2 == 1 {
+			in = b
+		}
+		_, next = oauthPair(t, in.token(refreshForm(next, "ios-app"), "DPoP", proof), "DPoP", "")
+		for _, replay := range proofs[:i+3] {
+			oauthError(t, b.token(refreshForm(next, "ios-app"), "DPoP", replay), 400, "invalid_dpop_proof", used)
+			oauthError(t, a.token(refreshForm(next, "ios-app"), "DPoP", replay), 400, "invalid_dpop_proof", used)
+		}
+	}
+}
+
 // Server nonces (§8): a proof without the nonce gets use_dpop_nonce and
 // the nonce; with it, the refresh goes through, on any instance.
 func TestDPoPNonce(t *testing.T) {

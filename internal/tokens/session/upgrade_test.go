@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,4 +148,64 @@ func TestRedisProofUpgrade(t *testing.T) {
 	advance(record, step(5, "v"))
 	replayed(keys, step(6, "v"))
 	replayed(record, step(6, "v"))
+}
+
+// TestRedisProofKeysRecordsAge: with ProofKeys, every write of a record that
+// keeps its proof either writes it back as 0.1.0 reads it or leaves its
+// expiry alone, so that none is left one refresh-token lifetime after the
+// last instance without ProofKeys stopped: when a rollback to 0.1.0, which
+// can neither refresh nor revoke such a record, may go ahead
+// (docs/operations.md).
+func TestRedisProofKeysRecordsAge(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	open := func(keys bool) *Redis {
+		r, err := DialRedis([]string{srv.Addr}, time.Second, ProofKeys(keys))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Close)
+		return r
+	}
+	keys, record := open(true), open(false)
+	now := time.Now().Truncate(time.Second)
+	k := "2f5ra1dDQbTzbSAEpY4KK8GrC4W6bgH4Ib1xA0kVxYU"
+	step := func(id string, gen int64, at time.Duration, jti string) Step {
+		return Step{ID: id, Gen: gen, Now: now.Add(at), Grace: 5 * time.Second, Idle: time.Hour, Key: k,
+			Proof: jti, ProofIssued: now.Add(at), ProofTTL: 2 * time.Minute}
+	}
+	for _, tc := range []struct {
+		name string
+		do   func(id string) error
+	}{
+		{"advance", func(id string) error { _, err := keys.Rotate(ctx, step(id, 1, 2*time.Second, "q")); return err }},
+		{"retry", func(id string) error { _, err := keys.Rotate(ctx, step(id, 0, 2*time.Second, "q")); return err }},
+		{"reuse", func(id string) error { _, err := keys.Rotate(ctx, step(id, 0, time.Minute, "q")); return err }},
+		{"replay", func(id string) error { _, err := keys.Rotate(ctx, step(id, 1, 2*time.Second, "p")); return err }},
+		{"revoke", func(id string) error { return keys.Revoke(ctx, id) }},
+		{"revoke as", func(id string) error {
+			return keys.RevokeAs(ctx, Step{ID: id, Now: now.Add(2 * time.Second), Key: k, Proof: "q", ProofTTL: 2 * time.Minute})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "age-" + strings.ReplaceAll(tc.name, " ", "-")
+			s := Session{ID: id, Subject: "alice", Created: now, Rotated: now, Expires: now.Add(24 * time.Hour), Key: k}
+			if err := record.Create(ctx, s, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := record.Rotate(ctx, step(id, 0, time.Second, "p")); err != nil {
+				t.Fatal(err)
+			}
+			rec := recordKey(id)
+			before := srv.Do(t, "PEXPIRETIME", rec)
+			_ = tc.do(id) // refused or not: what it left is the point
+			v := srv.Do(t, "GET", rec)
+			if unpacked, _, err := unpackRecord(id, v); err != nil || unpacked.Key != k {
+				t.Fatalf("record after %s: %+v, %v", tc.name, unpacked, err)
+			}
+			if keeps := v[recKind+1] == keySize+proofSize; keeps && srv.Do(t, "PEXPIRETIME", rec) != before {
+				t.Fatalf("%s kept the record's proof and moved its expiry from %s to %s", tc.name, before, srv.Do(t, "PEXPIRETIME", rec))
+			}
+		})
+	}
 }
