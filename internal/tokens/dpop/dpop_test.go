@@ -118,6 +118,8 @@ func TestVerify(t *testing.T) {
 		{"valid ES256", ec.proof(t, "POST", tokenURL, now, nil), post, nil},
 		{"valid EdDSA", ed.proof(t, "POST", tokenURL, now, nil), post, nil},
 		{"iat 59 s ago", ec.proof(t, "POST", tokenURL, now.Add(-59*time.Second), nil), post, nil},
+		{"iat 59 s ahead", ec.proof(t, "POST", tokenURL, now.Add(59*time.Second), nil), post, nil},
+		{"jti of 256 bytes", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { c["jti"] = strings.Repeat("j", 256) }), post, nil},
 		{"htu with query, fragment, upper-case host and default port", ec.proof(t, "POST", "https://AUTH.example.com:443/oauth2/token?x=1#f", now, nil), post, nil},
 		{"ath of the access token", ec.proof(t, "GET", "https://api.example.com/me", now, func(h, c map[string]any) {
 			c["ath"] = b64.EncodeToString(ath[:])
@@ -134,6 +136,8 @@ func TestVerify(t *testing.T) {
 		{"future iat", ec.proof(t, "POST", tokenURL, now.Add(61*time.Second), nil), post, dpop.ErrInvalidProof},
 		{"no iat", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { delete(c, "iat") }), post, dpop.ErrInvalidProof},
 		{"no jti", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { delete(c, "jti") }), post, dpop.ErrInvalidProof},
+		{"empty jti", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { c["jti"] = "" }), post, dpop.ErrInvalidProof},
+		{"jti over 256 bytes", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { c["jti"] = strings.Repeat("j", 257) }), post, dpop.ErrInvalidProof},
 		{"typ JWT", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { h["typ"] = "JWT" }), post, dpop.ErrInvalidProof},
 		{"no typ", ec.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { delete(h, "typ") }), post, dpop.ErrInvalidProof},
 		{"alg none", func() string {
