@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -527,6 +528,40 @@ func TestVerifyJSON(t *testing.T) {
 		proof := ec.raw(hdr, `{"jti":"j-1","htm":"POST","htu":"`+u+`","iat":1800000000}`)
 		if _, err := v.Verify([]byte(proof), dpop.Request{Method: "POST", URL: u}); err == nil {
 			t.Errorf("htu %q accepted for the request URL %q", u, u)
+		}
+	}
+}
+
+// Checks running at once share the pooled buffers and the caches: each
+// gets its own proof's jti and key back, never another's.
+func TestVerifyConcurrent(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	v, err := dpop.NewVerifier(dpop.Config{Clock: clock{now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []clientKey{ecKey(t), edKey(t), ecKey(t), edKey(t)}
+	errs := make(chan error, len(keys))
+	for i, k := range keys {
+		go func() {
+			for j := range 50 {
+				jti := fmt.Sprintf("k%d-p%d-%s", i, j, strings.Repeat("x", j))
+				proof := k.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { c["jti"] = jti })
+				p, err := v.Verify([]byte(proof), dpop.Request{Method: "POST", URL: tokenURL, Thumbprint: thumbprint(k.jwk)})
+				if err == nil && (p.ID != jti || p.Thumbprint != thumbprint(k.jwk)) {
+					err = fmt.Errorf("proof %q of key %d: got jti %q, key %s", jti, i, p.ID, p.Thumbprint)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range keys {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
 		}
 	}
 }
