@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -291,6 +292,47 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			}
 			reportCPU(b, start)
+		})
+	}
+}
+
+// BenchmarkVerifyCost: a check and a bare verification of the same
+// proof's signature in turn, each timed, so that both see the same
+// machine; the medians of each, where a machine's other work moves them
+// least, and check/verify, their ratio.
+func BenchmarkVerifyCost(b *testing.B) {
+	now := time.Unix(1_800_000_000, 0)
+	v, err := dpop.NewVerifier(dpop.Config{Clock: clock{now}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, k := range []clientKey{ecKey(b), edKey(b)} {
+		proof := []byte(k.proof(b, "POST", tokenURL, now, nil))
+		req := dpop.Request{Method: "POST", URL: tokenURL, Thumbprint: thumbprint(k.jwk)}
+		bare := bareVerify(b, string(proof))
+		b.Run(k.alg, func(b *testing.B) {
+			took := [2][]time.Duration{make([]time.Duration, 0, b.N), make([]time.Duration, 0, b.N)}
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				if _, err := v.Verify(proof, req); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if !bare() {
+					b.Fatal("the signature does not verify")
+				}
+				t2 := time.Now()
+				took[0], took[1] = append(took[0], t1.Sub(t0)), append(took[1], t2.Sub(t1))
+			}
+			b.StopTimer()
+			var med [2]float64
+			for i, d := range took {
+				slices.Sort(d)
+				med[i] = float64(d[len(d)/2])
+			}
+			b.ReportMetric(med[0], "check-ns")
+			b.ReportMetric(med[1], "verify-ns")
+			b.ReportMetric(med[0]/med[1], "check/verify")
 		})
 	}
 }
