@@ -100,43 +100,54 @@ var asymmetric = map[string]crypto.Hash{
 
 // Verifier checks proofs; safe for concurrent use.
 type Verifier struct {
-	algs   []string
-	hashes []crypto.Hash // of algs, by position
-	window time.Duration
-	clock  Clock
-	keys   keyCache
-	urls   urlSet
+	algs    []string
+	hashes  []crypto.Hash // of algs, by position
+	window  time.Duration
+	clock   Clock
+	keys    recent[cachedKey]    // by the JWK's bytes
+	headers recent[cachedHeader] // by the header's segment, as sent
+	urls    urlSet
 }
 
-// keyCache remembers the keys of recent proofs by their JWK's exact bytes:
-// a client signs every refresh with the same key, and parsing the JWK and
-// computing its thumbprint cost as much as a third of a check. A key that
-// failed a check is never stored; past maxCachedKeys the cache starts over.
-type keyCache struct {
+// recent remembers what recent proofs' headers gave, by exact bytes: a
+// client signs every refresh with the same key, and parsing its JWK and
+// computing its thumbprint cost as much as a third of a check. What failed
+// a check is never stored; past maxCachedKeys a map starts over.
+type recent[V any] struct {
 	mu sync.RWMutex
-	m  map[string]cachedKey
+	m  map[string]V
 }
 
+// cachedKey is a JWK parsed, checked public, and its thumbprint.
 type cachedKey struct {
 	pub   any
 	thumb string
 }
 
-const maxCachedKeys = 10_000
-
-func (c *keyCache) get(raw []byte) (cachedKey, bool) {
-	c.mu.RLock()
-	k, ok := c.m[string(raw)] // no allocation for the lookup
-	c.mu.RUnlock()
-	return k, ok
+// cachedHeader is a header checked (typ, alg accepted) and its key: a
+// client's proofs carry the same header, byte for byte, so that a proof
+// whose header segment is known is neither decoded nor read.
+type cachedHeader struct {
+	alg  string
+	hash crypto.Hash
+	key  cachedKey
 }
 
-func (c *keyCache) put(raw []byte, k cachedKey) {
+const maxCachedKeys = 10_000
+
+func (c *recent[V]) get(raw []byte) (V, bool) {
+	c.mu.RLock()
+	v, ok := c.m[string(raw)] // no allocation for the lookup
+	c.mu.RUnlock()
+	return v, ok
+}
+
+func (c *recent[V]) put(raw []byte, v V) {
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= maxCachedKeys {
-		c.m = make(map[string]cachedKey, 64)
+		c.m = make(map[string]V, 64)
 	}
-	c.m[string(raw)] = k
+	c.m[string(raw)] = v
 	c.mu.Unlock()
 }
 
@@ -263,42 +274,40 @@ func (v *Verifier) Verify(proof []byte, r Request) (Proof, error) {
 // verify is Verify past the split: proof[:dot1] the header, proof[dot2+1:]
 // the signature. What it returns holds no slice of st.
 func (v *Verifier) verify(st *scratch, proof []byte, dot1, dot2 int, r *Request) (Proof, error) {
-	seg, ok := st.decode(proof[:dot1])
-	if !ok {
-		return Proof{}, refuse("header is not base64url JSON", errNotBase64)
-	}
-	var h header
-	if !st.header(seg, &h) {
-		return Proof{}, refuse("header is not base64url JSON", errNotJSON)
-	}
-	if string(h.typ) != "dpop+jwt" {
-		return Proof{}, refuse("typ is not dpop+jwt", fmt.Errorf("typ %q", h.typ))
-	}
-	alg, hash, ok := v.accepted(h.alg)
-	if !ok {
-		return Proof{}, refuse("alg is not accepted", fmt.Errorf("alg %q", h.alg))
-	}
-	// the key by its JWK's exact bytes first: parsed, checked and its
-	// thumbprint computed when it first verified a proof
-	key, cached := v.keys.get(h.jwk)
-	if !cached {
-		pub, thumb, err := publicKey(h.jwk, st)
-		if err != nil {
+	h, known := v.headers.get(proof[:dot1])
+	var jwk []byte
+	keyKnown := true
+	if !known {
+		var err error
+		if jwk, err = v.header(st, proof[:dot1], &h); err != nil {
 			return Proof{}, err
 		}
-		key = cachedKey{pub, thumb}
+		// the key by its JWK's exact bytes: parsed, checked and its
+		// thumbprint computed when it first verified a proof
+		if h.key, keyKnown = v.keys.get(jwk); !keyKnown {
+			pub, thumb, err := publicKey(jwk, st)
+			if err != nil {
+				return Proof{}, err
+			}
+			h.key = cachedKey{pub, thumb}
+		}
 	}
+	key := h.key
 	sig, ok := st.decode(proof[dot2+1:])
 	if !ok {
 		return Proof{}, refuse("signature is not base64url", nil)
 	}
-	if err := verifySignature(alg, hash, key.pub, proof[:dot2], sig, st); err != nil {
+	if err := verifySignature(h.alg, h.hash, key.pub, proof[:dot2], sig, st); err != nil {
 		return Proof{}, refuse("signature does not verify", err)
 	}
-	if !cached { // a key that verified a signature: worth remembering
-		v.keys.put(h.jwk, key)
+	if !known { // a header and a key that verified a signature: worth remembering
+		v.headers.put(proof[:dot1], h)
+		if !keyKnown {
+			v.keys.put(jwk, key)
+		}
 	}
-	if seg, ok = st.decode(proof[dot1+1 : dot2]); !ok {
+	seg, ok := st.decode(proof[dot1+1 : dot2])
+	if !ok {
 		return Proof{}, refuse("claims are not base64url JSON", errNotBase64)
 	}
 	var c claims
@@ -338,6 +347,26 @@ func (v *Verifier) verify(st *scratch, proof []byte, dot1, dot2 int, r *Request)
 		return Proof{}, ErrWrongKey
 	}
 	return Proof{Thumbprint: key.thumb, ID: string(c.jti), IssuedAt: iat, Nonce: nonce}, nil
+}
+
+// header decodes and reads the header segment seg into h (typ checked,
+// alg accepted; not the key) and returns the JWK as written.
+func (v *Verifier) header(st *scratch, seg []byte, h *cachedHeader) ([]byte, error) {
+	b, ok := st.decode(seg)
+	if !ok {
+		return nil, refuse("header is not base64url JSON", errNotBase64)
+	}
+	var hd header
+	if !st.header(b, &hd) {
+		return nil, refuse("header is not base64url JSON", errNotJSON)
+	}
+	if string(hd.typ) != "dpop+jwt" {
+		return nil, refuse("typ is not dpop+jwt", fmt.Errorf("typ %q", hd.typ))
+	}
+	if h.alg, h.hash, ok = v.accepted(hd.alg); !ok {
+		return nil, refuse("alg is not accepted", fmt.Errorf("alg %q", hd.alg))
+	}
+	return hd.jwk, nil
 }
 
 // accepted finds alg among the accepted algorithms: their own string and
