@@ -18,7 +18,8 @@
 #                             tokend and of Redis (the masters summed)
 #   loadtest/run.sh oauth2    tokend spring on Redis, closed loop: the dialect
 #                             endpoint, /oauth2/token, and /oauth2/token with
-#                             a DPoP proof per refresh, RUNS rounds
+#                             a DPoP proof per refresh (ES256, then EdDSA),
+#                             RUNS rounds
 #   loadtest/run.sh typical   the closed-loop generator against the floor,
 #                             tokend and the typical Go stack (bench/typical:
 #                             net/http, jwx, go-redis), spring endpoint on
@@ -267,19 +268,22 @@ fixed() {
 }
 
 # oauth2: tokend spring on Redis, closed loop: the dialect endpoint,
-# /oauth2/token, and /oauth2/token with an ES256 DPoP proof per refresh
-# (signed by loadgen before each run), one after the other in each of RUNS
-# rounds: bench/results/DATE-oauth2.jsonl and its table.
+# /oauth2/token, and /oauth2/token with a DPoP proof per refresh, ES256
+# (dpop) and EdDSA (dpop-EdDSA), signed by loadgen before each run, one
+# after the other in each of RUNS rounds: bench/results/DATE-oauth2.jsonl
+# and its table.
 oauth2() {
   raw_name oauth2
   build
   start_redis
   : >"$OUT/$RAW.jsonl"
   for run in $(seq 1 "$RUNS"); do
-    log "run $run of $RUNS: /api/auth/refresh, /oauth2/token, /oauth2/token with DPoP"
-    for endpoint in dialect oauth2 dpop; do
+    log "run $run of $RUNS: /api/auth/refresh, /oauth2/token, /oauth2/token with DPoP (ES256, EdDSA)"
+    for endpoint in dialect oauth2 dpop dpop-EdDSA; do
+      local alg=ES256
+      [ "$endpoint" = dpop-EdDSA ] && alg=EdDSA
       start_tokend spring redis TOKEND_CLIENTS=loadgen
-      loadgen "$endpoint/redis" spring "$TOKEND_PID" -endpoint "$endpoint"
+      loadgen "$endpoint/redis" spring "$TOKEND_PID" -endpoint "${endpoint%-EdDSA}" -alg "$alg"
       stop "$TOKEND_PID"
     done
   done

@@ -15,7 +15,7 @@
 // With -redis and -pid it also reports the CPU Redis (INFO cpu) and the
 // server process (/proc) spent per refresh answered 200 in the window.
 // -endpoint oauth2 refreshes on /oauth2/token instead, -endpoint dpop with
-// an ES256 DPoP proof per refresh (signed before the run).
+// a DPoP proof per refresh (signed before the run; -alg ES256 or EdDSA).
 //
 //	loadgen -url http://127.0.0.1:8080 -admin http://127.0.0.1:8081 -c 64 -d 10s
 //	loadgen -rate 8000 -redis 127.0.0.1:6379 -pid $(pgrep -d, tokend) ...
@@ -53,8 +53,9 @@ type options struct {
 	redis                                     []string // Redis addresses for INFO cpu (summed)
 	pids                                      []int    // server processes for /proc CPU (summed)
 	// endpoint: "dialect" (/api/auth/refresh), "oauth2" (/oauth2/token) or
-	// "dpop" (/oauth2/token with an ES256 proof per refresh)
+	// "dpop" (/oauth2/token with a proof per refresh, signed with alg)
 	endpoint  string
+	alg       string // dpop: the proofs' algorithm, ES256 or EdDSA
 	publicURL string // tokend's TOKEND_PUBLIC_URL, for the proofs' htu
 	proofs    int    // proofs each worker signs before the run
 }
@@ -100,6 +101,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before measuring")
 	flag.BoolVar(&o.asJSON, "json", false, "print the result as one JSON line")
 	flag.StringVar(&o.endpoint, "endpoint", "dialect", "dialect (/api/auth/refresh), oauth2 (/oauth2/token) or dpop (/oauth2/token with a DPoP proof per refresh)")
+	flag.StringVar(&o.alg, "alg", "ES256", "dpop: the proofs' algorithm, ES256 or EdDSA")
 	flag.StringVar(&o.publicURL, "public-url", "", "tokend's TOKEND_PUBLIC_URL, which proofs name (default: the first -url)")
 	flag.IntVar(&o.proofs, "proofs", 2000, "dpop: proofs each worker signs before the run (the generator's signing stays out of the measured window; more are signed as needed)")
 	flag.Float64Var(&o.rate, "rate", 0, "open loop: requests per second, latency from each request's scheduled time (0: closed loop)")
@@ -177,14 +179,14 @@ type worker struct {
 	proofs          []string    // signed before the run, used once each
 }
 
-// signProofs gives every worker an ES256 key and n proofs, signed on all
+// signProofs gives every worker a key for alg and n proofs, signed on all
 // cores before the run so that the generator's signing is not measured.
-func signProofs(workers []*worker, htu string, n int) error {
+func signProofs(workers []*worker, alg, htu string, n int) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(workers))
 	sem := make(chan struct{}, runtime.NumCPU())
 	for i, w := range workers {
-		k, err := prover.New("ES256")
+		k, err := prover.New(alg)
 		if err != nil {
 			return err
 		}
@@ -257,7 +259,7 @@ func run(o options) (Result, error) {
 	}
 	htu := o.publicURL + "/oauth2/token" // what every proof names
 	if o.endpoint == "dpop" {
-		if err := signProofs(workers, htu, o.proofs); err != nil {
+		if err := signProofs(workers, o.alg, htu, o.proofs); err != nil {
 			return Result{}, err
 		}
 	}

@@ -2,13 +2,20 @@ package dpop_test
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -256,7 +263,10 @@ func FuzzVerify(f *testing.F) {
 }
 
 // BenchmarkVerify: one proof checked, ES256 and EdDSA; what a DPoP refresh
-// adds to a plain one before any store work.
+// adds to a plain one before any store work. The crypto- runs verify the
+// same proof's signature with crypto/ecdsa or crypto/ed25519 alone: the
+// floor a check cannot go under, measured in the same run. cpu-ns/op is
+// the process's CPU time: on a shared machine, the figure to compare.
 func BenchmarkVerify(b *testing.B) {
 	now := time.Unix(1_800_000_000, 0)
 	v, err := dpop.NewVerifier(dpop.Config{Clock: clock{now}})
@@ -268,12 +278,122 @@ func BenchmarkVerify(b *testing.B) {
 		req := dpop.Request{Method: "POST", URL: tokenURL}
 		b.Run(k.alg, func(b *testing.B) {
 			b.ReportAllocs()
+			start := processCPU()
 			for b.Loop() {
 				if _, err := v.Verify(proof, req); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, start)
 		})
+		bare := bareVerify(b, string(proof))
+		b.Run("crypto-"+k.alg, func(b *testing.B) {
+			b.ReportAllocs()
+			start := processCPU()
+			for b.Loop() {
+				if !bare() {
+					b.Fatal("the signature does not verify")
+				}
+			}
+			reportCPU(b, start)
+		})
+	}
+}
+
+// BenchmarkVerifyCost: a check and a bare verification of the same
+// proof's signature in turn, each timed, so that both see the same
+// machine; the means of each one's fastest 90% (fastMean), and
+// check/verify, their ratio.
+func BenchmarkVerifyCost(b *testing.B) {
+	now := time.Unix(1_800_000_000, 0)
+	v, err := dpop.NewVerifier(dpop.Config{Clock: clock{now}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, k := range []clientKey{ecKey(b), edKey(b)} {
+		proof := []byte(k.proof(b, "POST", tokenURL, now, nil))
+		req := dpop.Request{Method: "POST", URL: tokenURL, Thumbprint: thumbprint(k.jwk)}
+		bare := bareVerify(b, string(proof))
+		b.Run(k.alg, func(b *testing.B) {
+			took := [2][]time.Duration{make([]time.Duration, 0, b.N), make([]time.Duration, 0, b.N)}
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				if _, err := v.Verify(proof, req); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if !bare() {
+					b.Fatal("the signature does not verify")
+				}
+				t2 := time.Now()
+				took[0], took[1] = append(took[0], t1.Sub(t0)), append(took[1], t2.Sub(t1))
+			}
+			b.StopTimer()
+			var mean [2]float64
+			for i, d := range took {
+				mean[i] = fastMean(d)
+			}
+			b.ReportMetric(mean[0], "check-ns")
+			b.ReportMetric(mean[1], "verify-ns")
+			b.ReportMetric(mean[0]/mean[1], "check/verify")
+		})
+	}
+}
+
+// fastMean is the mean of the fastest 90% of d (sorted in place): a
+// machine's other work lands in the slowest tail, whichever operation it
+// delays, while a mean keeps what a median would drop of an operation
+// whose own time varies (an Ed25519 verification's, with the signature).
+func fastMean(d []time.Duration) float64 {
+	slices.Sort(d)
+	d = d[:max(1, len(d)*9/10)]
+	var sum time.Duration
+	for _, x := range d {
+		sum += x
+	}
+	return float64(sum) / float64(len(d))
+}
+
+// reportCPU reports the process's CPU time per operation since start
+// (processCPU): the figure to compare on a machine shared with other work.
+func reportCPU(b *testing.B, start time.Duration) {
+	if end := processCPU(); start > 0 && b.N > 0 {
+		b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+	}
+}
+
+// bareVerify returns a check of proof's signature by crypto/ecdsa (SHA-256
+// and VerifyASN1 of the signature encoded beforehand) or crypto/ed25519
+// alone, with its key parsed beforehand: one verification and nothing else.
+func bareVerify(t testing.TB, proof string) func() bool {
+	parts := strings.Split(proof, ".")
+	seg, _ := b64.DecodeString(parts[0])
+	var h struct {
+		JWK struct{ X, Y string } `json:"jwk"`
+	}
+	err1 := json.Unmarshal(seg, &h)
+	sig, err2 := b64.DecodeString(parts[2])
+	x, err3 := b64.DecodeString(h.JWK.X)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatal(err)
+	}
+	input := []byte(parts[0] + "." + parts[1])
+	if h.JWK.Y == "" {
+		pub := ed25519.PublicKey(x)
+		return func() bool { return ed25519.Verify(pub, input, sig) }
+	}
+	y, _ := b64.DecodeString(h.JWK.Y)
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() bool {
+		sum := sha256.Sum256(input)
+		return ecdsa.VerifyASN1(pub, sum[:], der)
 	}
 }
 
@@ -306,5 +426,214 @@ func TestNonces(t *testing.T) {
 	a.SetSecrets([]byte("newer"))
 	if a.Valid(b.Current()) {
 		t.Fatal("a nonce of a secret no longer held accepted")
+	}
+}
+
+// maxVerifyAllocs bounds a proof check's own allocations: the jti it
+// returns, and the nonce when the proof's is not the request's string.
+// The crypto's own allocations (crypto/ecdsa converts the key and the
+// signature for each verification; crypto/ed25519 allocates none) are
+// measured apart in the same test, by a verification of the same
+// signature by the crypto alone (bareVerify), and subtracted.
+const maxVerifyAllocs = 2
+
+func TestVerifyAllocations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation counts")
+	}
+	now := time.Unix(1_800_000_000, 0)
+	v, err := dpop.NewVerifier(dpop.Config{Clock: clock{now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accessToken := []byte("eyJhbGciOiJFUzI1NiJ9.e30.sig")
+	ath := sha256.Sum256(accessToken)
+	for _, k := range []clientKey{ecKey(t), edKey(t)} {
+		for _, tc := range []struct {
+			name string
+			edit func(h, c map[string]any)
+			req  dpop.Request
+		}{
+			{"token endpoint", nil, dpop.Request{Method: "POST", URL: tokenURL}},
+			{"bound key", nil, dpop.Request{Method: "POST", URL: tokenURL, Thumbprint: thumbprint(k.jwk)}},
+			{"resource server, nonce", func(h, c map[string]any) {
+				c["ath"], c["nonce"] = b64.EncodeToString(ath[:]), "n-1"
+			}, dpop.Request{Method: "POST", URL: tokenURL, AccessToken: accessToken, Nonce: "n-1", Thumbprint: thumbprint(k.jwk)}},
+			{"nonce, checked by the caller", func(h, c map[string]any) { c["nonce"] = "n-1" }, dpop.Request{Method: "POST", URL: tokenURL}},
+		} {
+			t.Run(k.alg+"/"+tc.name, func(t *testing.T) {
+				proof := []byte(k.proof(t, "POST", tokenURL, now, tc.edit))
+				bare := bareVerify(t, string(proof))
+				crypto := testing.AllocsPerRun(200, func() { bare() })
+				total := testing.AllocsPerRun(200, func() {
+					if _, err := v.Verify(proof, tc.req); err != nil {
+						t.Fatal(err)
+					}
+				})
+				if own := total - crypto; own > maxVerifyAllocs {
+					t.Fatalf("a check allocates %.0f times, %.0f of them the crypto's: %.0f its own; the bound is %d", total, crypto, own, maxVerifyAllocs)
+				}
+				t.Logf("%.0f allocations, %.0f of them the crypto's", total, crypto)
+			})
+		}
+	}
+}
+
+// ecHandKey is an ECDSA key signing by hand, on curve with the hash of
+// alg: for proofs of raw JSON, and of curves prover does not make.
+func ecHandKey(t testing.TB, curve elliptic.Curve, hash crypto.Hash, alg string) clientKey {
+	priv, err := ecdsa.GenerateKey(curve, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := (curve.Params().BitSize + 7) / 8
+	pt, _ := priv.PublicKey.Bytes()
+	crv := curve.Params().Name
+	return clientKey{alg: alg,
+		jwk: map[string]any{"kty": "EC", "crv": crv, "x": b64.EncodeToString(pt[1 : 1+size]), "y": b64.EncodeToString(pt[1+size:])},
+		sign: func(input []byte) []byte {
+			h := hash.New()
+			h.Write(input)
+			r, s, err := ecdsa.Sign(rand.Reader, priv, h.Sum(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig := make([]byte, 2*size)
+			r.FillBytes(sig[:size])
+			s.FillBytes(sig[size:])
+			return sig
+		}}
+}
+
+// raw signs a proof of header and claims as written; the header's first
+// JWK is replaced by the key's JWK.
+func (k clientKey) raw(header, claims string) string {
+	j, _ := json.Marshal(k.jwk)
+	header = strings.Replace(header, "JWK", string(j), 1)
+	input := b64.EncodeToString([]byte(header)) + "." + b64.EncodeToString([]byte(claims))
+	return input + "." + b64.EncodeToString(k.sign([]byte(input)))
+}
+
+// The header and claims are read by hand: JSON as RFC 8259 writes it,
+// escapes included, is read as encoding/json reads it; what is not JSON,
+// a member named twice, and a claim of the wrong type are refused.
+func TestVerifyJSON(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	v, err := dpop.NewVerifier(dpop.Config{Clock: clock{now}, Algs: []string{"ES256", "ES384", "EdDSA"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec := ecHandKey(t, elliptic.P256(), crypto.SHA256, "ES256")
+	const hdr = `{"typ":"dpop+jwt","alg":"ES256","jwk":JWK}`
+	const cl = `{"jti":"j-1","htm":"POST","htu":"` + tokenURL + `","iat":1800000000}`
+	post := dpop.Request{Method: "POST", URL: tokenURL}
+	for _, tc := range []struct {
+		name, header, claims string
+		ok                   bool
+		jti                  string
+	}{
+		{"plain", hdr, cl, true, "j-1"},
+		{"white space everywhere", " {\n\t\"typ\" : \"dpop+jwt\" , \"alg\":\"ES256\",\"jwk\": JWK } ", "\r\n" + `{ "jti" : "j-1" , "htm":"POST","htu":"` + tokenURL + `" , "iat" : 1800000000 }` + "\n", true, "j-1"},
+		{"escapes in names and values", `{"t\u0079p":"dpop\u002Bjwt","alg":"ES\u0032\u0035\u0036","jwk":JWK}`,
+			`{"jti":"a\"b\\c\/d\n\u00e9\ud83d\ude00\ud800","h\u0074m":"POST","htu":"https:\/\/auth.example.com\/oauth2\/token","iat":1800000000}`, true, "a\"b\\c/d\né😀\uFFFD"},
+		{"unknown members of every type", `{"typ":"dpop+jwt","x":[1,-2.5e+3,true,false,null,{"a":[{}]},[]],"alg":"ES256","jwk":JWK,"kid":"k"}`,
+			`{"jti":"j-1","htm":"POST","htu":"` + tokenURL + `","iat":1800000000,"extra":{"nested":{"deeper":[0.0,1E9]}}}`, true, "j-1"},
+		{"iat with a fraction", hdr, `{"jti":"j-1","htm":"POST","htu":"` + tokenURL + `","iat":1800000000.75}`, true, "j-1"},
+		{"iat in exponent form", hdr, `{"jti":"j-1","htm":"POST","htu":"` + tokenURL + `","iat":1.8e9}`, true, "j-1"},
+		{"htu normalised", hdr, `{"jti":"j-1","htm":"POST","htu":"HTTPS://Auth.Example.com:443/oauth2/token?q#f","iat":1800000000}`, true, "j-1"},
+
+		{"typ twice", `{"typ":"JWT","typ":"dpop+jwt","alg":"ES256","jwk":JWK}`, cl, false, ""},
+		{"jwk twice", `{"typ":"dpop+jwt","alg":"ES256","jwk":{"kty":"oct","k":"c2VjcmV0"},"jwk":JWK}`, cl, false, ""},
+		{"jti twice", hdr, `{"jti":"j-1","jti":"j-2","htm":"POST","htu":"` + tokenURL + `","iat":1800000000}`, false, ""},
+		{"iat twice", hdr, `{"jti":"j-1","htm":"POST","htu":"` + tokenURL + `","iat":1,"iat":1800000000}`, false, ""},
+		{"typ of another case", `{"TYP":"dpop+jwt","alg":"ES256","jwk":JWK}`, cl, false, ""},
+		{"typ not a string", `{"typ":["dpop+jwt"],"alg":"ES256","jwk":JWK}`, cl, false, ""},
+		{"jwk not an object", `{"typ":"dpop+jwt","alg":"ES256","jwk":"k"}`, cl, false, ""},
+		{"jwk null", `{"typ":"dpop+jwt","alg":"ES256","jwk":null}`, cl, false, ""},
+		{"header an array", `["dpop+jwt"]`, cl, false, ""},
+		{"header with trailing bytes", hdr + `x`, cl, false, ""},
+		{"header with a trailing comma", `{"typ":"dpop+jwt","alg":"ES256","jwk":JWK,}`, cl, false, ""},
+		{"header not closed", `{"typ":"dpop+jwt","alg":"ES256","jwk":JWK`, cl, false, ""},
+		{"a raw control character", `{"typ":"dpop+jwt","alg":"ES256","jwk":JWK,"x":"a` + "\x01" + `"}`, cl, false, ""},
+		{"a bad escape", `{"typ":"dpop+jwt","alg":"ES256","jwk":JWK,"x":"\q"}`, cl, false, ""},
+		{"a short unicode escape", `{"typ":"dpop+jwt","alg":"ES256","jwk":JWK,"x":"\u12"}`, cl, false, ""},
+		{"a number with a leading zero", `{"typ":"dpop+jwt","alg":"ES256","jwk":JWK,"x":012}`, cl, false, ""},
+		{"a bare word", `{"typ":"dpop+jwt","alg":"ES256","jwk":JWK,"x":nope}`, cl, false, ""},
+		{"nested past the bound", `{"typ":"dpop+jwt","alg":"ES256","jwk":JWK,"x":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, cl, false, ""},
+		{"iat a string", hdr, `{"jti":"j-1","htm":"POST","htu":"` + tokenURL + `","iat":"1800000000"}`, false, ""},
+		{"iat null", hdr, `{"jti":"j-1","htm":"POST","htu":"` + tokenURL + `","iat":null}`, false, ""},
+		{"iat out of any range", hdr, `{"jti":"j-1","htm":"POST","htu":"` + tokenURL + `","iat":1e400}`, false, ""},
+		{"iat far past, as an integer", hdr, `{"jti":"j-1","htm":"POST","htu":"` + tokenURL + `","iat":-99999999999999999999}`, false, ""},
+		{"jti a number", hdr, `{"jti":1,"htm":"POST","htu":"` + tokenURL + `","iat":1800000000}`, false, ""},
+		{"jti null", hdr, `{"jti":null,"htm":"POST","htu":"` + tokenURL + `","iat":1800000000}`, false, ""},
+		{"jti over 256 bytes once unescaped", hdr, `{"jti":"` + strings.Repeat(`\u00e9`, 129) + `","htm":"POST","htu":"` + tokenURL + `","iat":1800000000}`, false, ""},
+		{"htu a relative URL", hdr, `{"jti":"j-1","htm":"POST","htu":"/oauth2/token","iat":1800000000}`, false, ""},
+		{"claims not closed", hdr, cl[:len(cl)-1], false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := v.Verify([]byte(ec.raw(tc.header, tc.claims)), post)
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, dpop.ErrInvalidProof)) {
+				t.Fatalf("Verify = %v; want it accepted: %v", err, tc.ok)
+			}
+			if tc.ok && p.ID != tc.jti {
+				t.Fatalf("jti %q; want %q", p.ID, tc.jti)
+			}
+			t.Log(err)
+		})
+	}
+
+	// ES256 is P-256 with SHA-256 (RFC 7518 §3.4): a P-384 key signing
+	// with SHA-256 under ES256 is refused, and accepted under ES384 only
+	// with SHA-384.
+	p384 := ecHandKey(t, elliptic.P384(), crypto.SHA256, "ES256")
+	if _, err := v.Verify([]byte(p384.raw(hdr, cl)), post); !errors.Is(err, dpop.ErrInvalidProof) {
+		t.Fatalf("ES256 by a P-384 key: %v", err)
+	}
+	p384 = ecHandKey(t, elliptic.P384(), crypto.SHA384, "ES384")
+	if _, err := v.Verify([]byte(p384.raw(strings.Replace(hdr, "ES256", "ES384", 1), cl)), post); err != nil {
+		t.Fatalf("ES384 by a P-384 key: %v", err)
+	}
+
+	// a URL the request names that is not absolute is never matched, even
+	// by an htu of the same bytes
+	for _, u := range []string{"", "/oauth2/token", "auth.example.com/oauth2/token", "https://", "https://a b/"} {
+		proof := ec.raw(hdr, `{"jti":"j-1","htm":"POST","htu":"`+u+`","iat":1800000000}`)
+		if _, err := v.Verify([]byte(proof), dpop.Request{Method: "POST", URL: u}); err == nil {
+			t.Errorf("htu %q accepted for the request URL %q", u, u)
+		}
+	}
+}
+
+// Checks running at once share the pooled buffers and the caches: each
+// gets its own proof's jti and key back, never another's.
+func TestVerifyConcurrent(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	v, err := dpop.NewVerifier(dpop.Config{Clock: clock{now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []clientKey{ecKey(t), edKey(t), ecKey(t), edKey(t)}
+	errs := make(chan error, len(keys))
+	for i, k := range keys {
+		go func() {
+			for j := range 50 {
+				jti := fmt.Sprintf("k%d-p%d-%s", i, j, strings.Repeat("x", j))
+				proof := k.proof(t, "POST", tokenURL, now, func(h, c map[string]any) { c["jti"] = jti })
+				p, err := v.Verify([]byte(proof), dpop.Request{Method: "POST", URL: tokenURL, Thumbprint: thumbprint(k.jwk)})
+				if err == nil && (p.ID != jti || p.Thumbprint != thumbprint(k.jwk)) {
+					err = fmt.Errorf("proof %q of key %d: got jti %q, key %s", jti, i, p.ID, p.Thumbprint)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range keys {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
