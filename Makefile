@@ -86,6 +86,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/spring
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/aspnet
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/tokens/dpop
+	$(GO) test -run='^$$' -fuzz='^FuzzJSONScan$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/tokens/dpop
+	$(GO) test -run='^$$' -fuzz='^FuzzEdKeyVerify$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/tokens/dpop
 	$(GO) test -run='^$$' -fuzz='^FuzzForm$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/oauth2
 	$(GO) test -run='^$$' -fuzz='^FuzzToken$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./server/oauth2
 	$(GO) test -run='^$$' -fuzz='^FuzzSubject$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/tokens/session

@@ -3,6 +3,7 @@ module github.com/tokend/tokend
 go 1.26.8
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/dgraph-io/ristretto/v2 v2.4.2
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/goccy/go-json v0.12.0

@@ -19,7 +19,7 @@
 #   loadtest/run.sh oauth2    tokend spring on Redis, closed loop: the dialect
 #                             endpoint, /oauth2/token, and /oauth2/token with
 #                             a DPoP proof per refresh (ES256, then EdDSA),
-#                             RUNS rounds
+#                             RUNS rounds; with RATE, open loop at that rate
 #   loadtest/run.sh typical   the closed-loop generator against the floor,
 #                             tokend and the typical Go stack (bench/typical:
 #                             net/http, jwx, go-redis), spring endpoint on
@@ -271,23 +271,33 @@ fixed() {
 # /oauth2/token, and /oauth2/token with a DPoP proof per refresh, ES256
 # (dpop) and EdDSA (dpop-EdDSA), signed by loadgen before each run, one
 # after the other in each of RUNS rounds: bench/results/DATE-oauth2.jsonl
-# and its table.
+# and its table. With RATE, open loop at RATE requests/s instead
+# (DATE-oauth2-open.jsonl): every endpoint at the same rate, so that what
+# a request costs in system calls (more per request the fewer arrive
+# together) is the same for all, and DPoP's extra CPU per refresh is the
+# DPoP work alone; the DPoP rows' CPU is paired with /oauth2/token's.
 oauth2() {
-  raw_name oauth2
+  local open=()
+  if [ -n "${RATE:-}" ]; then
+    raw_name oauth2-open
+    open=(-rate "$RATE")
+  else
+    raw_name oauth2
+  fi
   build
   start_redis
   : >"$OUT/$RAW.jsonl"
   for run in $(seq 1 "$RUNS"); do
-    log "run $run of $RUNS: /api/auth/refresh, /oauth2/token, /oauth2/token with DPoP (ES256, EdDSA)"
+    log "run $run of $RUNS: /api/auth/refresh, /oauth2/token, /oauth2/token with DPoP (ES256, EdDSA)${RATE:+, at $RATE/s}"
     for endpoint in dialect oauth2 dpop dpop-EdDSA; do
       local alg=ES256
       [ "$endpoint" = dpop-EdDSA ] && alg=EdDSA
       start_tokend spring redis TOKEND_CLIENTS=loadgen
-      loadgen "$endpoint/redis" spring "$TOKEND_PID" -endpoint "${endpoint%-EdDSA}" -alg "$alg"
+      loadgen "$endpoint/redis" spring "$TOKEND_PID" -endpoint "${endpoint%-EdDSA}" -alg "$alg" "${open[@]}"
       stop "$TOKEND_PID"
     done
   done
-  bin/loadgen -summarize "$OUT/$RAW.jsonl"
+  bin/loadgen -summarize "$OUT/$RAW.jsonl" -ratio dpop/redis=oauth2/redis -ratio dpop-EdDSA/redis=oauth2/redis
 }
 
 # typical: the headline comparison. In each of RUNS rounds, on the spring

@@ -138,6 +138,12 @@ var mutations = []mutation{
 		Breaks: "a resource server a little behind refuses fresh tokens",
 		Run:    "TestNotBeforeLeeway", Packages: []string{"./internal/tokens"}},
 
+	// DPoP proofs
+	{Name: "ed25519-s-not-canonical", File: "internal/tokens/dpop/ed25519.go",
+		From: "if _, err := s.SetCanonicalBytes(sig[32:]); err != nil {", To: "if _, err := s.SetUniformBytes(append(sig[32:64:64], make([]byte, 32)...)); err != nil {",
+		Breaks: "the cached-point Ed25519 check accepts S + l, a second signature of the same proof (RFC 8032 §5.1.7)",
+		Run:    "TestEdKeyVerify", Packages: []string{"./internal/tokens/dpop"}},
+
 	// The dialects' error tables
 	{Name: "spring-reuse-answered-400", File: "server/spring/spring.go",
 		From: `row(session.ErrReuse, 401, "Unauthorized", "Invalid JWT token"),`, To: `row(session.ErrReuse, 400, "Bad Request", "Invalid request body"),`,

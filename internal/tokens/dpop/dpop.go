@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"net/url"
 	"slices"
 	"strings"
@@ -225,7 +226,11 @@ var (
 // scratch holds what one check decodes: the header, the claims, the
 // signature and any string with escapes, pooled so that a check allocates
 // nothing of its own but the strings it returns.
-type scratch struct{ buf []byte }
+type scratch struct {
+	buf    []byte
+	sha512 hash.Hash // an Ed25519 check's, kept with the buffer
+	digest [64]byte  // and its sum
+}
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 0, 2*MaxSize)} }}
 
@@ -534,6 +539,13 @@ func publicKey(raw []byte, st *scratch) (any, string, error) {
 	if p, ok := pub.(*ed25519.PublicKey); ok {
 		pub = *p
 	}
+	if p, ok := pub.(ed25519.PublicKey); ok {
+		k, err := newEdKey(p)
+		if err != nil {
+			return nil, "", refuse("jwk is not a public key", err)
+		}
+		pub = k
+	}
 	thumb, err := Thumbprint(key)
 	if err != nil {
 		return nil, "", refuse("jwk is not a public key", err)
@@ -561,11 +573,11 @@ func verifySignature(alg string, hash crypto.Hash, pub any, input, sig []byte, s
 			break
 		}
 		return verifyECDSA(alg, k, input, sig, st)
-	case ed25519.PublicKey:
+	case *edKey:
 		if alg != "EdDSA" {
 			break
 		}
-		if !ed25519.Verify(k, input, sig) {
+		if !k.verify(input, sig, st) {
 			return errSignature
 		}
 		return nil
