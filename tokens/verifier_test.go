@@ -209,7 +209,7 @@ func TestVerifyBearerAndDPoP(t *testing.T) {
 			want          error
 			reasonSubtext string
 		}{
-			{"the same proof again", bound, good, "GET", api, tokens.ErrInvalidProof, ""}, // a replay has the generic reason
+			{"the same proof again", bound, good, "GET", api, tokens.ErrInvalidProof, "used already"},
 			{"another key", bound, proof(thief, "GET", api, bound, now), "GET", api, tokens.ErrInvalidProof, "key"},
 			{"another URL", bound, proof(device, "GET", api+"/1", bound, now), "GET", api, tokens.ErrInvalidProof, "htu"},
 			{"another method", bound, proof(device, "POST", api, bound, now), "GET", api, tokens.ErrInvalidProof, "htm"},

@@ -92,7 +92,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 // release is the newest version CHANGELOG.md names (TestChangelogNamesRelease
 // holds them equal). A build from a clean tree reports it; one from a tree
 // with changes reports it as release+dirty.
-const release = "v0.1.0"
+const release = "v0.2.0"
 
 // version is what the build info says of this binary.
 type version struct {

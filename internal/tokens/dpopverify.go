@@ -20,8 +20,9 @@ var (
 	ErrBound = fmt.Errorf("%w: a DPoP-bound token presented without its proof", ErrInvalid)
 	// ErrNotBound: a Bearer token presented with the DPoP scheme.
 	ErrNotBound = fmt.Errorf("%w: the token is not bound to a DPoP key", ErrInvalid)
-	// ErrProofReplay: a proof's jti this Verifier has seen within the window.
-	ErrProofReplay = fmt.Errorf("%w: jti used already", dpop.ErrInvalidProof)
+	// ErrProofReplay: a proof's jti this Verifier has seen within the
+	// window; a dpop.Refusal, so that dpop.Reason names it to the client.
+	ErrProofReplay error = &dpop.Refusal{Reason: "the DPoP proof was used already (jti)"}
 )
 
 // SetDPoP sets how VerifyDPoP checks proofs (algorithms, window); by
