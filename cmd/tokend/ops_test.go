@@ -98,7 +98,7 @@ func TestAdmin(t *testing.T) {
 
 // TestJWKS publishes public keys only: no oct key, no private member.
 func TestJWKS(t *testing.T) {
-	keys := filepath.Join("..", "..", "tokens", "testdata", "keys.jwks")
+	keys := filepath.Join("..", "..", "internal", "tokens", "testdata", "keys.jwks")
 	in := start(t, "memory", map[string]string{"TOKEND_HMAC_SECRET": "", "TOKEND_KEYS_FILE": keys, "TOKEND_SIGNING_KID": "es256-1"})
 	r := in.do(http.MethodGet, in.public+"/.well-known/jwks.json", "", nil)
 	if r.status != 200 {
