@@ -53,9 +53,11 @@ type RevocationsConfig struct {
 // bloom filter with no I/O; only a filter hit asks Redis (once, then
 // cached), and a Redis that does not answer then fails the token closed
 // (ErrUnavailable). It returns once caught up, or with an error if Redis
-// cannot be reached or the catch-up takes over StartTimeout. Call it once,
-// before verifying; when ctx ends, revocations are no longer heard and
-// the connection is closed.
+// cannot be reached or the catch-up takes over StartTimeout. It may be
+// called while tokens are verified (a retry after a failed start); a
+// second success replaces the first's revocations, whose feed runs on
+// until its ctx ends. When ctx ends, revocations are no longer heard and
+// the connection is closed: give it a ctx as long-lived as the Verifier.
 func (v *Verifier) FollowRevocations(ctx context.Context, c RevocationsConfig) error {
 	if len(c.Addrs) == 0 {
 		return errors.New("tokens: revocations: no Redis address")

@@ -162,3 +162,54 @@ func TestFollowRevocationsFailsClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowRevocationsWhileServing: FollowRevocations called while
+// tokens are being verified (a retry after Redis was down at start, or a
+// second call after the first's ctx ended) installs its revocations
+// without a data race (run with -race).
+func TestFollowRevocationsWhileServing(t *testing.T) {
+	redis := redistest.Start(t)
+	store, err := session.DialRedis([]string{redis.Addr}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ks, _ := core.EphemeralKeySet()
+	codec := core.NewCodec(ks, issuer, core.SystemClock)
+	is := core.NewIssuer(codec, core.JWTRefresh{Codec: codec}, store,
+		core.Config{AccessTTL: 30 * time.Minute, RefreshTTL: time.Hour, SessionMax: 24 * time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var bob core.Pair
+	if err := is.Start(ctx, "bob", &bob); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := tokens.ParseVerificationKeys(ks.JWKS())
+	v := tokens.NewVerifier(pub, issuer, tokens.SystemClock)
+	stop := make(chan struct{})
+	served := make(chan error, 1)
+	go func() {
+		var cl tokens.Claims
+		for {
+			select {
+			case <-stop:
+				served <- nil
+				return
+			default:
+			}
+			if err := v.Verify(ctx, bob.Access, &cl); err != nil {
+				served <- err
+				return
+			}
+		}
+	}()
+	for range 2 {
+		if err := v.FollowRevocations(ctx, tokens.RevocationsConfig{Addrs: []string{redis.Addr}, Size: 1000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-served; err != nil {
+		t.Fatalf("bob's token while the revocations were installed: %v", err)
+	}
+}

@@ -11,7 +11,8 @@ import (
 
 // Claims are what a verified access token says (RFC 9068 §2.2). Times are
 // Unix seconds. A Claims may be reused from one Verify to the next; it
-// holds no reference to the token.
+// holds no reference to the token. Verify writes into it: one Claims per
+// goroutine, never shared by Verify calls running at once.
 type Claims struct {
 	Issuer    string // iss: tokend's issuer, its TOKEND_PUBLIC_URL
 	Subject   string // sub: the user

@@ -28,7 +28,9 @@ type Denylist interface {
 // working before they expire.
 type Verifier struct {
 	codec *Codec
-	deny  Denylist
+	// deny is SetDenylist's; atomic, as package tokens' FollowRevocations
+	// may install it while tokens are verified
+	deny  atomic.Pointer[Denylist]
 	aud   string        // SetAudience
 	stale chan struct{} // a token named an unknown kid: fetch the JWKS again
 	// leeway is how far nbf may be ahead of the clock (SetLeeway); its
@@ -63,8 +65,9 @@ func newVerifier(c *Codec) *Verifier {
 	return v
 }
 
-// SetDenylist makes Verify refuse tokens of revoked sessions.
-func (v *Verifier) SetDenylist(d Denylist) { v.deny = d }
+// SetDenylist makes Verify refuse tokens of revoked sessions; safe while
+// tokens are verified.
+func (v *Verifier) SetDenylist(d Denylist) { v.deny.Store(&d) }
 
 // SetLeeway sets how far a token's nbf may be ahead of the Verifier's
 // clock, for clocks behind the issuer's (DefaultLeeway, 60 s, unless set;
@@ -105,10 +108,11 @@ func (v *Verifier) Verify(ctx context.Context, token []byte, cl *Claims) error {
 	if v.aud != "" && string(cl.Audience) != v.aud {
 		return fmt.Errorf("%w: aud %q is not this resource server's", ErrInvalid, cl.Audience)
 	}
-	if v.deny == nil {
+	deny := v.deny.Load()
+	if deny == nil || *deny == nil {
 		return nil
 	}
-	_, revoked, err := v.deny.Check(ctx, cl.Session)
+	_, revoked, err := (*deny).Check(ctx, cl.Session)
 	if err != nil {
 		return fmt.Errorf("tokens: denylist: %w", err)
 	}

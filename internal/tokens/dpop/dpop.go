@@ -155,7 +155,9 @@ func (c *recent[V]) put(raw []byte, v V) {
 // NewVerifier returns a Verifier for cfg; an algorithm that is not an
 // asymmetric signature algorithm is an error.
 func NewVerifier(cfg Config) (*Verifier, error) {
-	v := &Verifier{algs: cfg.Algs, window: cfg.Window, clock: cfg.Clock}
+	// a copy: the caller's slice changed later would change what is
+	// accepted unchecked (and race with Verify)
+	v := &Verifier{algs: slices.Clone(cfg.Algs), window: cfg.Window, clock: cfg.Clock}
 	if len(v.algs) == 0 {
 		v.algs = []string{"ES256", "EdDSA"}
 	}

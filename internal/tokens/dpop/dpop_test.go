@@ -233,6 +233,17 @@ func TestConfig(t *testing.T) {
 	if err != nil || len(v.Algs()) != 3 || v.Window() != time.Minute {
 		t.Fatalf("%v %v", v, err)
 	}
+	// the caller's slice, changed later, changes nothing: an alg is
+	// checked against asymmetric only in NewVerifier
+	algs := []string{"ES256"}
+	v, err = dpop.NewVerifier(dpop.Config{Algs: algs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	algs[0] = "E"
+	if got := v.Algs(); got[0] != "ES256" {
+		t.Fatalf("Algs %v after the caller's slice changed", got)
+	}
 }
 
 // FuzzVerify: whatever the proof, Verify answers without panicking, and a
