@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	core "github.com/tokend/tokend/internal/tokens"
@@ -75,7 +76,7 @@ type JWKSFollower struct {
 	MinWait time.Duration // default 10s
 	Logger  *slog.Logger  // a failed refresh is a warning; default: none
 
-	f *core.JWKSFollower
+	f atomic.Pointer[core.JWKSFollower] // set by Follow, read by Fetches at any time
 }
 
 // Follow fetches the keys once and installs them (an error here is
@@ -83,14 +84,16 @@ type JWKSFollower struct {
 // them fresh in the background until ctx ends. A failed refresh keeps the
 // keys in force.
 func (f *JWKSFollower) Follow(ctx context.Context, v *Verifier) error {
-	f.f = &core.JWKSFollower{URL: f.URL, Client: f.Client, Every: f.Every, MinWait: f.MinWait, Logger: f.Logger}
-	return f.f.Follow(ctx, v.v)
+	c := &core.JWKSFollower{URL: f.URL, Client: f.Client, Every: f.Every, MinWait: f.MinWait, Logger: f.Logger}
+	f.f.Store(c)
+	return c.Follow(ctx, v.v)
 }
 
 // Fetches reports how many times the JWKS was fetched.
 func (f *JWKSFollower) Fetches() int64 {
-	if f.f == nil {
+	c := f.f.Load()
+	if c == nil {
 		return 0
 	}
-	return f.f.Fetches()
+	return c.Fetches()
 }

@@ -154,6 +154,21 @@ func TestJWKSFollower(t *testing.T) {
 		t.Fatalf("%d fetches", f.Fetches())
 	}
 
+	// Fetches read while Follow starts (a metrics scrape at start-up): no
+	// data race (go test -race)
+	again := &tokens.JWKSFollower{URL: jwks.URL, Every: time.Hour}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 100 {
+			_ = again.Fetches()
+		}
+	}()
+	if err := again.Follow(ctx, tokens.NewVerifier(nil, issuer, at(now))); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+
 	gone := &tokens.JWKSFollower{URL: jwks.URL, Client: &http.Client{Timeout: time.Second}}
 	jwks.Close()
 	if err := gone.Follow(ctx, tokens.NewVerifier(nil, issuer, nil)); err == nil {
