@@ -8,7 +8,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 K6_VERSION ?= v1.8.1
 K6        ?= $(shell command -v k6 2>/dev/null || echo $$($(GO) env GOPATH)/bin/k6)
 
-.PHONY: run build test vet fmt-check tidy-check staticcheck race allocs bench-once fuzz bench instructions loadtest throughput typical typical-module drills overload wait-cost profile k6 benchstat mutants redis-server promtool curl image rootfs example clean
+.PHONY: run build test vet fmt-check tidy-check staticcheck race allocs bench-once fuzz bench instructions loadtest throughput typical typical-module drills overload wait-cost dpop-cost profile k6 benchstat mutants redis-server promtool curl image rootfs example clean
 
 ## run: start tokend on its embedded defaults (memory store, ephemeral key)
 run:
@@ -123,6 +123,10 @@ typical: redis-server
 ## drills: every fault drill in its long form (minutes); prints the table bench/RESULTS.md keeps (bench/drills.md)
 drills: redis-server
 	$(GO) test -count=1 -timeout 30m -v ./loadtest/drill -args -drill.full -drill.table=$(CURDIR)/bench/drills.md
+
+## dpop-cost: a DPoP refresh's tokend + Redis CPU above a plain one, against one verification measured in the same run by a CPU profile (RUNS=3, RATE=5000)
+dpop-cost: redis-server
+	loadtest/dpop-cost.sh
 
 ## wait-cost: WAIT 0 against WAIT 1 with a real replica (RUNS=3)
 wait-cost: redis-server
