@@ -40,7 +40,7 @@ var mutations = []mutation{
 		Breaks: "a used token retried forever: replays never detected",
 		Run:    "TestRedisContract", Packages: []string{"./internal/tokens/session"}},
 	{Name: "retry-binds-dpop-key", File: "internal/tokens/session/lua/record_rotate.lua",
-		From: "if bound == '' and key ~= '' and cur <= gen then", To: "if bound == '' and key ~= '' then",
+		From: "local binds = bkey == '' and key ~= '' and cur <= gen", To: "local binds = bkey == '' and key ~= ''",
 		Breaks: "a thief's retry with a proof binds the session to the thief's key",
 		Run:    "TestRedisContract/RetryDoesNotBind", Packages: []string{"./internal/tokens/session"}},
 	{Name: "proof-jti-not-recorded", File: "internal/tokens/session/lua/record_rotate.lua",
