@@ -1,22 +1,12 @@
 package bench
 
 import (
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/sha256"
-	"encoding/asn1"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
-	"math/big"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/tokend/tokend/internal/measure"
 	"github.com/tokend/tokend/internal/tokens/dpop/prover"
 	"github.com/tokend/tokend/internal/tokens/session"
 )
@@ -65,28 +55,6 @@ func (c *oauthClient) prepare(b testing.TB, n int) {
 			b.Fatal(err)
 		}
 		c.proofs = append(c.proofs, p)
-	}
-}
-
-// fastMean is the mean of the fastest 90% of d (sorted in place): a
-// machine's other work lands in the slowest tail, whichever operation it
-// delays, while a mean keeps what a median would drop of an operation
-// whose own time varies (an Ed25519 verification's, with the signature).
-func fastMean(d []time.Duration) float64 {
-	slices.Sort(d)
-	d = d[:max(1, len(d)*9/10)]
-	var sum time.Duration
-	for _, x := range d {
-		sum += x
-	}
-	return float64(sum) / float64(len(d))
-}
-
-// reportCPU reports the process's CPU time per operation since start
-// (processCPU): the figure to compare on a machine shared with other work.
-func reportCPU(b *testing.B, start time.Duration) {
-	if end := processCPU(); start > 0 && b.N > 0 {
-		b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
 	}
 }
 
@@ -140,11 +108,11 @@ func BenchmarkOAuth2Handler(b *testing.B) {
 			var body []byte
 			b.ReportAllocs()
 			b.ResetTimer()
-			start := processCPU()
+			start := measure.ProcessCPU()
 			for i := 0; i < b.N; i++ {
 				s.handlerToken(b, &ctx, &body, c)
 			}
-			reportCPU(b, start)
+			measure.ReportCPU(b, start)
 		})
 	}
 	// one verification of a proof's signature by the crypto alone, in the
@@ -159,16 +127,16 @@ func BenchmarkOAuth2Handler(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			verify := bareVerify(b, p)
+			verify := signatureCheck(b, p)
 			b.ReportAllocs()
 			b.ResetTimer()
-			start := processCPU()
+			start := measure.ProcessCPU()
 			for i := 0; i < b.N; i++ {
 				if !verify() {
 					b.Fatal("the signature does not verify")
 				}
 			}
-			reportCPU(b, start)
+			measure.ReportCPU(b, start)
 		})
 	}
 }
@@ -189,7 +157,7 @@ func BenchmarkOAuth2DPoPCost(b *testing.B) {
 			bound.prepare(b, b.N)
 			bare := make([]func() bool, len(bound.proofs)) // bare[i] checks the proof the i-th refresh takes
 			for i, p := range bound.proofs {
-				bare[len(bare)-1-i] = bareVerify(b, p)
+				bare[len(bare)-1-i] = signatureCheck(b, p)
 			}
 			var ctx1, ctx2 fasthttp.RequestCtx
 			var body1, body2 []byte
@@ -210,49 +178,13 @@ func BenchmarkOAuth2DPoPCost(b *testing.B) {
 			b.StopTimer()
 			var mean [3]float64
 			for i, d := range took {
-				mean[i] = fastMean(d)
+				mean[i] = measure.FastMean(d)
 			}
 			b.ReportMetric(mean[0], "plain-ns")
 			b.ReportMetric(mean[1], "dpop-ns")
 			b.ReportMetric(mean[2], "verify-ns")
 			b.ReportMetric((mean[1]-mean[0])/mean[2], "extra/verify")
 		})
-	}
-}
-
-// bareVerify returns a check of proof's signature by crypto/ecdsa (SHA-256
-// and VerifyASN1 of the signature encoded beforehand) or crypto/ed25519
-// alone, its key parsed beforehand: one verification and nothing else.
-func bareVerify(tb testing.TB, proof string) func() bool {
-	b64 := base64.RawURLEncoding
-	parts := strings.Split(proof, ".")
-	seg, _ := b64.DecodeString(parts[0])
-	var h struct {
-		JWK struct{ X, Y string } `json:"jwk"`
-	}
-	err1 := json.Unmarshal(seg, &h)
-	sig, err2 := b64.DecodeString(parts[2])
-	x, err3 := b64.DecodeString(h.JWK.X)
-	if err := errors.Join(err1, err2, err3); err != nil {
-		tb.Fatal(err)
-	}
-	input := []byte(parts[0] + "." + parts[1])
-	if h.JWK.Y == "" {
-		pub := ed25519.PublicKey(x)
-		return func() bool { return ed25519.Verify(pub, input, sig) }
-	}
-	y, _ := b64.DecodeString(h.JWK.Y)
-	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	der, err := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return func() bool {
-		sum := sha256.Sum256(input)
-		return ecdsa.VerifyASN1(pub, sum[:], der)
 	}
 }
 
@@ -310,4 +242,14 @@ func TestOAuth2TokenAllocations(t *testing.T) {
 		t.Fatalf("%d /oauth2/token refreshes allocate %d times; the bound is %d a refresh", allocRuns, n, maxTokenAllocs)
 	}
 	t.Logf("%d /oauth2/token refreshes allocate %d times (bound %d a refresh)", allocRuns, n, maxTokenAllocs)
+}
+
+// signatureCheck is prover.SignatureCheck for a proof the test made.
+func signatureCheck(tb testing.TB, proof string) func() bool {
+	tb.Helper()
+	check, err := prover.SignatureCheck(proof)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return check
 }

@@ -3,25 +3,22 @@ package dpop_test
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/tokend/tokend/internal/measure"
 	"github.com/tokend/tokend/internal/tokens/dpop"
 	"github.com/tokend/tokend/internal/tokens/dpop/prover"
 )
@@ -289,24 +286,24 @@ func BenchmarkVerify(b *testing.B) {
 		req := dpop.Request{Method: "POST", URL: tokenURL}
 		b.Run(k.alg, func(b *testing.B) {
 			b.ReportAllocs()
-			start := processCPU()
+			start := measure.ProcessCPU()
 			for b.Loop() {
 				if _, err := v.Verify(proof, req); err != nil {
 					b.Fatal(err)
 				}
 			}
-			reportCPU(b, start)
+			measure.ReportCPU(b, start)
 		})
-		bare := bareVerify(b, string(proof))
+		bare := signatureCheck(b, string(proof))
 		b.Run("crypto-"+k.alg, func(b *testing.B) {
 			b.ReportAllocs()
-			start := processCPU()
+			start := measure.ProcessCPU()
 			for b.Loop() {
 				if !bare() {
 					b.Fatal("the signature does not verify")
 				}
 			}
-			reportCPU(b, start)
+			measure.ReportCPU(b, start)
 		})
 	}
 }
@@ -324,7 +321,7 @@ func BenchmarkVerifyCost(b *testing.B) {
 	for _, k := range []clientKey{ecKey(b), edKey(b)} {
 		proof := []byte(k.proof(b, "POST", tokenURL, now, nil))
 		req := dpop.Request{Method: "POST", URL: tokenURL, Thumbprint: thumbprint(k.jwk)}
-		bare := bareVerify(b, string(proof))
+		bare := signatureCheck(b, string(proof))
 		b.Run(k.alg, func(b *testing.B) {
 			took := [2][]time.Duration{make([]time.Duration, 0, b.N), make([]time.Duration, 0, b.N)}
 			for i := 0; i < b.N; i++ {
@@ -342,69 +339,12 @@ func BenchmarkVerifyCost(b *testing.B) {
 			b.StopTimer()
 			var mean [2]float64
 			for i, d := range took {
-				mean[i] = fastMean(d)
+				mean[i] = measure.FastMean(d)
 			}
 			b.ReportMetric(mean[0], "check-ns")
 			b.ReportMetric(mean[1], "verify-ns")
 			b.ReportMetric(mean[0]/mean[1], "check/verify")
 		})
-	}
-}
-
-// fastMean is the mean of the fastest 90% of d (sorted in place): a
-// machine's other work lands in the slowest tail, whichever operation it
-// delays, while a mean keeps what a median would drop of an operation
-// whose own time varies (an Ed25519 verification's, with the signature).
-func fastMean(d []time.Duration) float64 {
-	slices.Sort(d)
-	d = d[:max(1, len(d)*9/10)]
-	var sum time.Duration
-	for _, x := range d {
-		sum += x
-	}
-	return float64(sum) / float64(len(d))
-}
-
-// reportCPU reports the process's CPU time per operation since start
-// (processCPU): the figure to compare on a machine shared with other work.
-func reportCPU(b *testing.B, start time.Duration) {
-	if end := processCPU(); start > 0 && b.N > 0 {
-		b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
-	}
-}
-
-// bareVerify returns a check of proof's signature by crypto/ecdsa (SHA-256
-// and VerifyASN1 of the signature encoded beforehand) or crypto/ed25519
-// alone, with its key parsed beforehand: one verification and nothing else.
-func bareVerify(t testing.TB, proof string) func() bool {
-	parts := strings.Split(proof, ".")
-	seg, _ := b64.DecodeString(parts[0])
-	var h struct {
-		JWK struct{ X, Y string } `json:"jwk"`
-	}
-	err1 := json.Unmarshal(seg, &h)
-	sig, err2 := b64.DecodeString(parts[2])
-	x, err3 := b64.DecodeString(h.JWK.X)
-	if err := errors.Join(err1, err2, err3); err != nil {
-		t.Fatal(err)
-	}
-	input := []byte(parts[0] + "." + parts[1])
-	if h.JWK.Y == "" {
-		pub := ed25519.PublicKey(x)
-		return func() bool { return ed25519.Verify(pub, input, sig) }
-	}
-	y, _ := b64.DecodeString(h.JWK.Y)
-	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return func() bool {
-		sum := sha256.Sum256(input)
-		return ecdsa.VerifyASN1(pub, sum[:], der)
 	}
 }
 
@@ -445,7 +385,7 @@ func TestNonces(t *testing.T) {
 // The crypto's own allocations (crypto/ecdsa converts the key and the
 // signature for each verification; crypto/ed25519 allocates none) are
 // measured apart in the same test, by a verification of the same
-// signature by the crypto alone (bareVerify), and subtracted.
+// signature by the crypto alone (prover.SignatureCheck), and subtracted.
 const maxVerifyAllocs = 2
 
 func TestVerifyAllocations(t *testing.T) {
@@ -474,7 +414,7 @@ func TestVerifyAllocations(t *testing.T) {
 		} {
 			t.Run(k.alg+"/"+tc.name, func(t *testing.T) {
 				proof := []byte(k.proof(t, "POST", tokenURL, now, tc.edit))
-				bare := bareVerify(t, string(proof))
+				bare := signatureCheck(t, string(proof))
 				crypto := testing.AllocsPerRun(200, func() { bare() })
 				total := testing.AllocsPerRun(200, func() {
 					if _, err := v.Verify(proof, tc.req); err != nil {
@@ -647,4 +587,14 @@ func TestVerifyConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// signatureCheck is prover.SignatureCheck for a proof the test made.
+func signatureCheck(tb testing.TB, proof string) func() bool {
+	tb.Helper()
+	check, err := prover.SignatureCheck(proof)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return check
 }

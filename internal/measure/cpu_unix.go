@@ -1,16 +1,16 @@
 //go:build unix
 
-package dpop_test
+package measure
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU is the CPU time the process has used, user and system, all
+// ProcessCPU is the CPU time the process has used, user and system, all
 // its threads (the collector's included): what a benchmark costs, which
 // its wall time on a machine shared with other work is not.
-func processCPU() time.Duration {
+func ProcessCPU() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
