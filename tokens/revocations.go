@@ -57,7 +57,9 @@ type RevocationsConfig struct {
 // called while tokens are verified (a retry after a failed start); a
 // second success replaces the first's revocations, whose feed runs on
 // until its ctx ends. When ctx ends, revocations are no longer heard and
-// the connection is closed: give it a ctx as long-lived as the Verifier.
+// the connection is closed: Verify then fails closed (ErrUnavailable)
+// until FollowRevocations succeeds again. Give it a ctx as long-lived as
+// the Verifier.
 func (v *Verifier) FollowRevocations(ctx context.Context, c RevocationsConfig) error {
 	if len(c.Addrs) == 0 {
 		return errors.New("tokens: revocations: no Redis address")
@@ -93,7 +95,7 @@ func (v *Verifier) FollowRevocations(ctx context.Context, c RevocationsConfig) e
 	defer wait.Stop()
 	select {
 	case <-deny.Ready(): // the revocations of the last AccessTTL are known
-		v.v.SetDenylist(deny)
+		v.v.SetDenylist(followed{deny, ctx.Done()})
 		context.AfterFunc(ctx, stop) // followed until the caller's ctx ends
 		return nil
 	case <-ctx.Done():
@@ -104,4 +106,21 @@ func (v *Verifier) FollowRevocations(ctx context.Context, c RevocationsConfig) e
 	stop()
 	<-done
 	return fmt.Errorf("tokens: revocations %v: %w", c.Addrs, err)
+}
+
+// followed is a denylist whose feed stops with ended: past it, a session
+// revoked since would pass the filter unheard, so every check fails closed.
+type followed struct {
+	*denylist.Denylist
+	ended <-chan struct{}
+}
+
+// Check answers as the denylist does while it is followed, else ErrUnavailable.
+func (f followed) Check(ctx context.Context, sid string) (session.Revocation, bool, error) {
+	select {
+	case <-f.ended:
+		return session.Revocation{}, false, fmt.Errorf("%w: the revocations are no longer followed (FollowRevocations' ctx ended)", denylist.ErrUnconfirmed)
+	default:
+		return f.Denylist.Check(ctx, sid)
+	}
 }

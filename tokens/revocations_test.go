@@ -213,3 +213,63 @@ func TestFollowRevocationsWhileServing(t *testing.T) {
 		t.Fatalf("bob's token while the revocations were installed: %v", err)
 	}
 }
+
+// TestFollowRevocationsAfterCtx: once the ctx given to FollowRevocations
+// ends, the revocations are no longer heard; a revocation made after must
+// not let its session's token through unrefused (fail closed with
+// ErrUnavailable), unless a later FollowRevocations follows them.
+func TestFollowRevocationsAfterCtx(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		second bool // a second FollowRevocations, on a live ctx, replaced the first
+		want   error
+	}{
+		{"the only follower's ctx ended", false, tokens.ErrUnavailable},
+		{"a replaced follower's ctx ended", true, tokens.ErrRevoked},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			redis := redistest.Start(t)
+			store, err := session.DialRedis([]string{redis.Addr}, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			ks, _ := core.EphemeralKeySet()
+			codec := core.NewCodec(ks, issuer, core.SystemClock)
+			is := core.NewIssuer(codec, core.JWTRefresh{Codec: codec}, store,
+				core.Config{AccessTTL: 30 * time.Minute, RefreshTTL: time.Hour, SessionMax: 24 * time.Hour})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var alice core.Pair
+			if err := is.Start(ctx, "alice", &alice); err != nil {
+				t.Fatal(err)
+			}
+			pub, _ := tokens.ParseVerificationKeys(ks.JWKS())
+			v := tokens.NewVerifier(pub, issuer, tokens.SystemClock)
+			first, end := context.WithCancel(ctx)
+			cfg := tokens.RevocationsConfig{Addrs: []string{redis.Addr}, Size: 1000}
+			if err := v.FollowRevocations(first, cfg); err != nil {
+				t.Fatal(err)
+			}
+			if tc.second {
+				if err := v.FollowRevocations(ctx, cfg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			end()
+			time.Sleep(200 * time.Millisecond) // the first feed has stopped
+			if _, err := is.RevokeSubject(ctx, "alice", false); err != nil {
+				t.Fatal(err)
+			}
+			var cl tokens.Claims
+			deadline := time.Now().Add(3 * time.Second)
+			err = v.Verify(ctx, alice.Access, &cl)
+			for ; !errors.Is(err, tc.want) && time.Now().Before(deadline); err = v.Verify(ctx, alice.Access, &cl) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("alice's token, revoked after the first follower's ctx ended: Verify = %v; want %v", err, tc.want)
+			}
+		})
+	}
+}

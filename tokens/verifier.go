@@ -116,7 +116,8 @@ func (v *Verifier) SetProofMemory(perKey, total int) { v.v.SetProofMemory(perKey
 
 // Verify checks an access token however it was presented: size, header,
 // signature, typ at+jwt, issuer, audience, nbf (with the leeway) and exp,
-// then the revocations. It fills cl (even on a refusal, for logs) and
+// then the revocations. It fills cl: on a refusal, with what the token
+// claims if it got that far (unverified, for logs only), else empty; it
 // returns nil or an error wrapping ErrMalformed, ErrInvalid, ErrExpired or
 // ErrRevoked; any other error (ErrUnavailable) means the revocations could
 // not be asked: refuse the request (fail closed). A resource server that

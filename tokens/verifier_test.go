@@ -150,6 +150,41 @@ func TestClaimsReused(t *testing.T) {
 	}
 }
 
+// TestClaimsAfterRefusal: a Claims reused for a token refused before its
+// claims were read holds nothing of the token before, so a log (or a
+// caller reading cl on error) never names the previous request's user.
+func TestClaimsAfterRefusal(t *testing.T) {
+	td := newTokend(t)
+	for _, tc := range []struct {
+		name  string
+		token []byte
+		keys  bool
+	}{
+		{"not a JWT", []byte("not.a.jwt"), true},
+		{"too large", make([]byte, 8<<10), true},
+		{"no segments", []byte("garbage"), true},
+		{"bad header", []byte("!!!." + strings.Repeat("A", 10) + ".AA"), true},
+		{"no keys yet", td.mint(t, core.Access, claims(now)), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := tokens.NewVerifier(td.public(t), issuer, at(now))
+			var cl tokens.Claims
+			if err := v.Verify(context.Background(), td.mint(t, core.Access, claims(now)), &cl); err != nil || cl.Subject != "alice" {
+				t.Fatalf("Verify = %v, %+v", err, cl)
+			}
+			if !tc.keys {
+				v.SetKeys(nil)
+			}
+			if err := v.Verify(context.Background(), tc.token, &cl); err == nil {
+				t.Fatal("Verify = nil; want a refusal")
+			}
+			if cl.Subject != "" || cl.Session != "" || cl.Issuer != "" || cl.Scope != "" || cl.Expires != 0 {
+				t.Fatalf("claims after a refusal: %+v; want none (the previous token's user)", cl)
+			}
+		})
+	}
+}
+
 // TestVerifyBearerAndDPoP: RFC 9449 §7 at a resource server. A bound token
 // is accepted with a proof by its key for this request and token, once,
 // and never as Bearer; a Bearer token never as DPoP.

@@ -175,6 +175,7 @@ func (c *Codec) ParseAt(token []byte, t Type, now time.Time, cl *Claims) error {
 // owns *kept, only appends to it while cl is in use, and drops cl's strings
 // before it truncates *kept (the Issuer's refresh path, kept in the Pair).
 func (c *Codec) parseAt(token []byte, t Type, now time.Time, leeway time.Duration, cl *Claims, kept *[]byte) error {
+	cl.reset() // a refusal before the claims are read must not leave a reused cl naming the previous token's user
 	hseg, pseg, sseg, err := split(token)
 	if err != nil {
 		return err
