@@ -95,7 +95,7 @@ func (v *Verifier) FollowRevocations(ctx context.Context, c RevocationsConfig) e
 	defer wait.Stop()
 	select {
 	case <-deny.Ready(): // the revocations of the last AccessTTL are known
-		v.v.SetDenylist(followed{deny, ctx.Done()})
+		v.v.SetDenylist(deny)        // fails closed once ctx ends (denylist.Run)
 		context.AfterFunc(ctx, stop) // followed until the caller's ctx ends
 		return nil
 	case <-ctx.Done():
@@ -106,21 +106,4 @@ func (v *Verifier) FollowRevocations(ctx context.Context, c RevocationsConfig) e
 	stop()
 	<-done
 	return fmt.Errorf("tokens: revocations %v: %w", c.Addrs, err)
-}
-
-// followed is a denylist whose feed stops with ended: past it, a session
-// revoked since would pass the filter unheard, so every check fails closed.
-type followed struct {
-	*denylist.Denylist
-	ended <-chan struct{}
-}
-
-// Check answers as the denylist does while it is followed, else ErrUnavailable.
-func (f followed) Check(ctx context.Context, sid string) (session.Revocation, bool, error) {
-	select {
-	case <-f.ended:
-		return session.Revocation{}, false, fmt.Errorf("%w: the revocations are no longer followed (FollowRevocations' ctx ended)", denylist.ErrUnconfirmed)
-	default:
-		return f.Denylist.Check(ctx, sid)
-	}
 }

@@ -79,6 +79,8 @@ type Denylist struct {
 	lastAt   atomic.Int64  // unix ms of the newest revocation heard (Stats)
 	current  atomic.Int64  // unix ms when the feed last delivered or said it was current
 	catching atomic.Bool   // reading the Window again: old news, no lag to report
+	// following is Run's ctx's Done: once closed, the feed is no longer heard
+	following atomic.Pointer[<-chan struct{}]
 	// order queues a cached "not revoked" before a revocation's entries or
 	// not at all: ristretto applies Sets as queued, and one queued after
 	// the revocation's would hide it for NegativeTTL.
@@ -135,6 +137,10 @@ func (d *Denylist) Ready() <-chan struct{} { return d.ready }
 // from the newest revocation heard, because a failover onto a node whose
 // clock is behind numbers new revocations below it (repeats are harmless).
 func (d *Denylist) Run(ctx context.Context) error {
+	// from the moment ctx ends, a revocation is no longer heard: every
+	// check fails closed rather than answer from a filter going stale
+	done := ctx.Done()
+	d.following.Store(&done)
 	const first = 50 * time.Millisecond
 	pause := first
 	for {
@@ -210,6 +216,13 @@ var ErrUnconfirmed = errors.New("denylist: could not confirm with the store")
 // record is gone is revoked (Revocation.Gone): the cache may have dropped
 // its answer, and the record may have expired with its revocation.
 func (d *Denylist) Check(ctx context.Context, id string) (session.Revocation, bool, error) {
+	if f := d.following.Load(); f != nil {
+		select {
+		case <-*f:
+			return session.Revocation{}, false, fmt.Errorf("%w: the feed is no longer followed (Run's ctx ended)", ErrUnconfirmed)
+		default:
+		}
+	}
 	g := d.gens.Load() // generations move on Add; a read needs no clock
 	if !g.cur.has(id) && !g.prev.has(id) {
 		return session.Revocation{}, false, nil

@@ -458,3 +458,28 @@ func TestDenylistStreamIDsGoBackwards(t *testing.T) {
 		})
 	}
 }
+
+// TestDenylistStoppedFailsClosed: once Run's ctx ends the feed is no
+// longer heard, so a session revoked since would pass the filter unseen:
+// every check fails closed (ErrUnconfirmed), a never-revoked session's too.
+func TestDenylistStoppedFailsClosed(t *testing.T) {
+	m := session.NewMemory(0)
+	t.Cleanup(m.Close)
+	d, err := New(m, Config{Capacity: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	<-d.Ready()
+	if _, revoked, err := d.Check(context.Background(), "never-revoked"); err != nil || revoked {
+		t.Fatalf("while followed: Check = %v, %v; want not revoked", revoked, err)
+	}
+	cancel()
+	if _, _, err := d.Check(context.Background(), "never-revoked"); !errors.Is(err, ErrUnconfirmed) {
+		t.Fatalf("after Run's ctx ended: Check = %v; want ErrUnconfirmed", err)
+	}
+	<-done
+}
